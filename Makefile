@@ -1,0 +1,32 @@
+# Every target creates .venv when it is missing. torch is pinned and installed first so that pip
+# takes the CPU build on this machine instead of pulling a multi-GB CUDA build.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.handssca-installed
+TORCH := torch==2.13.0
+
+.PHONY: test test-all demo bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,onnx,demo]"
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/handssca info
+
+bench: $(STAMP)
+	$(PY) benchmarks/scan.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info
