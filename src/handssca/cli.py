@@ -15,6 +15,41 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(report, as_json: bool) -> None:
+    import json
+    import math
+
+    if as_json:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in report.metrics.items()}
+        print(json.dumps({"benchmark": report.benchmark, "num_samples": report.num_samples, **clean}, indent=2))
+        return
+    print(f"{report.benchmark}: {report.num_samples} samples")
+    width = max(len(k) for k in report.metrics)
+    for k, v in report.metrics.items():
+        print(f"  {k.ljust(width)}  {v:10.4f}")
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from handssca import evaluation as ev
+
+    if args.benchmark in ("freihand", "ho3d"):
+        gt_xyz = ev.read_points_json(args.gt_xyz, points=21)
+        gt_verts = ev.read_points_json(args.gt_verts, count=len(gt_xyz))
+        pred_xyz, pred_verts = ev.read_pred_json(args.pred, count=len(gt_xyz))
+        fn = ev.evaluate_freihand if args.benchmark == "freihand" else ev.evaluate_ho3d
+        report = fn(pred_xyz, pred_verts, gt_xyz, gt_verts)
+    else:
+        report = ev.evaluate_dexycb(ev.read_dexycb_results(args.pred), ev.read_dexycb_results(args.gt))
+    _print_report(report, args.json)
+    if args.plot:
+        from handssca.evaluation.plots import plot_pck
+
+        path = plot_pck(report.curves, args.plot, title=f"{report.benchmark}, {report.num_samples} samples")
+        if not args.json:
+            print(f"PCK plot written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -28,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("score", help="score a benchmark submission file locally with the official metrics")
+    bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, what in (("freihand", "FreiHAND"), ("ho3d", "HO3D v2/v3 (OpenGL frame, HO3D joint order)")):
+        b = bench.add_parser(name, help=f"{what}: pred.json vs evaluation_xyz/verts.json")
+        b.add_argument("--pred", required=True, help="pred.json, or a zip holding one")
+        b.add_argument("--gt-xyz", required=True, help="evaluation_xyz.json")
+        b.add_argument("--gt-verts", required=True, help="evaluation_verts.json")
+    b = bench.add_parser("dexycb", help="DexYCB toolkit result txt (id,x1,y1,z1,... in mm)")
+    b.add_argument("--pred", required=True, help="result file")
+    b.add_argument("--gt", required=True, help="ground truth in the same format")
+    for b in bench.choices.values():
+        b.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+        b.add_argument("--plot", metavar="PNG", help="also draw the PCK curves into this file")
+        b.set_defaults(func=_cmd_score)
     return parser
 
 
@@ -38,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (FileNotFoundError, ValueError) as e:  # user errors: one clear line, no traceback
+        print(f"handssca {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
