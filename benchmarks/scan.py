@@ -1,0 +1,127 @@
+"""Selective-scan speed: every available backend against `reference`, in one process.
+
+Shapes are HandSSCA's two scans at 256x256 input: spatial (B, 4x512, L=1024, N=16) and channel
+plane (B, 4x32, L=16384, N=16), both with 4 groups of B/C, D, delta_bias and softplus.
+Prints medians and ratios to `reference`, the extra memory of batch-16 forward+backward, and the
+floor: exp over every (b, d, l, n) element plus one copy of the inputs at this machine's rates.
+
+    python benchmarks/scan.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from handssca.ops import backend_status, selective_scan
+
+SHAPES = {"spatial": (2048, 1024), "channel": (128, 16384)}
+NSTATE, GROUPS = 16, 4
+
+
+def make_inputs(batch: int, dim: int, length: int, grad: bool, seed: int = 0) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(batch, dim, length, generator=g)
+    delta = torch.randn(batch, dim, length, generator=g) * 0.5 - 2.0
+    A = -torch.arange(1, NSTATE + 1, dtype=torch.float32).repeat(dim, 1)
+    B = torch.randn(batch, GROUPS, NSTATE, length, generator=g)
+    C = torch.randn(batch, GROUPS, NSTATE, length, generator=g)
+    D = torch.ones(dim)
+    bias = torch.randn(dim, generator=g) * 0.3
+    out = [u, delta, A, B, C, D, bias]
+    return [t.requires_grad_() for t in out] if grad else out
+
+
+def run(backend: str, args: list[torch.Tensor], backward: bool) -> None:
+    y = selective_scan(*args, delta_softplus=True, backend=backend, strict=True)
+    if backward:
+        y.backward(torch.ones_like(y))
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()  # warm-up (compilation, allocator)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return -1
+
+
+def extra_memory_gib(fn) -> float:
+    """Peak resident memory above the level before ``fn`` (Linux: resets VmHWM via clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return float("nan")
+    before = _rss_kib("VmRSS:")
+    fn()
+    return (_rss_kib("VmHWM:") - before) / 2**20
+
+
+def floor_seconds(batch: int, dim: int, length: int) -> float:
+    """exp over b*d*l*n elements plus one copy of the inputs, at rates measured now."""
+    buf = torch.randn(2**24)
+    out = torch.empty_like(buf)
+    exp_rate = buf.numel() / median_time(lambda: torch.exp(buf, out=out), 5)
+    copy_rate = buf.numel() * 4 / median_time(lambda: out.copy_(buf), 5)
+    input_bytes = 4 * (2 * batch * dim * length + 2 * batch * GROUPS * NSTATE * length)
+    return batch * dim * length * NSTATE / exp_rate + input_bytes / copy_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="skip batch 16")
+    args = parser.parse_args()
+    status = backend_status()
+    backends = [b for b, why in status.items() if why is None and b != "mamba"]
+    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for b, why in status.items():
+        print(f"#   {b:9s} {'available' if why is None else 'unavailable: ' + why}")
+    header = f"{'shape':8s} {'case':18s} {'backend':10s} {'median s':>10s} {'vs reference':>13s} {'vs floor':>9s}"
+    print(header)
+    print("-" * len(header))
+    for shape, (dim, length) in SHAPES.items():
+        for case, batch, backward in (("b1 fwd", 1, False), ("b1 fwd+bwd", 1, True), ("b16 fwd+bwd", 16, True)):
+            if batch == 16 and args.quick:
+                continue
+            floor = floor_seconds(batch, dim, length)
+            inputs = make_inputs(batch, dim, length, backward)
+            ref_time = None
+            for backend in backends:
+                if backend == "reference" and batch > 1:
+                    print(f"{shape:8s} {case:18s} {backend:10s} {'skipped (memory: autograd keeps every step)':>10s}")
+                    continue
+                if backend == "torch" and batch > 1 and backward:
+                    print(f"{shape:8s} {case:18s} {backend:10s} {'skipped (> 8 GB of autograd buffers)':>10s}")
+                    continue
+                t = median_time(lambda: run(backend, inputs, backward), args.repeats if backend != "reference" else 3)
+                if backend == "reference":
+                    ref_time = t
+                ratio = f"{ref_time / t:12.1f}x" if ref_time else f"{'-':>13s}"
+                print(f"{shape:8s} {case:18s} {backend:10s} {t:10.4f} {ratio} {t / floor:8.2f}x")
+            if batch == 16:
+                for backend in backends:
+                    if backend in ("reference", "torch"):
+                        continue
+                    mem = extra_memory_gib(lambda: run(backend, make_inputs(batch, dim, length, True, 1), True))
+                    print(f"{shape:8s} {case:18s} {backend:10s} extra memory {mem:.2f} GiB")
+            print(f"{shape:8s} {case:18s} {'floor':10s} {floor:10.4f}")
+
+
+if __name__ == "__main__":
+    main()

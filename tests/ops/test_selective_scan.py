@@ -1,0 +1,166 @@
+import logging
+
+import pytest
+import torch
+
+from handssca.ops import BackendUnavailable, backend_status, selective_scan
+from handssca.ops.selective_scan import resolve_backend
+from handssca.ops.selective_scan.reference import selective_scan_reference
+
+FAST_BACKENDS = [b for b in ("torch", "numba") if backend_status()[b] is None]
+
+
+def make(batch, dim, length, nstate, groups, dtype=torch.float64, seed=0, grouped=True):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g, dtype=dtype)  # noqa: E731
+    bc_shape = (batch, groups, nstate, length) if grouped else (batch, nstate, length)
+    return dict(
+        u=r(batch, dim, length),
+        delta=r(batch, dim, length) * 0.5,
+        A=-torch.rand(dim, nstate, generator=g, dtype=dtype) * 3 - 0.05,
+        B=r(*bc_shape),
+        C=r(*bc_shape),
+        D=r(dim),
+        delta_bias=r(dim) * 0.3,
+    )
+
+
+def test_reference_closed_form_cumulative_sum():
+    # A = 0, B = C = 1, N = 1: the state is the running sum of dt * u
+    u = torch.randn(2, 3, 9, dtype=torch.float64)
+    delta = torch.rand(2, 3, 9, dtype=torch.float64)
+    ones = torch.ones(2, 1, 9, dtype=torch.float64)
+    D = torch.randn(3, dtype=torch.float64)
+    y = selective_scan_reference(u, delta, torch.zeros(3, 1, dtype=torch.float64), ones, ones, D)
+    torch.testing.assert_close(y, torch.cumsum(delta * u, -1) + D[:, None] * u)
+
+
+def test_reference_closed_form_geometric_decay():
+    # constant dt and A: x_t = sum_s exp(dt A (t - s)) dt u_s
+    length, dt, a = 12, 0.3, -0.7
+    u = torch.randn(1, 1, length, dtype=torch.float64)
+    delta = torch.full_like(u, dt)
+    ones = torch.ones(1, 1, length, dtype=torch.float64)
+    y = selective_scan_reference(u, delta, torch.tensor([[a]], dtype=torch.float64), ones, ones)
+    t = torch.arange(length, dtype=torch.float64)
+    kernel = torch.tril(torch.exp(dt * a * (t[:, None] - t[None, :])))
+    torch.testing.assert_close(y[0, 0], kernel @ (dt * u[0, 0]))
+
+
+def test_reference_softplus_and_bias():
+    args = make(1, 4, 5, 3, 2)
+    y1 = selective_scan_reference(**args, delta_softplus=True)
+    d = torch.nn.functional.softplus(args["delta"] + args["delta_bias"][None, :, None])
+    y2 = selective_scan_reference(**{**args, "delta": d, "delta_bias": None})
+    torch.testing.assert_close(y1, y2)
+
+
+CASES = [
+    # batch, dim, length, nstate, groups, grouped, use_D, use_bias, softplus
+    (2, 8, 37, 4, 2, True, True, True, True),
+    (1, 6, 1, 3, 3, True, False, False, False),
+    (2, 4, 65, 5, 1, False, True, False, True),
+    (1, 8, 130, 16, 4, True, False, True, False),
+    (3, 2, 7, 2, 2, True, True, True, True),
+]
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+@pytest.mark.parametrize("case", CASES)
+def test_backend_matches_reference_float64(backend, case):
+    batch, dim, length, nstate, groups, grouped, use_d, use_bias, softplus = case
+    args = make(batch, dim, length, nstate, groups, grouped=grouped, seed=length)
+    if not use_d:
+        args["D"] = None
+    if not use_bias:
+        args["delta_bias"] = None
+    leaves = {k: v.requires_grad_() for k, v in args.items() if v is not None}
+    weights = torch.randn(batch, dim, length, dtype=torch.float64)
+    outs = {}
+    for name in ("reference", backend):
+        y = selective_scan(**args, delta_softplus=softplus, backend=name, strict=True)
+        grads = torch.autograd.grad((y * weights).sum(), list(leaves.values()))
+        outs[name] = (y, grads)
+    torch.testing.assert_close(outs[backend][0], outs["reference"][0], rtol=1e-10, atol=1e-10)
+    for key, g_b, g_r in zip(leaves, outs[backend][1], outs["reference"][1]):
+        torch.testing.assert_close(g_b, g_r, rtol=1e-9, atol=1e-9, msg=f"gradient of {key}")
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_gradcheck(backend):
+    args = make(1, 4, 9, 3, 2, seed=3)
+    keys = list(args)
+
+    def fn(*xs):
+        return selective_scan(**dict(zip(keys, xs)), delta_softplus=True, backend=backend, strict=True)
+
+    assert torch.autograd.gradcheck(fn, tuple(v.requires_grad_() for v in args.values()), eps=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_float32_matches_float64_reference(backend):
+    args = make(2, 16, 300, 16, 4, seed=5)
+    ref = selective_scan(**args, delta_softplus=True, backend="reference")
+    y = selective_scan(**{k: v.float() for k, v in args.items()}, delta_softplus=True, backend=backend)
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_output_dtype_follows_u_and_computes_in_float32():
+    args = {k: v.to(torch.bfloat16) for k, v in make(1, 4, 10, 2, 2).items()}
+    y = selective_scan(**args, backend="torch")
+    assert y.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(u=torch.zeros(2, 4)), "u: expected shape"),
+        (dict(delta=torch.zeros(1, 4, 9, dtype=torch.float64)), "delta: expected shape"),
+        (dict(A=torch.zeros(3, 2, dtype=torch.float64)), "A: expected shape"),
+        (dict(B=torch.zeros(1, 3, 2, 10, dtype=torch.float64)), "B: expected shape"),
+        (dict(C=torch.zeros(1, 2, 2, 9, dtype=torch.float64)), "C: expected shape"),
+        (dict(D=torch.zeros(5, dtype=torch.float64)), "D: expected shape"),
+        (dict(delta_bias=torch.zeros(4, 1, dtype=torch.float64)), "delta_bias: expected shape"),
+        (dict(u=torch.zeros(1, 4, 10, dtype=torch.int64)), "u: expected a floating-point"),
+    ],
+)
+def test_invalid_inputs_name_the_argument(change, message):
+    args = make(1, 4, 10, 2, 2)
+    args.update(change)
+    with pytest.raises((ValueError, TypeError), match=message):
+        selective_scan(**args)
+
+
+def test_strict_raises_and_fallback_logs(caplog):
+    args = make(1, 4, 5, 2, 2)
+    if backend_status()["mamba"] is not None:
+        with pytest.raises(BackendUnavailable, match="mamba"):
+            selective_scan(**args, backend="mamba", strict=True)
+        with caplog.at_level(logging.WARNING, logger="handssca.ops"):
+            y = selective_scan(**args, backend="mamba")
+        torch.testing.assert_close(y, selective_scan(**args, backend="reference"))
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        selective_scan(**args, backend="nope")
+
+
+def test_environment_variable_selects_backend(monkeypatch):
+    monkeypatch.setenv("HANDSSCA_SCAN_BACKEND", "reference")
+    assert resolve_backend("auto", torch.device("cpu")) == "reference"
+    monkeypatch.setenv("HANDSSCA_SCAN_BACKEND", "torch")
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    monkeypatch.delenv("HANDSSCA_SCAN_BACKEND")
+    expected = "numba" if backend_status()["numba"] is None else "torch"
+    assert resolve_backend("auto", torch.device("cpu")) == expected
+
+
+@pytest.mark.gpu
+def test_cuda_backends_match_reference():
+    args = make(2, 16, 200, 16, 4, dtype=torch.float32, seed=7)
+    ref = selective_scan(**{k: v.double() for k, v in args.items()}, delta_softplus=True, backend="reference")
+    cuda_args = {k: v.cuda().requires_grad_() for k, v in args.items()}
+    for backend in ("torch", "mamba", "auto"):
+        y = selective_scan(**cuda_args, delta_softplus=True, backend=backend)
+        torch.testing.assert_close(y.double().cpu(), ref, rtol=1e-4, atol=1e-4)
+        y.sum().backward()
+        assert all(v.grad is not None and torch.isfinite(v.grad).all() for v in cuda_args.values())
