@@ -10,7 +10,7 @@ from collections.abc import Sequence
 def _cmd_info(args: argparse.Namespace) -> int:
     from handssca import environment as env
 
-    sections = [env.versions_section(), env.devices_section()]
+    sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model)]
     print(env.format_sections(sections))
     return 0
 
@@ -50,6 +50,16 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hand_show(args: argparse.Namespace) -> int:
+    from handssca.hand import HandModel
+    from handssca.pictures import hand_sheet
+
+    model = HandModel.load(args.model, side=args.side) if args.model is None else HandModel.from_file(args.model)
+    path = hand_sheet(model, args.out, samples=args.samples, seed=args.seed)
+    print(f"{model.describe()}\nwrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -62,7 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
+    p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("hand", help="the hand model")
+    hand = p.add_subparsers(dest="hand_command", metavar="ACTION", required=True)
+    b = hand.add_parser("show", help="render the template and poses sampled from the prior into a PNG")
+    b.add_argument("--model", metavar="PATH", help="MANO_RIGHT.pkl / MANO_LEFT.pkl / .npz (default: the built-in hand)")
+    b.add_argument("--side", choices=("right", "left"), default="right", help="side of the built-in hand")
+    b.add_argument("--out", default="hand.png", help="output PNG (default: hand.png)")
+    b.add_argument("--samples", type=int, default=4, help="posed samples to draw")
+    b.add_argument("--seed", type=int, default=0)
+    b.set_defaults(func=_cmd_hand_show)
 
     p = sub.add_parser("score", help="score a benchmark submission file locally with the official metrics")
     bench = p.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)

@@ -47,6 +47,38 @@ def devices_section() -> Section:
     return sec
 
 
+def scan_section() -> Section:
+    """Selective-scan backends: which run here and which ``auto`` picks per device."""
+    import torch
+
+    from handssca.ops.selective_scan import ENV_VAR, auto_backend, backend_status
+
+    sec = Section("selective scan")
+    for name, why in backend_status().items():
+        sec.add(name, "available" if why is None else f"unavailable: {why}")
+    sec.add("auto on cpu", auto_backend(torch.device("cpu")))
+    if torch.cuda.is_available():
+        sec.add("auto on cuda", auto_backend(torch.device("cuda")))
+    import os
+
+    if os.environ.get(ENV_VAR):
+        sec.add(ENV_VAR, os.environ[ENV_VAR])
+    return sec
+
+
+def hand_section(path: str | None = None) -> Section:
+    """The hand model in use (the built-in default unless a MANO file is given)."""
+    from handssca.hand import HandModel
+
+    sec = Section("hand model")
+    try:
+        model = HandModel.load(path)
+        sec.add("in use", model.describe())
+    except (OSError, ValueError) as e:
+        sec.add("in use", f"cannot load: {e}")
+    return sec
+
+
 def format_sections(sections: list[Section]) -> str:
     """Render sections as an aligned plain-text report."""
     width = max((len(n) for s in sections for n, _ in s.rows), default=0)

@@ -63,6 +63,7 @@ class HandModel(nn.Module):
         num_pca_comps: int = 6,
         fingertips: str | Sequence[int] = "manopth",
         num_betas: int = 10,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         if side not in ("right", "left"):
@@ -104,7 +105,7 @@ class HandModel(nn.Module):
         self.register_buffer("full_hands_mean", f64(data.hands_mean))
         self.register_buffer("tip_ids", torch.tensor(tips, dtype=torch.long))
         self.register_buffer("faces_tensor", torch.as_tensor(data.faces.astype(np.int64)))
-        self.to(torch.float32)
+        self.to(dtype)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -117,23 +118,28 @@ class HandModel(nn.Module):
         fix_left_shapedirs: bool = False,
         fingertips: str | Sequence[int] = "manopth",
         side: str | None = None,
+        dtype: torch.dtype = torch.float32,
     ) -> HandModel:
         """Load an official ``MANO_RIGHT.pkl``/``MANO_LEFT.pkl``, a plain-numpy pickle or an ``.npz``.
 
-        ``side`` is inferred from the file (wrist of the template on +x: right) unless given.
+        ``side`` is inferred from the file name (LEFT/RIGHT), else from the template (wrist on +x:
+        right), unless given. ``dtype`` is the buffers' dtype (float64 keeps the file's precision).
         ``fix_left_shapedirs`` negates the x component of a left model's shapedirs (the known bug of
         the official left file, smplx#48); keep it off to reproduce datasets fitted without the fix.
         """
         data = load_hand_model_data(path)
         if side is None:
-            j0 = data.J_regressor[0] @ data.v_template
-            side = "right" if j0[0] >= 0 else "left"
+            stem = Path(path).stem.lower()
+            if "left" in stem or "right" in stem:
+                side = "left" if "left" in stem else "right"
+            else:
+                side = "right" if (data.J_regressor[0] @ data.v_template)[0] >= 0 else "left"
         if fix_left_shapedirs:
             if side != "left":
                 raise ValueError(f"{path}: fix_left_shapedirs applies to a left-hand model; this one is {side}")
             data.shapedirs = data.shapedirs.copy()
             data.shapedirs[:, 0, :] *= -1
-        return cls(data, side, flat_hand_mean, use_pca, num_pca_comps, fingertips)
+        return cls(data, side, flat_hand_mean, use_pca, num_pca_comps, fingertips, dtype=dtype)
 
     @classmethod
     def default(cls, side: str = "right", **kwargs) -> HandModel:

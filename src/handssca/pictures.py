@@ -1,0 +1,72 @@
+"""Pictures people look at: contact sheets of hands rendered on the CPU."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handssca.render import render_mesh
+
+
+def orbit_view(vertices: np.ndarray, yaw_deg: float, pitch_deg: float, size: int = 256, fill: float = 0.8):
+    """Place a mesh (V,3) in front of a camera looking at its centre from (yaw, pitch); returns (verts_cam, K)."""
+    from scipy.spatial.transform import Rotation
+
+    c = (vertices.max(0) + vertices.min(0)) / 2
+    R = Rotation.from_euler("yx", [yaw_deg, pitch_deg], degrees=True).as_matrix()
+    v = (vertices - c) @ R.T
+    dist = 0.6
+    v = v + np.array([0.0, 0.0, dist])
+    extent = np.abs(v[:, :2] / v[:, 2:3]).max()
+    f = fill * size / 2 / max(extent, 1e-6)
+    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
+    return v, K
+
+
+def hand_sheet(model, path: str | os.PathLike, samples: int = 4, seed: int = 0, size: int = 256) -> Path:
+    """Render the template from three sides and ``samples`` poses from the model's prior; write a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from handssca.hand.prior import sample_hand_pose
+
+    model = model.to(torch.float64)
+    faces = model.faces
+    zeros = torch.zeros(1, 45, dtype=torch.float64)
+    rest = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=zeros - model.hands_mean)
+    panels = []
+    v = rest["vertices"][0].numpy()
+    # MANO layout (palm toward -y, fingers along -x, thumb +z) -> camera (palm toward the camera, fingers up)
+    to_cam = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])
+    for title, yaw, pitch in (("template, palm", 0, 0), ("template, back", 180, 0), ("template, side", 90, 0)):
+        vc, K = orbit_view(v @ to_cam.T, yaw, pitch, size)
+        panels.append((title, render_mesh(vc, faces, K, (size, size)).rgb))
+    ex = model.extras
+    rng = np.random.default_rng(seed)
+    poses = sample_hand_pose(samples, rng, ex.get("axes"), ex.get("limits"), model.hands_coeffs,
+                             model.hands_components.numpy(), model.full_hands_mean.numpy())  # fmt: skip
+    for k in range(samples):
+        hp = torch.tensor(poses[k : k + 1]) - model.hands_mean
+        out = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=hp)
+        vc, K = orbit_view(out["vertices"][0].numpy() @ to_cam.T, (-35, 35, 145, 215)[k % 4], -15, size)
+        panels.append((f"prior sample {k + 1}", render_mesh(vc, faces, K, (size, size)).rgb))
+    cols = min(4, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), dpi=100)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, (title, img) in zip(np.ravel(axes), panels):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=9)
+    fig.suptitle(model.describe(), fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
