@@ -60,6 +60,17 @@ def _cmd_hand_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert_official(args: argparse.Namespace) -> int:
+    import logging
+
+    from handssca.convert import convert_official_checkpoint
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    path = convert_official_checkpoint(args.src, args.dst, args.input_size)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -74,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("convert-official", help="turn an official HandS3C checkpoint into a handssca checkpoint")
+    p.add_argument("src", help="official checkpoint ({'epoch', 'network', 'optimizer'})")
+    p.add_argument("dst", help="handssca checkpoint to write")
+    p.add_argument("--input-size", type=int, help="256 (HO3D/DexYCB) or 224 (FreiHAND); default: from the weights")
+    p.set_defaults(func=_cmd_convert_official)
 
     p = sub.add_parser("hand", help="the hand model")
     hand = p.add_subparsers(dest="hand_command", metavar="ACTION", required=True)

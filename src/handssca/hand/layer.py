@@ -95,16 +95,21 @@ class HandModel(nn.Module):
         self.extras = data.extras
         self.hands_coeffs = data.hands_coeffs
         f64 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64)  # noqa: E731
-        self.register_buffer("v_template", f64(data.v_template))
-        self.register_buffer("shapedirs", f64(data.shapedirs[:, :, :num_betas]))
-        self.register_buffer("posedirs", f64(data.posedirs))
-        self.register_buffer("J_regressor", f64(data.J_regressor))
-        self.register_buffer("lbs_weights", f64(data.weights))
-        self.register_buffer("hands_components", f64(data.hands_components[: self.num_pca_comps]))
-        self.register_buffer("hands_mean", f64(np.zeros(45) if flat_hand_mean else data.hands_mean))
-        self.register_buffer("full_hands_mean", f64(data.hands_mean))
-        self.register_buffer("tip_ids", torch.tensor(tips, dtype=torch.long))
-        self.register_buffer("faces_tensor", torch.as_tensor(data.faces.astype(np.int64)))
+        # buffers are not persistent: model data (possibly licensed MANO arrays) never goes into checkpoints
+        buffers = {
+            "v_template": f64(data.v_template),
+            "shapedirs": f64(data.shapedirs[:, :, :num_betas]),
+            "posedirs": f64(data.posedirs),
+            "J_regressor": f64(data.J_regressor),
+            "lbs_weights": f64(data.weights),
+            "hands_components": f64(data.hands_components[: self.num_pca_comps]),
+            "hands_mean": f64(np.zeros(45) if flat_hand_mean else data.hands_mean),
+            "full_hands_mean": f64(data.hands_mean),
+            "tip_ids": torch.tensor(tips, dtype=torch.long),
+            "faces_tensor": torch.as_tensor(data.faces.astype(np.int64)),
+        }
+        for name, value in buffers.items():
+            self.register_buffer(name, value, persistent=False)
         self.to(dtype)
 
     # ------------------------------------------------------------------ construction

@@ -1,0 +1,156 @@
+"""The HandSSCA network: backbone -> block (none / self-attention / SSA / SSCA) -> regressor -> hand layer."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from handssca.hand import HandModel
+from handssca.model.attention import SelfAttentionBlock
+from handssca.model.backbone import RESNETS, FPNBackbone
+from handssca.model.regressor import Regressor
+from handssca.model.ssca import SSCA
+
+BLOCKS = ("none", "self_attention", "ssa", "ssca")
+CHECKPOINT_FORMAT = "handssca-checkpoint"
+
+
+@dataclass
+class ModelConfig:
+    """What builds a HandSSCA network. Every derived size comes from ``input_size``."""
+
+    input_size: int = 256
+    backbone: str = "resnet50"
+    block: str = "ssca"
+    hourglass_depth: int = 2
+    scan_backend: str = "auto"
+    hand_model: str | None = None  # a MANO file; None = the built-in license-free hand
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the backbone's output map and of the heatmaps: input_size / 8 (32 at 256, 28 at 224)."""
+        return self.input_size // 8
+
+    def validate(self) -> ModelConfig:
+        if self.input_size % 8 or not 224 <= self.input_size <= 376:
+            raise ValueError(f"model.input_size: expected a multiple of 8 in [224, 376]; got {self.input_size}")
+        if self.feature_size % (2**self.hourglass_depth):
+            raise ValueError(f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
+                             f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
+        if self.block not in BLOCKS:
+            raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
+        if self.backbone not in RESNETS:
+            raise ValueError(f"model.backbone: expected one of {sorted(RESNETS)}; got {self.backbone!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"model config: unknown keys {unknown}; valid keys are {sorted(names)}")
+        return cls(**d).validate()
+
+
+def build_block(config: ModelConfig, channels: int = 256) -> nn.Module:
+    """The block between backbone and regressor for ``config.block``."""
+    size = config.feature_size
+    if config.block == "none":
+        return nn.Identity()
+    if config.block == "self_attention":
+        return SelfAttentionBlock(channels, size)
+    return SSCA(channels, size, channel_branch=config.block == "ssca", scan_backend=config.scan_backend)
+
+
+class HandSSCA(nn.Module):
+    """Image crops -> MANO hand. See :meth:`forward` for the output contract."""
+
+    def __init__(self, config: ModelConfig, hand_model: HandModel | None = None) -> None:
+        super().__init__()
+        self.config = config.validate()
+        self.backbone = FPNBackbone(config.backbone)
+        self.block = build_block(config)
+        self.regressor = Regressor(config.feature_size, 256, config.hourglass_depth)
+        self.regressor.init_weights()
+        self.hand = hand_model if hand_model is not None else HandModel.load(config.hand_model)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """images (B, 3, H, W) RGB float in [0, 1], H = W = input_size.
+
+        Returns ``vertices`` (B,V,3) m and ``joints`` (B,21,3) m (FreiHAND order, MANO frame, no
+        translation), ``joints_img`` (B,21,2) normalised crop coordinates, ``pose_aa`` (B,48)
+        axis-angle relative to hands_mean (as the official head), ``betas`` (B,10), ``rotmats``
+        (B,16,3,3), ``heatmaps`` (B,21,S,S).
+        """
+        size = self.config.input_size
+        if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (size, size):
+            raise ValueError(f"images: expected (B, 3, {size}, {size}); got {tuple(images.shape)}")
+        out = self.regressor(self.block(self.backbone(images)))
+        pose = out["pose_aa"]
+        hand = self.hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=out["betas"])
+        out.update(vertices=hand["vertices"], joints=hand["joints"], joints16=hand["joints16"])
+        return out
+
+
+def build_model(config: ModelConfig | dict | None = None, hand_model: HandModel | None = None) -> HandSSCA:
+    """A freshly initialised network from a :class:`ModelConfig` (or its dict)."""
+    if config is None:
+        config = ModelConfig()
+    elif isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    return HandSSCA(config, hand_model)
+
+
+def count_parameters(model: HandSSCA) -> dict[str, int]:
+    """Trainable parameters per module and in total."""
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    parts = {"backbone": count(model.backbone), "block": count(model.block), "regressor": count(model.regressor)}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def checkpoint_dict(model: HandSSCA, **extra) -> dict:
+    """The checkpoint layout: {format, config: {model: ...}, model: state_dict, ...extra}."""
+    cfg = asdict(model.config)
+    return {"format": CHECKPOINT_FORMAT, "version": 1, "config": {"model": cfg}, "model": model.state_dict(), **extra}
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
+    """Write a checkpoint atomically (temporary file + rename): a crash never leaves a half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a handssca checkpoint safely (``weights_only=True``) and check its layout."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt or unsafe files
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        hint = " (an official HandS3C checkpoint? use `handssca convert-official`)" if isinstance(ckpt, dict) and "network" in ckpt else ""
+        raise ValueError(f"{path}: not a handssca checkpoint{hint}")
+    return ckpt
+
+
+def load_model(path: str | os.PathLike, hand_model: str | os.PathLike | None = None, map_location: str | torch.device = "cpu") -> HandSSCA:
+    """Rebuild the network stored in a checkpoint. ``hand_model``: a MANO file; None = the default hand."""
+    ckpt = read_checkpoint(path)
+    cfg = dict(ckpt["config"]["model"])
+    cfg["hand_model"] = None if hand_model is None else str(hand_model)
+    model = build_model(cfg)
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit the stored config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return model.to(map_location).eval()

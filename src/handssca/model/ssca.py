@@ -1,0 +1,138 @@
+"""The SSCA (S3C) block: pre-norm residual SS2D with a spatial and a channel-plane 4-direction scan.
+
+Shapes at 256 input: x (B, 256, 32, 32). Inside, d_inner = 512. The spatial branch scans the
+32x32 plane in 4 directions (row-major, column-major and their reverses; L = 1024, D = 4x512).
+The channel-plane branch permutes (B, 512, H, W) to (B, W, 512, H): the spatial width W becomes
+the SSM feature dimension and the sequence runs over the (channel, row) plane (L = 512 H = 16384,
+D = 4W). Outputs of both are summed, normalised, gated by SiLU(z) and projected back.
+``channel_branch=False`` gives the SSA ablation (spatial scan only). Parameter names follow the
+official ``S3C.self_attention`` module so that its checkpoints convert by renaming only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from handssca.ops import selective_scan
+
+
+def cross_scan(
+    x: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_projs_weight: torch.Tensor,
+    dt_projs_bias: torch.Tensor,
+    A_logs: torch.Tensor,
+    Ds: torch.Tensor,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """VMamba's 4-direction selective scan of a (B, C, H, W) map, summed back in row-major order.
+
+    x_proj_weight (4, R+2N, C); dt_projs_weight (4, C, R); dt_projs_bias (4, C); A_logs (4C, N);
+    Ds (4C). Returns (B, C, H*W).
+    """
+    b, c, h, w = x.shape
+    length = h * w
+    nstate = A_logs.shape[1]
+    rank = dt_projs_weight.shape[2]
+    rows = x.reshape(b, c, length)
+    cols = x.transpose(2, 3).reshape(b, c, length)
+    xs = torch.stack([rows, cols], dim=1)
+    xs = torch.cat([xs, xs.flip(-1)], dim=1)  # (b, 4, c, l)
+    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, x_proj_weight)
+    dts, Bs, Cs = torch.split(x_dbl, [rank, nstate, nstate], dim=2)
+    dts = torch.einsum("bkrl,kdr->bkdl", dts, dt_projs_weight)
+    y = selective_scan(
+        xs.reshape(b, -1, length).float(),
+        dts.reshape(b, -1, length).float(),
+        -torch.exp(A_logs.float()),
+        Bs.float(),
+        Cs.float(),
+        Ds.float(),
+        delta_bias=dt_projs_bias.reshape(-1).float(),
+        delta_softplus=True,
+        backend=backend,
+    ).view(b, 4, c, length)
+    inv = y[:, 2:4].flip(-1)
+    wh = y[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
+    invwh = inv[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
+    return y[:, 0] + inv[:, 0] + wh + invwh
+
+
+def _dt_bias(size: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4) -> torch.Tensor:
+    """Inverse-softplus of dt ~ log-uniform[dt_min, dt_max] (the official/mamba initialisation)."""
+    dt = torch.exp(torch.rand(size) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)).clamp(min=floor)
+    return dt + torch.log(-torch.expm1(-dt))
+
+
+class SS2D(nn.Module):
+    """The state-space core of the SSCA block. Input and output (B, H, W, d_model)."""
+
+    def __init__(
+        self,
+        d_model: int = 256,
+        width: int = 32,
+        d_state: int = 16,
+        d_conv: int = 3,
+        expand: int = 2,
+        channel_branch: bool = True,
+        scan_backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.d_model, self.width, self.d_state = d_model, width, d_state
+        self.d_inner = d_inner = expand * d_model
+        self.dt_rank = rank = math.ceil(d_model / 16)
+        self.channel_branch = channel_branch
+        self.scan_backend = scan_backend
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv2d = nn.Conv2d(d_inner, d_inner, d_conv, padding=(d_conv - 1) // 2, groups=d_inner, bias=True)
+        self.act = nn.SiLU()
+        self._make_branch("", d_inner, rank, d_state)
+        if channel_branch:
+            self._make_branch("_ch", width, rank, d_state)
+        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+
+    def _make_branch(self, suffix: str, dim: int, rank: int, nstate: int) -> None:
+        bound = 1 / math.sqrt(dim)  # nn.Linear's default kaiming-uniform(a=sqrt 5) bound
+        self.register_parameter(f"x_proj_weight{suffix}", nn.Parameter(torch.empty(4, rank + 2 * nstate, dim).uniform_(-bound, bound)))
+        self.register_parameter(f"dt_projs_weight{suffix}", nn.Parameter(torch.empty(4, dim, rank).uniform_(-(rank**-0.5), rank**-0.5)))
+        self.register_parameter(f"dt_projs_bias{suffix}", nn.Parameter(_dt_bias(4 * dim).view(4, dim)))
+        a = torch.log(torch.arange(1, nstate + 1, dtype=torch.float32)).repeat(4 * dim, 1)
+        self.register_parameter(f"A_logs{suffix}", nn.Parameter(a))
+        self.register_parameter(f"Ds{suffix}", nn.Parameter(torch.ones(4 * dim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, _ = x.shape
+        if self.channel_branch and w != self.width:
+            raise ValueError(f"SSCA: feature width {w} does not match the block's width {self.width} "
+                             f"(set by the input size: width = input_size / 8)")  # fmt: skip
+        x, z = self.in_proj(x).chunk(2, dim=-1)
+        x = self.act(self.conv2d(x.permute(0, 3, 1, 2).contiguous()))  # (b, d, h, w)
+        y = cross_scan(x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
+                       self.scan_backend)  # fmt: skip
+        y = y.transpose(1, 2).reshape(b, h, w, self.d_inner)
+        if self.channel_branch:
+            xc = x.permute(0, 3, 1, 2)  # (b, w, d, h): width is the feature dim, (d, h) the plane
+            yc = cross_scan(xc, self.x_proj_weight_ch, self.dt_projs_weight_ch, self.dt_projs_bias_ch,
+                            self.A_logs_ch, self.Ds_ch, self.scan_backend)  # fmt: skip
+            y = y + yc.view(b, w, self.d_inner, h).permute(0, 3, 1, 2)
+        y = self.out_norm(y.to(z.dtype)) * F.silu(z)
+        return self.out_proj(y)
+
+
+class SSCA(nn.Module):
+    """Pre-norm residual SS2D on a feature map: (B, C, H, W) -> (B, C, H, W)."""
+
+    def __init__(self, hidden_dim: int = 256, width: int = 32, channel_branch: bool = True, scan_backend: str = "auto", **kwargs) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(hidden_dim, eps=1e-6)
+        self.self_attention = SS2D(hidden_dim, width, channel_branch=channel_branch, scan_backend=scan_backend, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inp = x.permute(0, 2, 3, 1)
+        out = inp + self.self_attention(self.ln_1(inp))
+        return out.permute(0, 3, 1, 2)
