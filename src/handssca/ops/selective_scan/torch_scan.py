@@ -43,19 +43,22 @@ def scan_core_torch(
     shape = (batch, groups, rep, nchunks, chunk, nstate)
     log_a = log_a.reshape(shape)
     b_in = b_in.reshape(shape)
-    a = torch.exp(log_a)
-    h = torch.zeros_like(b_in[:, :, :, :, 0])
+    # step along the chunk position with unbind (one view per step): indexing inside the loop would
+    # make autograd's backward allocate a full-size gradient per step
+    a_steps = torch.exp(log_a).unbind(4)
+    b_steps = b_in.unbind(4)
+    h = torch.zeros_like(b_steps[0])
     hs = []
-    for j in range(chunk):
-        h = a[:, :, :, :, j] * h + b_in[:, :, :, :, j]
+    for a_j, b_j in zip(a_steps, b_steps):
+        h = a_j * h + b_j
         hs.append(h)
     H = torch.stack(hs, dim=4)  # states inside each chunk from a zero start
     decay = torch.exp(torch.cumsum(log_a, dim=4))  # product of a from the chunk start
     carry = torch.zeros_like(h[:, :, :, 0])
     carries = []
-    for m in range(nchunks):
+    for d_m, h_m in zip(decay[:, :, :, :, -1].unbind(3), hs[-1].unbind(3)):
         carries.append(carry)
-        carry = decay[:, :, :, m, -1] * carry + H[:, :, :, m, -1]
+        carry = d_m * carry + h_m
     X = H + decay * torch.stack(carries, dim=3).unsqueeze(4)
     X = X.reshape(batch, groups, rep, nchunks * chunk, nstate)[:, :, :, :length]
     y = (X * Cg).sum(-1)
