@@ -36,8 +36,8 @@ class ModelConfig:
         return self.input_size // 8
 
     def validate(self) -> ModelConfig:
-        if self.input_size % 8 or not 224 <= self.input_size <= 376:
-            raise ValueError(f"model.input_size: expected a multiple of 8 in [224, 376]; got {self.input_size}")
+        if self.input_size % 8 or not 128 <= self.input_size <= 376:
+            raise ValueError(f"model.input_size: expected a multiple of 8 in [128, 376]; got {self.input_size}")
         if self.feature_size % (2**self.hourglass_depth):
             raise ValueError(f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
                              f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip

@@ -136,7 +136,7 @@ class HandEncoder(nn.Module):
         for _ in range(4):
             final //= 2
         if final not in (1, 2):
-            raise ValueError(f"encoder input size {size}: expected 28-31 (pools to 1) or 32-47 (pools to 2)")
+            raise ValueError(f"encoder input size {size}: expected 16-31 (pools to 1) or 32-47 (pools to 2)")
         self.upsample = final == 1
         self.out_features = channels * 4
 
