@@ -71,6 +71,44 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from handssca.config import load_config
+    from handssca.engine.trainer import train
+
+    _setup_logging()
+    cfg = load_config(args.config, args.overrides)
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    if summary is not None and summary.get("history"):
+        last = summary["history"][-1]
+        print(f"trained {summary['step']} steps, {summary['epoch']} epochs; last validation: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "step")))
+    print(f"checkpoints in {cfg.train.out_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from handssca.engine.report import evaluate_checkpoint
+
+    _setup_logging()
+    result = evaluate_checkpoint(args.checkpoint, args.config, args.split, args.out, args.overrides,
+                                 hand_model=args.hand_model, progress=not args.no_progress)  # fmt: skip
+    _print_metrics(result["metrics"])
+    print(f"wrote {result['out_dir']}: " + ", ".join(sorted(p.name for p in result["files"])))
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    width = max(len(k) for k in metrics) if metrics else 0
+    for k, v in metrics.items():
+        print(f"  {k.ljust(width)}  {v:10.4f}" if isinstance(v, float) else f"  {k.ljust(width)}  {v}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -85,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="train a model (use torchrun for several GPUs or nodes)")
+    p.add_argument("--config", help="YAML config (configs/*.yaml); default: the built-in defaults")
+    p.add_argument("--resume", metavar="CKPT", help="continue a run exactly from its last.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.batch_size=32")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="run a checkpoint on a split: metrics, per-sample CSV, plots, submission")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--config", help="YAML config for the data (default: the config stored in the checkpoint)")
+    p.add_argument("--split", default=None, help="split to evaluate (default: eval.split of the config)")
+    p.add_argument("--out", help="output folder (default: <checkpoint folder>/eval_<split>)")
+    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the checkpoint's, else the built-in hand)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("convert-official", help="turn an official HandS3C checkpoint into a handssca checkpoint")
     p.add_argument("src", help="official checkpoint ({'epoch', 'network', 'optimizer'})")
@@ -128,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as e:  # user errors: one clear line, no traceback
+    except (FileNotFoundError, ValueError, FloatingPointError) as e:  # user errors: one clear line, no traceback
         print(f"handssca {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -11,6 +11,26 @@ import torch
 from handssca.render import render_mesh
 
 
+#: Bones of the 21 FreiHAND-order joints, for drawing skeletons.
+BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]  # fmt: skip
+
+
+def draw_joints(image: np.ndarray, joints_px: np.ndarray, color=(230, 30, 30), radius: int = 2) -> np.ndarray:
+    """Draw a 21-joint skeleton (pixels, centres at integers) on an (H,W,3) float or uint8 image -> uint8."""
+    from PIL import Image, ImageDraw
+
+    img = image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    pil = Image.fromarray(np.ascontiguousarray(img))
+    draw = ImageDraw.Draw(pil)
+    pts = [tuple(float(v) for v in p) for p in joints_px]
+    for a, b in BONES:
+        draw.line([pts[a], pts[b]], fill=tuple(color), width=max(1, radius // 2 + 1))
+    for x, y in pts:
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=tuple(color))
+    return np.asarray(pil)
+
+
 def orbit_view(vertices: np.ndarray, yaw_deg: float, pitch_deg: float, size: int = 256, fill: float = 0.8):
     """Place a mesh (V,3) in front of a camera looking at its centre from (yaw, pitch); returns (verts_cam, K)."""
     from scipy.spatial.transform import Rotation

@@ -124,6 +124,11 @@ class SyntheticHands(Dataset):
         self._hand = None
         self._render = None
         self._photos: list[np.ndarray] | None = None
+        self.epoch = 0  # augmentation of sample i depends on (seed, epoch, i): set by the trainer
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new augmentations for a new epoch (the rendered scenes stay the same)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return self.size
@@ -239,7 +244,7 @@ class SyntheticHands(Dataset):
         if not 0 <= index < self.size:
             raise IndexError(f"sample {index} out of range for {self.size} samples")
         o = self.render_original(index)
-        rng = np.random.default_rng([self.seed, SPLITS[self.split], int(index), 1])
+        rng = np.random.default_rng([self.seed, SPLITS[self.split], int(index), 1, self.epoch])
         joints_px = project(o["joints_cam"], o["K"])
         bbox = square_bbox(bbox_from_points(joints_px, 1.5))
         aug = sample_augment(rng, AugmentConfig()) if self.augment else None

@@ -102,6 +102,10 @@ class GLRenderer:
     ) -> Rendering:
         """rgb (H,W,3) of the shaded mesh on black and its mask; depth is not read back (inf/-1 fields)."""
         ctx = self._context()
+        with ctx:  # make this context current: another renderer in the process may have switched it
+            return self._render(ctx, vertices, faces, K, size, color, light_dir, ambient)
+
+    def _render(self, ctx, vertices, faces, K, size, color, light_dir, ambient) -> Rendering:
         fbo = self._fbo(size)
         v = np.asarray(vertices, dtype=np.float64)
         n = vertex_normals(v, faces)

@@ -1,0 +1,169 @@
+"""Experiment configuration: dataclasses loaded from YAML with dotted command-line overrides.
+
+A YAML file has the sections ``model``, ``data``, ``train`` and ``eval`` (and an optional ``name``
+and ``base``: another YAML, relative to this one, whose values this file overrides). Unknown keys
+are errors that list the valid ones. Sizes derived from the input size are never typed twice: the
+data pipeline's crop size is ``model.input_size``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from handssca.model.handssca import ModelConfig
+
+LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # synthetic | freihand | ho3d | dexycb
+    root: str | None = None  # dataset folder (official layout)
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    train_size: int = 2000  # synthetic only: samples per epoch
+    val_size: int = 200  # synthetic only; for real datasets: validation subset size (0 = all)
+    test_size: int = 500  # synthetic only
+    seed: int = 0
+    num_workers: int = 2
+    renderer: str = "auto"  # synthetic: gl | numpy | auto
+    version: str = "v2"  # ho3d: v2 | v3
+    freihand_version: str = "auto"  # freihand training images: gs | hom | sample | auto
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-4
+    lr_milestones: list[int] = field(default_factory=lambda: list(range(10, 100, 10)))
+    lr_factor: float = 0.7
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(LOSS_WEIGHTS))
+    grad_accum: int = 1
+    amp: bool = False  # bf16 autocast on CUDA (the scan stays float32)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    out_dir: str = "runs/default"
+    checkpoint_every: int = 10  # also keep epoch_N.pt every N epochs
+    log_every: int = 10  # steps between TensorBoard scalars
+    image_every: int = 200  # steps between TensorBoard pictures
+    max_steps: int | None = None  # stop after this many optimiser steps (whole run)
+    time_budget_s: float | None = None  # stop training after this many seconds
+    backbone_weights: str | None = None  # torchvision ResNet state dict file to start from
+    freeze_bn: bool = False  # keep BatchNorm in eval mode (small batches, exact DDP equivalence)
+    tensorboard: bool = True
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64
+    split: str = "test"
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid."""
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "loss_weights" else v
+    return out
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: 'base' chain loops back to itself")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    base = data.pop("base", None)
+    if base is not None:
+        data = _merge(_read_yaml((path.parent / base), seen + (path.resolve(),)), data)
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.batch_size=32`` -> (["train", "batch_size"], 32); values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r}: expected section.key=value")
+    key, value = text.split("=", 1)
+    parts = key.strip().split(".")
+    if len(parts) < 2 and parts[0] != "name":
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. train.batch_size=32")
+    try:
+        return parts, yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+
+
+def build_config(data: dict, source: str = "config") -> Config:
+    """Config from a nested dict; unknown sections or keys raise :class:`ConfigError` listing valid ones."""
+    data = dict(data)
+    name = data.pop("name", "default")
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown sections {unknown}; valid sections are {sorted(_SECTIONS)} and 'name'")
+    sections = {}
+    for sec, cls in _SECTIONS.items():
+        values = data.get(sec) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: section {sec!r} must be a mapping")
+        valid = {f.name for f in dataclasses.fields(cls)}
+        bad = sorted(set(values) - valid)
+        if bad:
+            raise ConfigError(f"{source}: unknown keys {[f'{sec}.{b}' for b in bad]}; valid keys in {sec!r} are {sorted(valid)}")
+        try:
+            sections[sec] = cls(**values)
+        except TypeError as e:
+            raise ConfigError(f"{source}: section {sec!r}: {e}") from None
+    cfg = Config(name=str(name), **sections)
+    try:
+        cfg.model.validate()
+    except ValueError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    unknown_w = sorted(set(cfg.train.loss_weights) - set(LOSS_WEIGHTS))
+    if unknown_w:
+        raise ConfigError(f"{source}: unknown train.loss_weights {unknown_w}; valid are {sorted(LOSS_WEIGHTS)}")
+    return cfg
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML config (or the defaults when None) and apply dotted overrides."""
+    data = _read_yaml(Path(path)) if path is not None else {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return build_config(data, str(path) if path else "config")

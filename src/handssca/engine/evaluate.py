@@ -1,0 +1,101 @@
+"""Run a model over a dataset and compute the monitoring/benchmark metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from handssca.evaluation.metrics import mean_fscore, pck_measures, point_errors, procrustes_align
+
+
+@dataclass
+class Predictions:
+    """Stacked network outputs and labels over a dataset (numpy, metres / normalised crop coords)."""
+
+    pred: dict[str, np.ndarray] = field(default_factory=dict)
+    gt: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_PRED_KEYS = ("joints", "vertices", "joints_img", "pose_aa", "betas")
+_GT_KEYS = ("joints_cam", "vertices_cam", "joints_img", "K", "index", "valid_joints_cam", "valid_vertices",
+            "valid_joints_img", "pose", "betas", "occlusion")  # fmt: skip
+
+
+@torch.no_grad()
+def predict(model, loader: DataLoader, device: torch.device, progress: bool = True, desc: str = "eval",
+            max_batches: int | None = None) -> Predictions:  # fmt: skip
+    """Model outputs for every batch of ``loader`` with the matching labels."""
+    model.eval()
+    out = Predictions({k: [] for k in _PRED_KEYS}, {k: [] for k in _GT_KEYS})
+    for i, batch in enumerate(tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)):
+        if max_batches is not None and i >= max_batches:
+            break
+        res = model(batch["image"].to(device))
+        for k in _PRED_KEYS:
+            out.pred[k].append(res[k].float().cpu().numpy())
+        for k in _GT_KEYS:
+            if k in batch:
+                v = batch[k]
+                out.gt[k].append(v.numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+    out.pred = {k: np.concatenate(v) for k, v in out.pred.items() if v}
+    out.gt = {k: np.concatenate(v) for k, v in out.gt.items() if v}
+    return out
+
+
+def mean_pose_prediction(hand, n: int) -> dict[str, np.ndarray]:
+    """The mean-pose predictor: hands_mean pose, zero shape, no global rotation, for n samples."""
+    with torch.no_grad():
+        dtype = hand.v_template.dtype
+        out = hand(global_orient=torch.zeros(1, 3, dtype=dtype), hand_pose=torch.zeros(1, 45, dtype=dtype),
+                   betas=torch.zeros(1, 10, dtype=dtype))  # fmt: skip
+    return {k: np.repeat(out[k].double().cpu().numpy(), n, axis=0) for k in ("joints", "vertices")}
+
+
+def per_sample_errors(pred: dict[str, np.ndarray], gt: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-sample PA-MPJPE / PA-MPVPE / root-relative MPJPE in mm (vertices only when topologies match)."""
+    out = {}
+    pj, gj = pred["joints"].astype(np.float64), gt["joints_cam"].astype(np.float64)
+    out["pa_mpjpe_mm"] = point_errors(gj, procrustes_align(gj, pj)).mean(1) * 1000
+    out["mpjpe_rr_mm"] = point_errors(gj - gj[:, :1], pj - pj[:, :1]).mean(1) * 1000
+    if "vertices" in pred and pred["vertices"].shape[1:] == gt["vertices_cam"].shape[1:]:
+        pv, gv = pred["vertices"].astype(np.float64), gt["vertices_cam"].astype(np.float64)
+        out["pa_mpvpe_mm"] = point_errors(gv, procrustes_align(gv, pv)).mean(1) * 1000
+    return out
+
+
+def compute_metrics(preds: Predictions, hand=None, image_size: int | None = None, fscore: bool = True) -> dict[str, float]:
+    """Monitoring metrics (mm): PA-MPJPE, PA-MPVPE, root-relative MPJPE, F@5/F@15 (PA), AUC, 2D error.
+
+    With ``hand`` also the same metrics of the mean-pose predictor (``*_meanpose``) for reference.
+    """
+    gt, pred = preds.gt, preds.pred
+    valid = gt.get("valid_joints_cam", np.ones(len(gt["joints_cam"]))) > 0
+    m: dict[str, float] = {}
+    if valid.any():
+        g = {k: v[valid] for k, v in gt.items() if len(v) == len(valid)}
+        p = {k: v[valid] for k, v in pred.items()}
+        errs = per_sample_errors(p, g)
+        for k, v in errs.items():
+            m[k] = float(v.mean())
+        gj = g["joints_cam"].astype(np.float64)
+        aligned = procrustes_align(gj, p["joints"].astype(np.float64))
+        m["auc_pa_joints"] = pck_measures(point_errors(gj, aligned), 0.0, 0.05, 100).auc
+        if fscore and "pa_mpvpe_mm" in errs:
+            gv = g["vertices_cam"].astype(np.float64)
+            av = procrustes_align(gv, p["vertices"].astype(np.float64))
+            m["f5"] = mean_fscore(gv, av, 0.005)
+            m["f15"] = mean_fscore(gv, av, 0.015)
+        if hand is not None:
+            base = per_sample_errors(mean_pose_prediction(hand, len(gj)), g)
+            for k, v in base.items():
+                m[f"{k}_meanpose"] = float(v.mean())
+    if image_size is not None and "joints_img" in gt:
+        v2 = gt.get("valid_joints_img", np.ones(len(gt["joints_img"]))) > 0
+        if v2.any():
+            d = np.linalg.norm(pred["joints_img"][v2] - gt["joints_img"][v2], axis=-1) * image_size
+            m["joints_img_px"] = float(d.mean())
+    return m

@@ -1,0 +1,123 @@
+"""``handssca evaluate``: metrics, per-sample CSV, PCK plot, best/worst pictures and submission files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handssca.config import Config, build_config, load_config
+from handssca.data.factory import build_dataset
+from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
+from handssca.engine.trainer import make_loader
+from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
+from handssca.model.handssca import load_model, read_checkpoint
+
+
+def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
+    stored = dict(ckpt.get("config", {}))
+    if config is not None:
+        cfg = load_config(config, overrides)
+        cfg.model = build_config({"model": stored["model"]}).model  # the weights decide the architecture
+        return cfg
+    data = {k: v for k, v in stored.items() if k in ("model", "data", "train", "eval", "name")}
+    from handssca.config import parse_override
+
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+        node[keys[-1]] = value
+    return build_config(data, "checkpoint config")
+
+
+def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, path: Path, k: int = 4) -> Path:
+    """A grid of the k best and k worst samples: input with predicted mesh and 2D joints drawn on it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from handssca.geometry import solve_translation
+    from handssca.pictures import draw_joints
+    from handssca.render.gl import make_renderer
+    from handssca.render.overlay import overlay_mesh
+
+    render = make_renderer("auto")
+    order = np.argsort(errors)
+    picks = [("best", i) for i in order[:k]] + [("worst", i) for i in order[::-1][:k]]
+    fig, axes = plt.subplots(2, k, figsize=(3 * k, 6.6), dpi=100)
+    for ax, (tag, i) in zip(np.ravel(axes), picks):
+        sample = dataset[int(preds.gt["index"][i])] if "index" in preds.gt else dataset[int(i)]
+        img = sample["image"].transpose(1, 2, 0)
+        size = img.shape[0]
+        K = np.asarray(sample["K"], dtype=np.float64)
+        uv = preds.pred["joints_img"][i] * size - 0.5
+        t = solve_translation(preds.pred["joints"][i], uv, K)
+        shown = overlay_mesh(img, preds.pred["vertices"][i] + t, faces, K, render, alpha=0.6)
+        shown = draw_joints(shown, uv, color=(230, 30, 30))
+        ax.imshow(shown)
+        ax.set_title(f"{tag}: {errors[i]:.1f} mm PA-MPJPE", fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def evaluate_checkpoint(
+    checkpoint: str,
+    config: str | None = None,
+    split: str | None = None,
+    out: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    hand_model: str | None = None,
+    progress: bool = True,
+    device: str = "auto",
+) -> dict:
+    """Evaluate ``checkpoint`` on a split and write the report files; returns metrics, folder and files."""
+    ckpt = read_checkpoint(checkpoint)
+    cfg = _config_for(ckpt, config, list(overrides))
+    if hand_model is not None:
+        cfg.model.hand_model = hand_model
+    split = split or cfg.eval.split
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    model = load_model(checkpoint, cfg.model.hand_model).to(dev)
+    dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False)
+    loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
+    preds = predict(model, loader, dev, progress, desc=f"evaluate {split}")
+    metrics = compute_metrics(preds, model.hand, cfg.model.input_size)
+    out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval_{split}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    (out_dir / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "split": split,
+                                                      "samples": len(preds.pred["joints"]), **metrics}, indent=2))  # fmt: skip
+    files.append(out_dir / "metrics.json")
+    if "joints_cam" in preds.gt and preds.gt.get("valid_joints_cam", np.ones(1)).any():
+        errs = per_sample_errors(preds.pred, preds.gt)
+        with open(out_dir / "per_sample.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            keys = list(errs)
+            w.writerow(["index", *keys, "joints_img_px"])
+            size = cfg.model.input_size
+            px = np.linalg.norm(preds.pred["joints_img"] - preds.gt["joints_img"], axis=-1).mean(1) * size
+            for i in range(len(px)):
+                w.writerow([int(preds.gt["index"][i]), *(f"{errs[k][i]:.3f}" for k in keys), f"{px[i]:.3f}"])
+        files.append(out_dir / "per_sample.csv")
+        from handssca.evaluation.plots import plot_pck
+
+        gj = preds.gt["joints_cam"].astype(np.float64)
+        curves = {}
+        for name, aligned in (("PA joints", procrustes_align(gj, preds.pred["joints"].astype(np.float64))),
+                              ("root-relative joints", preds.pred["joints"] - preds.pred["joints"][:, :1] + gj[:, :1])):  # fmt: skip
+            meas = pck_measures(point_errors(gj, aligned), 0.0, 0.05, 100)
+            curves[name] = (meas.thresholds * 1000, meas.pck_curve)
+        files.append(plot_pck(curves, out_dir / "pck.png", title=f"{cfg.data.dataset} {split}"))
+        files.append(best_worst_picture(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces, out_dir / "best_worst.png"))
+    if hasattr(dataset, "write_submission"):
+        files.extend(dataset.write_submission(preds, out_dir))
+    return {"metrics": metrics, "out_dir": out_dir, "files": files}

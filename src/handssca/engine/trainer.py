@@ -1,0 +1,247 @@
+"""``handssca train``: the paper's recipe with exact resume, DDP, progress bars and TensorBoard."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from handssca.config import Config
+from handssca.data.factory import build_dataset
+from handssca.engine.checkpoint import capture_rng, restore_rng, seed_everything
+from handssca.engine.distributed import DistInfo, EpochSampler, cleanup_distributed, init_distributed
+from handssca.engine.evaluate import compute_metrics, predict
+from handssca.losses import compute_losses
+from handssca.model.handssca import CHECKPOINT_FORMAT, build_model, read_checkpoint, save_checkpoint
+
+log = logging.getLogger("handssca.train")
+
+
+def lr_at(cfg: Config, epoch: int) -> float:
+    """The official step schedule: lr * factor^(number of milestones <= epoch)."""
+    return cfg.train.lr * cfg.train.lr_factor ** sum(1 for m in cfg.train.lr_milestones if m <= epoch)
+
+
+def _worker_init(worker_id: int) -> None:
+    info = torch.utils.data.get_worker_info()
+    np.random.seed((info.seed if info else worker_id) % 2**32)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset, batch_size: int, sampler=None, workers: int = 0, shuffle: bool = False) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
+                      num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                      persistent_workers=False, drop_last=False)  # fmt: skip
+
+
+def _freeze_bn(model: torch.nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class StopTraining(Exception):
+    """Raised inside the loop when a step or time budget is used up."""
+
+
+class Trainer:
+    """Owns the model, optimiser, data and checkpoints of one run (one per process under torchrun)."""
+
+    def __init__(self, cfg: Config, resume: str | None = None, info: DistInfo | None = None, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.info = info or init_distributed(cfg.train.device)
+        self.device = self.info.device
+        self.out = Path(cfg.train.out_dir)
+        self.progress = progress and self.info.is_main
+        seed_everything(cfg.train.seed)
+        self.model = build_model(cfg.model).to(self.device)
+        if cfg.train.backbone_weights:
+            self.model.backbone.load_imagenet_weights(cfg.train.backbone_weights)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.lr)
+        self.epoch, self.batches_done, self.step = 0, 0, 0
+        self.history: list[dict] = []
+        self.best: dict = {}
+        if resume:
+            self._load(resume)
+        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                    if self.info.distributed else None)  # fmt: skip
+        self.train_set = build_dataset(cfg, cfg.data.train_split, train=True)
+        self.val_set = build_dataset(cfg, cfg.data.val_split, train=False)
+        self.sampler = EpochSampler(len(self.train_set), cfg.train.seed, True, self.info.rank, self.info.world_size)
+        self.writer = self._tensorboard() if self.info.is_main else None
+
+    # ------------------------------------------------------------------ checkpoints
+    def _payload(self, complete: bool) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": 1, "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch, "batches_done": 0 if complete else self.batches_done, "step": self.step,
+            "rng": capture_rng(), "history": self.history, "best": self.best,
+        }  # fmt: skip
+
+    def _save(self, name: str, complete: bool) -> Path | None:
+        if not self.info.is_main:
+            return None
+        return save_checkpoint(self.out / name, self._payload(complete))
+
+    def _load(self, path: str) -> None:
+        ckpt = read_checkpoint(path)
+        for key in ("optimizer", "epoch", "step", "rng"):
+            if key not in ckpt:
+                raise ValueError(f"{path}: a model-only checkpoint (no {key!r}); --resume needs a training checkpoint")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.epoch, self.batches_done, self.step = ckpt["epoch"], ckpt["batches_done"], ckpt["step"]
+        self.history, self.best = list(ckpt.get("history", [])), dict(ckpt.get("best", {}))
+        restore_rng(ckpt["rng"])
+        log.info("resumed %s at epoch %d (+%d batches), step %d", path, self.epoch, self.batches_done, self.step)
+
+    def _tensorboard(self):
+        if not self.cfg.train.tensorboard:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception:
+            log.warning("tensorboard is not installed (pip install tensorboard): no TensorBoard logs")
+            return None
+        return SummaryWriter(str(self.out / "tb"))
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> dict:
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.info.is_main:
+            (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        start = time.monotonic()
+        stopped = None
+        try:
+            while self.epoch < cfg.train.epochs:
+                self._train_epoch(start)
+                self.batches_done = 0
+                metrics = self.validate()
+                self.epoch += 1
+                self._end_epoch(metrics)
+        except StopTraining as e:
+            stopped = str(e)
+            self._save("last.pt", complete=False)
+            if self.info.is_main:
+                log.info("stopped: %s (checkpoint %s)", stopped, self.out / "last.pt")
+        finally:
+            if self.writer is not None:
+                self.writer.flush()
+        return {"epoch": self.epoch, "step": self.step, "history": self.history, "best": self.best, "stopped": stopped}
+
+    def _budget_left(self, start: float) -> None:
+        t = self.cfg.train
+        if t.max_steps is not None and self.step >= t.max_steps:
+            raise StopTraining(f"max_steps={t.max_steps} reached")
+        if t.time_budget_s is not None and time.monotonic() - start >= t.time_budget_s:
+            raise StopTraining(f"time budget of {t.time_budget_s:.0f} s used")
+
+    def _train_epoch(self, start: float) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        lr = lr_at(cfg, self.epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        if hasattr(self.train_set, "set_epoch"):
+            self.train_set.set_epoch(self.epoch)
+        self.sampler.set_epoch(self.epoch, start=self.batches_done * t.batch_size)
+        loader = make_loader(self.train_set, t.batch_size, self.sampler, cfg.data.num_workers)
+        net = self.ddp or self.model
+        net.train()
+        if t.freeze_bn:
+            _freeze_bn(net)
+        hand = self.model.hand
+        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{t.epochs}", disable=not self.progress, dynamic_ncols=True,
+                   initial=self.batches_done, total=self.batches_done + len(loader))  # fmt: skip
+        tick, seen = time.monotonic(), 0
+        self.optimizer.zero_grad(set_to_none=True)
+        for batch in bar:
+            self._budget_left(start)
+            images = batch["image"].to(self.device, non_blocking=True)
+            amp = t.amp and self.device.type == "cuda"
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                pred = net(images)
+            pred = {k: v.float() for k, v in pred.items()}
+            batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+            losses = compute_losses(pred, batch, hand, t.loss_weights)
+            for name, value in losses.items():
+                if not torch.isfinite(value):
+                    raise FloatingPointError(
+                        f"loss term {name!r} is {value.item()} at step {self.step} (epoch {self.epoch + 1}, "
+                        f"batch {self.batches_done}); stopping. Last good checkpoint: {self.out / 'last.pt'}"
+                    )
+            (losses["total"] / t.grad_accum).backward()
+            self.batches_done += 1
+            seen += images.shape[0]
+            if self.batches_done % t.grad_accum == 0:
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self._log_step(losses, images, pred, batch, seen / max(time.monotonic() - tick, 1e-9), bar)
+
+    def _log_step(self, losses, images, pred, batch, speed: float, bar) -> None:
+        t = self.cfg.train
+        bar.set_postfix(loss=f"{losses['total'].item():.3f}", img_s=f"{speed * self.info.world_size:.1f}")
+        if self.writer is None:
+            return
+        if self.step % t.log_every == 0:
+            for k, v in losses.items():
+                self.writer.add_scalar(f"loss/{k}", v.item(), self.step)
+            self.writer.add_scalar("lr", self.optimizer.param_groups[0]["lr"], self.step)
+            self.writer.add_scalar("speed/images_per_s", speed * self.info.world_size, self.step)
+        if t.image_every and self.step % t.image_every == 0:
+            from handssca.pictures import draw_joints
+
+            img = images[0].detach().float().cpu().numpy().transpose(1, 2, 0)
+            size = img.shape[0]
+            drawn = draw_joints(img, batch["joints_img"][0].cpu().numpy() * size - 0.5, color=(0, 200, 0))
+            drawn = draw_joints(drawn, pred["joints_img"][0].detach().cpu().numpy() * size - 0.5, color=(230, 30, 30))
+            self.writer.add_image("train/joints (green GT, red predicted)", drawn.transpose(2, 0, 1), self.step)
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics on rank 0 (other ranks wait)."""
+        metrics: dict[str, float] = {}
+        if self.info.is_main and len(self.val_set):
+            loader = make_loader(self.val_set, self.cfg.eval.batch_size, None, self.cfg.data.num_workers)
+            preds = predict(self.model, loader, self.device, self.progress, desc="validate")
+            metrics = compute_metrics(preds, self.model.hand, self.cfg.model.input_size, fscore=False)
+        if self.info.distributed:
+            torch.distributed.barrier()
+        return metrics
+
+    def _end_epoch(self, metrics: dict[str, float]) -> None:
+        t = self.cfg.train
+        record = {"epoch": self.epoch, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"], **metrics}
+        self.history.append(record)
+        if not self.info.is_main:
+            return
+        log.info("epoch %d: %s", self.epoch, ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        if self.writer is not None:
+            for k, v in metrics.items():
+                self.writer.add_scalar(f"val/{k}", v, self.step)
+        key = metrics.get("pa_mpjpe_mm", math.inf)
+        if key < self.best.get("pa_mpjpe_mm", math.inf):
+            self.best = {"epoch": self.epoch, **metrics}
+            self._save("best.pt", complete=True)
+        self._save("last.pt", complete=True)
+        if t.checkpoint_every and self.epoch % t.checkpoint_every == 0:
+            self._save(f"epoch_{self.epoch}.pt", complete=True)
+        (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
+
+
+def train(cfg: Config, resume: str | None = None, progress: bool = True) -> dict:
+    """Train one run (one process of a torchrun job); returns the summary of rank 0."""
+    info = init_distributed(cfg.train.device)
+    try:
+        return Trainer(cfg, resume, info, progress).fit()
+    finally:
+        cleanup_distributed()

@@ -1,0 +1,50 @@
+"""Small pure geometry functions shared by the data pipeline, evaluation and inference."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def solve_translation(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None,
+                      iterations: int = 5) -> np.ndarray:  # fmt: skip
+    """Translation t (3,) so that points (N,3) + t project through K onto pixels (N,2), least squares.
+
+    A linear solve of the cross-multiplied projection equations gives the start; Gauss-Newton on the
+    reprojection error (in pixels) refines it.
+    """
+    P = np.asarray(points, dtype=np.float64)
+    uv = np.asarray(pixels, dtype=np.float64)
+    w = np.ones(len(P)) if weights is None else np.asarray(weights, dtype=np.float64)
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    du, dv = uv[:, 0] - cx, uv[:, 1] - cy
+    n = len(P)
+    A = np.zeros((2 * n, 3))
+    b = np.zeros(2 * n)
+    A[:n, 0], A[:n, 2], b[:n] = fx, -du, du * P[:, 2] - fx * P[:, 0]
+    A[n:, 1], A[n:, 2], b[n:] = fy, -dv, dv * P[:, 2] - fy * P[:, 1]
+    sw = np.sqrt(np.concatenate([w, w]))
+    t = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)[0]
+    if t[2] + P[:, 2].min() <= 1e-3:  # behind the camera: start from a plausible depth instead
+        t = np.array([0.0, 0.0, 0.5 - P[:, 2].mean()])
+    for _ in range(iterations):
+        X = P + t
+        z = np.maximum(X[:, 2], 1e-6)
+        r = np.concatenate([fx * X[:, 0] / z + cx - uv[:, 0], fy * X[:, 1] / z + cy - uv[:, 1]])
+        J = np.zeros((2 * n, 3))
+        J[:n, 0], J[:n, 2] = fx / z, -fx * X[:, 0] / z**2
+        J[n:, 1], J[n:, 2] = fy / z, -fy * X[:, 1] / z**2
+        step = np.linalg.lstsq(J * sw[:, None], -r * sw, rcond=None)[0]
+        t = t + step
+        if np.abs(step).max() < 1e-10:
+            break
+    # degenerate 2D input (all joints on one pixel) drives the optimum to infinity: keep a sane depth
+    depth = t[2] + P[:, 2].mean()
+    if not np.isfinite(depth) or depth > 20.0:
+        t = np.array([0.0, 0.0, 20.0 - P[:, 2].mean()]) if not np.all(np.isfinite(t)) else t * (20.0 / depth)
+    return t
+
+
+def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Pinhole projection of camera-frame points (N,3) -> pixels (N,2)."""
+    p = np.asarray(points) @ np.asarray(K).T
+    return p[:, :2] / p[:, 2:3]

@@ -1,0 +1,47 @@
+"""The paper's training losses: MSE on vertices, joints, pose rotations, betas and 2D joints.
+
+As in the official code, 3D targets are the hand layer's output for the ground-truth MANO parameters
+(MANO frame, no translation), and the pose term compares predicted rotation matrices with
+Rodrigues(GT axis-angle), both relative to ``hands_mean``. Samples whose labels are missing
+(``valid_*`` = 0) do not contribute; with every label present each term equals ``F.mse_loss``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from handssca.hand.rotations import axis_angle_to_matrix
+
+
+def _masked_mse(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    per_sample = (pred - target).square().flatten(1).mean(1)
+    valid = valid.to(per_sample.dtype)
+    return (per_sample * valid).sum() / valid.sum().clamp_min(1.0)
+
+
+def hand_targets(hand, pose: torch.Tensor, betas: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Vertices and joints of the hand layer for GT (pose (B,48) relative to hands_mean, betas (B,10))."""
+    with torch.no_grad():
+        out = hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=betas)
+    return {"vertices": out["vertices"], "joints": out["joints"]}
+
+
+def compute_losses(
+    pred: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], hand, weights: dict[str, float]
+) -> dict[str, torch.Tensor]:
+    """Weighted loss terms and their sum (``total``). pred: the model's output; batch: collated samples."""
+    pose, betas = batch["pose"].to(pred["betas"]), batch["betas"].to(pred["betas"])
+    valid_mano = batch["valid_mano"].to(pred["betas"])
+    tgt = hand_targets(hand, pose, betas)
+    gt_rot = axis_angle_to_matrix(pose.reshape(-1, 16, 3))
+    terms = {
+        "vertices": _masked_mse(pred["vertices"], tgt["vertices"], valid_mano),
+        "joints": _masked_mse(pred["joints"], tgt["joints"], valid_mano),
+        "pose": _masked_mse(pred["rotmats"], gt_rot, valid_mano),
+        "shape": _masked_mse(pred["betas"], betas, valid_mano),
+        "joints_img": _masked_mse(pred["joints_img"], batch["joints_img"].to(pred["joints_img"]),
+                                  batch["valid_joints_img"].to(pred["betas"])),  # fmt: skip
+    }
+    out = {k: v * weights.get(k, 0.0) for k, v in terms.items()}
+    out["total"] = sum(out.values())
+    return out
