@@ -109,6 +109,38 @@ def _print_metrics(metrics: dict) -> None:
         print(f"  {k.ljust(width)}  {v:10.4f}" if isinstance(v, float) else f"  {k.ljust(width)}  {v}")
 
 
+def _parse_bbox(text: str | None):
+    if text is None:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--bbox: expected x,y,w,h in pixels; got {text!r}") from None
+    return (x, y, w, h)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from handssca.inference import HandReconstructor
+    from handssca.predict import run_predict
+
+    if (args.checkpoint is None) == (args.onnx is None):
+        raise ValueError("give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
+    rec = (HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model) if args.checkpoint
+           else HandReconstructor.from_onnx(args.onnx, args.hand_model))  # fmt: skip
+    summary = run_predict(rec, args.inputs, args.out, _parse_bbox(args.bbox), args.hand, progress=not args.no_progress)
+    print(summary.text())
+    print(f"outputs in {args.out}")
+    return 0 if summary.ok or not summary.skipped else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from handssca.export import export_model
+
+    path = export_model(args.checkpoint, args.out, args.format, hand_model=args.hand_model)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -140,6 +172,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="reconstruct hands in images, folders or videos")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, videos (.gif, .mp4 ...)")
+    p.add_argument("--checkpoint", help="a handssca checkpoint")
+    p.add_argument("--onnx", help="an exported model.onnx (runs through onnxruntime)")
+    p.add_argument("--bbox", help="hand box x,y,w,h in pixels (default: the whole image)")
+    p.add_argument("--hand", choices=("right", "left"), default="right", help="which hand (left hands are mirrored)")
+    p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the built-in hand)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX or TorchScript")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
+    p.add_argument("--out", required=True)
+    p.add_argument("--hand-model", metavar="PATH")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("convert-official", help="turn an official HandS3C checkpoint into a handssca checkpoint")
     p.add_argument("src", help="official checkpoint ({'epoch', 'network', 'optimizer'})")

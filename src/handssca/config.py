@@ -124,6 +124,58 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
 
 
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check/convert a YAML value to a field's annotated type (YAML reads 1e-3 as a string)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {tp}; got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list; got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping; got {value!r}")
+        _, vt = typing.get_args(tp)
+        return {k: _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false; got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected an integer; got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{where}: expected a number; got {value!r}")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string; got {value!r}")
+    return value
+
+
 def build_config(data: dict, source: str = "config") -> Config:
     """Config from a nested dict; unknown sections or keys raise :class:`ConfigError` listing valid ones."""
     data = dict(data)
@@ -140,10 +192,11 @@ def build_config(data: dict, source: str = "config") -> Config:
         bad = sorted(set(values) - valid)
         if bad:
             raise ConfigError(f"{source}: unknown keys {[f'{sec}.{b}' for b in bad]}; valid keys in {sec!r} are {sorted(valid)}")
-        try:
-            sections[sec] = cls(**values)
-        except TypeError as e:
-            raise ConfigError(f"{source}: section {sec!r}: {e}") from None
+        import typing
+
+        hints = typing.get_type_hints(cls)
+        values = {k: _coerce(v, hints[k], f"{source}: {sec}.{k}") for k, v in values.items()}
+        sections[sec] = cls(**values)
     cfg = Config(name=str(name), **sections)
     try:
         cfg.model.validate()

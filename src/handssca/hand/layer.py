@@ -230,12 +230,10 @@ class HandModel(nn.Module):
         v_posed = v_shaped + torch.einsum("bp,vcp->bvc", lbs.pose_features(rotmats), self.posedirs)
         joints16, skin = lbs.forward_kinematics(rotmats, rest_joints, self.parents)
         vertices = lbs.skin_vertices(v_posed, self.lbs_weights, skin)
-        G = skin.clone()
-        G[..., :3, 3] = joints16
         if transl is not None:
             vertices = vertices + transl[:, None]
             joints16 = joints16 + transl[:, None]
-            G[..., :3, 3] = G[..., :3, 3] + transl[:, None]
+        G = lbs.homogeneous(skin[..., :3, :3], joints16)
         tips = vertices[:, self.tip_ids]
         out.update(
             vertices=vertices,

@@ -26,20 +26,24 @@ def forward_kinematics(
     points to posed points, i.e. the world transform with the rest joint removed).
     """
     batch, nj = joints.shape[:2]
-    rel = joints.clone()
-    rel[:, 1:] = joints[:, 1:] - joints[:, parents[1:]]
-    local = torch.zeros(batch, nj, 4, 4, dtype=joints.dtype, device=joints.device)
-    local[..., :3, :3] = rotmats
-    local[..., :3, 3] = rel
-    local[..., 3, 3] = 1
+    # written without in-place writes so that it traces and exports (ONNX) cleanly
+    rel = torch.cat([joints[:, :1], joints[:, 1:] - joints[:, parents[1:]]], dim=1)
+    local = homogeneous(rotmats, rel)
     world = [local[:, 0]]
     for j in range(1, nj):
         world.append(world[parents[j]] @ local[:, j])
     G = torch.stack(world, dim=1)
     posed = G[..., :3, 3]
-    skin = G.clone()
-    skin[..., :3, 3] = posed - (G[..., :3, :3] @ joints.unsqueeze(-1)).squeeze(-1)
+    skin = homogeneous(G[..., :3, :3], posed - (G[..., :3, :3] @ joints.unsqueeze(-1)).squeeze(-1))
     return posed, skin
+
+
+def homogeneous(R: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """[[R, t], [0, 1]] from R (..., 3, 3) and t (..., 3) -> (..., 4, 4)."""
+    top = torch.cat([R, t.unsqueeze(-1)], dim=-1)
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom = torch.cat([bottom[..., :3], torch.ones_like(bottom[..., 3:])], dim=-1)
+    return torch.cat([top, bottom], dim=-2)
 
 
 def skin_vertices(vertices: torch.Tensor, weights: torch.Tensor, transforms: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,8 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     n2 = (v * v).sum(-1, keepdim=True)
     small = n2 < 1e-12
     n = torch.where(small, torch.ones_like(n2), n2).sqrt()
-    scale = torch.where(small, 2 / w.clamp_min(1e-12) * (1 - n2 / (3 * w * w).clamp_min(1e-12)), 2 * torch.atan2(n, w) / n)
+    # angle = 2 atan2(n, w) = 4 atan(n / (1 + w)) for a unit quaternion with w >= 0 (ONNX has no atan2)
+    scale = torch.where(small, 2 / w.clamp_min(1e-12) * (1 - n2 / (3 * w * w).clamp_min(1e-12)), 4 * torch.atan(n / (1 + w)) / n)
     return v * scale
 
 
@@ -59,7 +60,8 @@ def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     a1, a2 = x[..., :3], x[..., 3:6]
     b1 = F.normalize(a1, dim=-1)
     b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.cross(b1, b2, dim=-1)
+    b3 = torch.stack([b1[..., 1] * b2[..., 2] - b1[..., 2] * b2[..., 1], b1[..., 2] * b2[..., 0] - b1[..., 0] * b2[..., 2],
+                      b1[..., 0] * b2[..., 1] - b1[..., 1] * b2[..., 0]], dim=-1)  # cross product, ONNX-friendly  # fmt: skip
     return torch.stack([b1, b2, b3], dim=-1)
 
 

@@ -29,6 +29,7 @@ class ModelConfig:
     hourglass_depth: int = 2
     scan_backend: str = "auto"
     hand_model: str | None = None  # a MANO file; None = the built-in license-free hand
+    init: str = "official"  # "official" regressor init, or "mean_pose": start the pose head at hands_mean
 
     @property
     def feature_size(self) -> int:
@@ -43,6 +44,8 @@ class ModelConfig:
                              f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
         if self.block not in BLOCKS:
             raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
+        if self.init not in ("official", "mean_pose"):
+            raise ValueError(f"model.init: expected 'official' or 'mean_pose'; got {self.init!r}")
         if self.backbone not in RESNETS:
             raise ValueError(f"model.backbone: expected one of {sorted(RESNETS)}; got {self.backbone!r}")
         return self
@@ -76,6 +79,8 @@ class HandSSCA(nn.Module):
         self.block = build_block(config)
         self.regressor = Regressor(config.feature_size, 256, config.hourglass_depth)
         self.regressor.init_weights()
+        if config.init == "mean_pose":
+            self.regressor.mano_regHead.start_at_mean_pose()
         self.hand = hand_model if hand_model is not None else HandModel.load(config.hand_model)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -26,7 +26,7 @@ def scan_core_torch(
     groups, nstate = B.shape[1], B.shape[2]
     if chunk is None:
         chunk = max(1, int(math.sqrt(length)))
-    nchunks = -(-length // chunk)
+    nchunks = (length + chunk - 1) // chunk  # not -(-a // b): traced into ONNX, integer division truncates
     pad = nchunks * chunk - length
     rep = dim // groups
     # (b, g, rep, l, n) views so that B/C broadcast over the channels of their group

@@ -1,0 +1,93 @@
+"""Export a checkpoint to ONNX (or TorchScript) and run exported models with onnxruntime.
+
+The exported graph uses the pure-PyTorch ``torch`` scan backend (a chunked scan unrolled in the
+graph), so it runs anywhere onnxruntime does. The crop size and the hand mesh's faces are stored
+in the ONNX metadata so that ``handssca predict --onnx`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+OUTPUTS = ("vertices", "joints", "joints_img", "pose_aa", "betas")
+
+
+class ExportWrapper(nn.Module):
+    """images (B,3,S,S) in [0,1] -> (vertices, joints, joints_img, pose_aa, betas) as a tuple."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.model = model
+        for m in model.modules():
+            if hasattr(m, "scan_backend"):
+                m.scan_backend = "torch"
+
+    def forward(self, images: torch.Tensor):
+        out = self.model(images)
+        return tuple(out[k] for k in OUTPUTS)
+
+
+def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", hand_model: str | None = None,
+                 opset: int = 17) -> Path:  # fmt: skip
+    """Write ``out`` (.onnx or TorchScript .pt) from a handssca checkpoint."""
+    from handssca.model.handssca import load_model
+
+    model = load_model(checkpoint, hand_model).eval()
+    wrapper = ExportWrapper(model).eval()
+    size = model.config.input_size
+    dummy = torch.rand(1, 3, size, size)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    if fmt == "torchscript":
+        with torch.no_grad():
+            traced = torch.jit.trace(wrapper, dummy, check_trace=False)
+        traced.save(str(tmp))
+        os.replace(tmp, out)
+        return out
+    if fmt != "onnx":
+        raise ValueError(f"format: expected 'onnx' or 'torchscript'; got {fmt!r}")
+    import onnx
+
+    with torch.no_grad():
+        # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
+        torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
+                          opset_version=opset, dynamo=False)  # fmt: skip
+    proto = onnx.load(str(tmp))
+    meta = {"handssca_input_size": str(size), "handssca_faces": json.dumps(model.hand.faces.tolist()),
+            "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()})}  # fmt: skip
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out)
+    return out
+
+
+class OnnxRunner:
+    """Runs an exported model with onnxruntime: crops (B,3,S,S) float32 -> dict of numpy arrays."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ImportError("onnxruntime is not installed: pip install 'handssca[onnx]'") from None
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such ONNX model")
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "handssca_input_size" not in meta:
+            raise ValueError(f"{path}: not exported by handssca (no handssca_input_size metadata)")
+        self.input_size = int(meta["handssca_input_size"])
+        self.faces = np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
+
+    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
+        runs = [self.session.run(list(OUTPUTS), {"images": c[None].astype(np.float32)}) for c in crops]
+        return {k: np.concatenate([r[i] for r in runs]) for i, k in enumerate(OUTPUTS)}

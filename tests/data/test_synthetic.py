@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from handssca.data.synthetic import SyntheticHands
+from handssca.data.transforms import project
+from handssca.hand import HandModel
+from handssca.render.gl import gl_available, make_renderer
+from handssca.render.raster import render_mesh
+
+GL, GL_WHY = gl_available()
+
+
+@pytest.fixture(scope="module")
+def train_set():
+    return SyntheticHands("train", 6, seed=3, image_size=128)
+
+
+def test_joints_fall_on_the_rendered_hand(train_set):
+    for i in range(len(train_set)):
+        s = train_set[i]
+        mask = ndimage.binary_dilation(s["mask_full"], iterations=2)
+        px = np.round(s["joints_img"] * 128 - 0.5).astype(int)
+        inside = (px >= 0).all(1) & (px < 128).all(1)
+        on = mask[px[inside, 1], px[inside, 0]]
+        assert on.mean() > 0.9, (i, on.mean())
+        assert 0.0 <= s["occlusion"] <= 0.75
+        assert (s["mask_visible"] <= s["mask_full"]).all()
+
+
+def test_labels_and_image_agree_after_augmentation(train_set):
+    hand = HandModel.default(dtype=torch.float64)
+    for i in range(len(train_set)):
+        s = train_set[i]
+        # 3D joints through the crop's K land on the 2D joints
+        px = project(s["joints_cam"].astype(np.float64), s["K"].astype(np.float64))
+        np.testing.assert_allclose(px, s["joints_img"] * 128 - 0.5, atol=0.05)
+        # the MANO parameters (root rotated with the image) and transl reproduce the camera-frame mesh
+        pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
+        out = hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
+                   transl=torch.tensor(s["transl"], dtype=torch.float64)[None])  # fmt: skip
+        np.testing.assert_allclose(out["vertices"][0].numpy(), s["vertices_cam"], atol=2e-5)
+        np.testing.assert_allclose(out["joints"][0].numpy(), s["joints_cam"], atol=2e-5)
+
+
+def test_same_sample_on_every_run():
+    a = SyntheticHands("val", 3, seed=7, image_size=128)[2]
+    b = SyntheticHands("val", 3, seed=7, image_size=128)[2]
+    for k, v in a.items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(v, b[k], err_msg=k)
+    c = SyntheticHands("val", 3, seed=8, image_size=128)[2]
+    assert not np.array_equal(a["image"], c["image"])
+
+
+def test_dataloader_with_two_workers():
+    ds = SyntheticHands("train", 4, seed=1, image_size=128)
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0]["image"].shape == (2, 3, 128, 128)
+    torch.testing.assert_close(batches[1]["image"][1], torch.tensor(ds[3]["image"]))
+
+
+@pytest.mark.skipif(not GL, reason=f"no headless GL here: {GL_WHY}")
+def test_gl_renderer_matches_the_numpy_rasteriser():
+    hand = HandModel.default(dtype=torch.float64)
+    render = make_renderer("gl")
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        pose = torch.tensor(rng.normal(0, 0.3, (1, 48)))
+        v = hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:])["vertices"][0].numpy()
+        v = v - v.mean(0) + [0.01 * k, -0.01, 0.45]
+        K = np.array([[260.0, 0, 95.5], [0, 260.0, 100.0], [0, 0, 1]])
+        a = render(v, hand.faces, K, (192, 192)).mask
+        b = render_mesh(v, hand.faces, K, (192, 192)).mask
+        assert (a & b).sum() / (a | b).sum() > 0.99
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        SyntheticHands("training", 3)
+    with pytest.raises(IndexError):
+        SyntheticHands("val", 3)[3]
