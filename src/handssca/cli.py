@@ -141,6 +141,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from handssca.demo import run_demo
+
+    _setup_logging()
+    path = run_demo(args.out, args.overrides, progress=not args.no_progress)
+    print(f"report: {path.resolve()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -190,6 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--hand-model", metavar="PATH")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("demo", help="train on the embedded synthetic data, evaluate, predict and write an HTML report")
+    p.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the demo config")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("convert-official", help="turn an official HandS3C checkpoint into a handssca checkpoint")
     p.add_argument("src", help="official checkpoint ({'epoch', 'network', 'optimizer'})")

@@ -208,8 +208,26 @@ def build_config(data: dict, source: str = "config") -> Config:
     return cfg
 
 
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped inside the package (``configs/<name>.yaml``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("handssca") / "configs" / f"{name}.yaml"))
+
+
+def resolve_config_path(path: str | os.PathLike) -> Path:
+    """A file path as given, or the name of a shipped config (``demo``, ``ho3d`` ...)."""
+    p = Path(path)
+    if p.is_file() or p.suffix or len(p.parts) > 1:
+        return p
+    shipped = packaged_config(str(path))
+    return shipped if shipped.is_file() else p
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML config (or the defaults when None) and apply dotted overrides."""
+    """Read a YAML config (a path or a shipped config's name; defaults when None) and apply dotted overrides."""
+    if path is not None:
+        path = resolve_config_path(path)
     data = _read_yaml(Path(path)) if path is not None else {}
     for text in overrides:
         keys, value = parse_override(text)

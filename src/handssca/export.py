@@ -46,16 +46,22 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     if fmt == "torchscript":
-        with torch.no_grad():
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             traced = torch.jit.trace(wrapper, dummy, check_trace=False)
         traced.save(str(tmp))
         os.replace(tmp, out)
         return out
     if fmt != "onnx":
         raise ValueError(f"format: expected 'onnx' or 'torchscript'; got {fmt!r}")
+    import warnings
+
     import onnx
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
         # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
         torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
                           opset_version=opset, dynamo=False)  # fmt: skip

@@ -191,6 +191,14 @@ class Trainer:
     def _log_step(self, losses, images, pred, batch, speed: float, bar) -> None:
         t = self.cfg.train
         bar.set_postfix(loss=f"{losses['total'].item():.3f}", img_s=f"{speed * self.info.world_size:.1f}")
+        if self.info.is_main:
+            log_path = self.out / "train_log.csv"
+            new = not log_path.exists()
+            with open(log_path, "a") as f:
+                if new:
+                    f.write("step,epoch,lr,images_per_s," + ",".join(losses) + "\n")
+                f.write(f"{self.step},{self.epoch},{self.optimizer.param_groups[0]['lr']:.3g},{speed * self.info.world_size:.2f},"
+                        + ",".join(f"{v.item():.6g}" for v in losses.values()) + "\n")  # fmt: skip
         if self.writer is None:
             return
         if self.step % t.log_every == 0:

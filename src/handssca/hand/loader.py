@@ -93,7 +93,7 @@ class _SafeUnpickler(pickle.Unpickler):
         factory = _ALLOWED.get((module, name))
         if factory is None:
             raise HandModelFileError(
-                f"{self._path}: refusing to load {module}.{name}: not one of the classes a MANO file uses "
+                f"{self._path}: refusing to load {module}.{name}: not one of the classes the allow-list accepts "
                 "(a pickle can run code; only numpy arrays, chumpy Ch/Select and scipy csc_matrix are allowed)"
             )
         return factory()
@@ -133,6 +133,21 @@ def _evaluate(obj: object, path: str, key: str) -> np.ndarray:
     if isinstance(obj, _Inert):
         raise HandModelFileError(f"{path}: key {key!r}: unsupported stored object {obj.kind}")
     return np.asarray(obj)
+
+
+def safe_pickle_load(path: str | os.PathLike) -> object:
+    """Unpickle a data file (e.g. HO3D's meta/*.pkl, Python 2 pickles of numpy arrays) with the allow-list."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise HandModelFileError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        return _SafeUnpickler(io.BytesIO(raw), str(path)).load()
+    except HandModelFileError:
+        raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+        raise HandModelFileError(f"{path}: not a valid (or a truncated) pickle ({type(e).__name__}: {e})") from None
 
 
 @dataclass

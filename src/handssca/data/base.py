@@ -1,0 +1,124 @@
+"""The shared part of the real-dataset readers: records -> samples through the common crop pipeline."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from handssca.data.sample import make_sample
+from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, project, sample_augment, square_bbox
+from handssca.io_images import ImageReadError, read_image
+
+
+class DatasetLayoutError(ValueError):
+    """A dataset folder does not have the official layout, or one of its files is malformed."""
+
+
+@dataclass
+class Record:
+    """One annotated hand in an original image (package conventions: metres, OpenCV, FreiHAND order)."""
+
+    image: Path
+    K: np.ndarray
+    joints_cam: np.ndarray | None = None  # (21, 3)
+    vertices_cam: np.ndarray | None = None  # (V, 3)
+    joints_px: np.ndarray | None = None  # (21, 2); projected from joints_cam when None
+    pose: np.ndarray | None = None  # (48) relative to hands_mean
+    betas: np.ndarray | None = None
+    bbox: np.ndarray | None = None  # (x, y, w, h) given by the dataset
+    bbox_expansion: float = 1.5
+    whole_image: bool = False  # crop = the whole (square) image, as the official FreiHAND code
+    hand_side: str = "right"
+    root_cam: np.ndarray | None = None  # (3) GT wrist given with an evaluation split (HO3D)
+    key: str = ""
+
+
+def require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise DatasetLayoutError(f"{path}: missing ({what})")
+    return path
+
+
+def load_json(path: Path, what: str):
+    require(path, what)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DatasetLayoutError(f"{path}: malformed JSON ({e})") from None
+
+
+def as_array(value, shape: tuple, where: str) -> np.ndarray:
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetLayoutError(f"{where}: expected numbers of shape {shape}") from None
+    if a.shape != shape and a.size == int(np.prod(shape)):
+        a = a.reshape(shape)
+    if a.shape != shape:
+        raise DatasetLayoutError(f"{where}: expected shape {shape}; found {a.shape}")
+    return a
+
+
+def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
+    """Flip a left-hand image and its labels to a right hand (u -> W - 1 - u, x -> -x, pose mirrored)."""
+    w = image.shape[1]
+    m = np.array([-1.0, 1.0, 1.0])
+    K = r.K.copy()
+    K[0, 2] = w - 1 - K[0, 2]
+    pose = None if r.pose is None else (r.pose.reshape(16, 3) * np.array([1.0, -1.0, -1.0])).ravel()
+    bbox = None if r.bbox is None else np.array([w - r.bbox[0] - r.bbox[2], r.bbox[1], r.bbox[2], r.bbox[3]])
+    joints_px = None if r.joints_px is None else np.stack([w - 1 - r.joints_px[:, 0], r.joints_px[:, 1]], 1)
+    out = Record(r.image, K, None if r.joints_cam is None else r.joints_cam * m,
+                 None if r.vertices_cam is None else r.vertices_cam * m, joints_px, pose, r.betas, bbox,
+                 r.bbox_expansion, r.whole_image, r.hand_side, None if r.root_cam is None else r.root_cam * m, r.key)  # fmt: skip
+    return np.ascontiguousarray(image[:, ::-1]), out
+
+
+class RecordDataset(Dataset):
+    """A list of :class:`Record` served through the common crop/augment pipeline."""
+
+    def __init__(self, records: list[Record], image_size: int, augment: bool, seed: int = 0, num_vertices: int = 778) -> None:
+        self.records, self.image_size, self.augment, self.seed = records, image_size, augment, seed
+        self.num_vertices = num_vertices
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        r = self.records[index]
+        try:
+            image = read_image(r.image).astype(np.float32) / 255.0
+        except ImageReadError as e:
+            raise DatasetLayoutError(str(e)) from None
+        if r.hand_side == "left":
+            image, r = mirror_record(image, r)
+        h, w = image.shape[:2]
+        joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+        if r.whole_image:
+            box = square_bbox(np.array([0.0, 0.0, w, h]))
+        elif r.bbox is not None:
+            box = square_bbox(r.bbox, (w, h), r.bbox_expansion)
+        elif joints_px is not None:
+            box = square_bbox(bbox_from_points(joints_px, 1.5), (w, h), 1.0)
+        else:
+            box = None
+        if box is None:
+            box = square_bbox(np.array([0.0, 0.0, w, h]))
+        rng = np.random.default_rng([self.seed, int(index), self.epoch])
+        aug = sample_augment(rng, AugmentConfig()) if self.augment else Augment()
+        sample = make_sample(
+            image, box, self.image_size, aug, K=r.K, joints_img_px=joints_px, joints_cam=r.joints_cam,
+            vertices_cam=r.vertices_cam, pose=r.pose, betas=r.betas, num_vertices=self.num_vertices,
+            hand_side=r.hand_side, index=index,
+        )  # fmt: skip
+        sample["root_cam"] = (r.root_cam if r.root_cam is not None else np.zeros(3)).astype(np.float32)
+        return sample

@@ -1,0 +1,102 @@
+"""HO3D v2 / v3 in the official layout.
+
+    root/train.txt, root/evaluation.txt            "<sequence>/<frame>" per line
+    root/train/<seq>/rgb/<frame>.png (v2) or .jpg (v3)
+    root/train/<seq>/meta/<frame>.pkl              handPose (48, flat_hand_mean=True), handBeta (10),
+                                                   handTrans (3), handJoints3D (21, 3), camMat (3, 3)
+    root/evaluation/<seq>/{rgb,meta}/...           meta: handBoundingBox (x1, y1, x2, y2), handJoints3D = root (3), camMat
+    root/evaluation_xyz.json, evaluation_verts.json (optional: the released evaluation labels)
+
+HO3D's 3D annotations are in the OpenGL camera frame and HO3D joint order (MANO's 16 + tips); the
+reader converts to the OpenCV frame and FreiHAND order. Its MANO pose has no mean
+(flat_hand_mean=True); the reader subtracts the hand model's ``hands_mean`` so that the pose follows the
+package convention, which is only meaningful with the MANO file (``model.hand_model``).
+Splits: ``train`` = train.txt minus the last ``val_fraction`` of its lines, ``val`` = those lines,
+``test`` = evaluation.txt. Meta pickles are read with the allow-list unpickler.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
+from handssca.hand.joint_orders import HO3D_TO_FREIHAND
+
+GL_TO_CV = np.array([1.0, -1.0, -1.0])
+
+
+def _meta(path: Path) -> dict:
+    from handssca.hand.loader import HandModelFileError, safe_pickle_load
+
+    require(path, "annotation pickle")
+    try:
+        meta = safe_pickle_load(path)
+    except HandModelFileError as e:
+        raise DatasetLayoutError(str(e)) from None
+    if not isinstance(meta, dict):
+        raise DatasetLayoutError(f"{path}: expected a pickled dict; found {type(meta).__name__}")
+    return meta
+
+
+class HO3D(RecordDataset):
+    def __init__(self, root: str, split: str = "train", image_size: int = 256, augment: bool = False,
+                 version: str = "v2", seed: int = 0, val_fraction: float = 0.05, hands_mean: np.ndarray | None = None) -> None:  # fmt: skip
+        root = require(Path(root), "HO3D root folder")
+        if split not in ("train", "val", "test"):
+            raise ValueError(f"split: expected train, val or test; got {split!r}")
+        if version not in ("v2", "v3"):
+            raise ValueError(f"ho3d version: expected v2 or v3; got {version!r}")
+        if hands_mean is None:
+            from handssca.hand import HandModel
+
+            hands_mean = HandModel.load(None).full_hands_mean.numpy()
+        ext = ".png" if version == "v2" else ".jpg"
+        list_name, folder = ("evaluation.txt", "evaluation") if split == "test" else ("train.txt", "train")
+        lines = [ln.strip() for ln in require(root / list_name, "split list").read_text().splitlines() if ln.strip()]
+        if split != "test":
+            cut = len(lines) - int(round(len(lines) * val_fraction))
+            lines = lines[:cut] if split == "train" else lines[cut:]
+        eval_xyz = eval_verts = None
+        if split == "test" and (root / "evaluation_xyz.json").exists():
+            eval_xyz = load_json(root / "evaluation_xyz.json", "released evaluation joints")
+            eval_verts = load_json(root / "evaluation_verts.json", "released evaluation vertices") if (root / "evaluation_verts.json").exists() else None
+        records = []
+        for k, line in enumerate(lines):
+            if "/" not in line:
+                raise DatasetLayoutError(f"{root / list_name}:{k + 1}: expected <sequence>/<frame>; got {line!r}")
+            seq, frame = line.split("/", 1)
+            meta_path = root / folder / seq / "meta" / f"{frame}.pkl"
+            meta = _meta(meta_path)
+            where = str(meta_path)
+            for key in ("camMat", "handJoints3D"):
+                if meta.get(key) is None:
+                    raise DatasetLayoutError(f"{meta_path}: key {key!r} missing")
+            rec = Record(root / folder / seq / "rgb" / f"{frame}{ext}", as_array(meta["camMat"], (3, 3), f"{where} camMat"), key=line)
+            if split != "test":
+                joints = as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND] * GL_TO_CV
+                rec.joints_cam = joints
+                pose = as_array(meta["handPose"], (48,), f"{where} handPose").copy()
+                pose[3:] -= hands_mean
+                rec.pose, rec.betas = pose, as_array(meta["handBeta"], (10,), f"{where} handBeta")
+            else:
+                rec.root_cam = as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)") * GL_TO_CV
+                box = as_array(meta["handBoundingBox"], (4,), f"{where} handBoundingBox")
+                rec.bbox = np.array([box[0], box[1], box[2] - box[0], box[3] - box[1]])
+                if eval_xyz is not None:
+                    rec.joints_cam = as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND] * GL_TO_CV
+                if eval_verts is not None:
+                    rec.vertices_cam = as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}") * GL_TO_CV
+            records.append(rec)
+        if records and not records[0].image.is_file():
+            raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
+        super().__init__(records, image_size, augment, seed)
+
+    def write_submission(self, preds, out_dir) -> list[Path]:
+        """pred.zip for the HO3D evaluation: wrist placed on the given GT root, OpenGL frame, HO3D order."""
+        from handssca.evaluation.files import write_ho3d_pred
+
+        roots = np.stack([r.root_cam if r.root_cam is not None else np.zeros(3) for r in self.records])
+        idx = preds.gt["index"].astype(int)
+        return [write_ho3d_pred(Path(out_dir) / "pred.zip", preds.pred["joints"], preds.pred["vertices"], roots[idx])]

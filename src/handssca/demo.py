@@ -1,0 +1,196 @@
+"""``handssca demo``: train on the embedded default, evaluate next to the mean pose, predict, report.
+
+Everything runs on the license-free default hand and the synthetic dataset, on the CPU, within a
+fixed time budget. The result is ``runs/demo/report.html`` with the metrics table, the learning
+curve, the PCK plot and pictures of predictions on held-out images.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from handssca.config import Config, load_config
+
+
+def _img_tag(path: Path, width: int | None = None) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    w = f' width="{width}"' if width else ""
+    return f'<img src="data:image/png;base64,{data}"{w} alt="{html.escape(path.stem)}">'
+
+
+def learning_curve(out: Path, history: list[dict], baseline: float | None, path: Path) -> Path:
+    """Training loss per step and validation PA-MPJPE per epoch (with the mean-pose level)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps, losses = [], []
+    log = out / "train_log.csv"
+    if log.is_file():
+        with open(log) as f:
+            for row in csv.DictReader(f):
+                steps.append(int(row["step"]))
+                losses.append(float(row["total"]))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    if losses:
+        k = max(1, len(losses) // 50)
+        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
+        axes[0].plot(steps, losses, color="0.75", lw=0.8, label="per step")
+        axes[0].plot(steps[k - 1 :], smooth, color="C0", label=f"mean of {k} steps")
+        axes[0].set_yscale("log")
+        axes[0].legend()
+    axes[0].set_xlabel("optimiser step")
+    axes[0].set_ylabel("training loss (weighted sum)")
+    axes[0].set_title("training loss")
+    xs = [h["step"] for h in history if "pa_mpjpe_mm" in h]
+    ys = [h["pa_mpjpe_mm"] for h in history if "pa_mpjpe_mm" in h]
+    if ys:
+        axes[1].plot(xs, ys, "o-", color="C1", label="model (validation)")
+    if baseline is not None:
+        axes[1].axhline(baseline, color="C3", ls="--", label="mean-pose predictor")
+    axes[1].set_xlabel("optimiser step")
+    axes[1].set_ylabel("PA-MPJPE (mm), lower is better")
+    axes[1].set_title("validation error")
+    axes[1].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) -> list[tuple[Path, dict]]:
+    """Predict on held-out full images (known camera, a box around the hand as a user would give)."""
+    from PIL import Image
+
+    from handssca.data.synthetic import SyntheticHands
+    from handssca.data.transforms import bbox_from_points
+    from handssca.geometry import project
+    from handssca.inference import HandReconstructor
+    from handssca.outputs import save_prediction
+    from handssca.pictures import draw_joints
+    from handssca.render.gl import make_renderer
+    from handssca.render.overlay import overlay_mesh
+
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    ds = SyntheticHands("test", cfg.data.test_size, cfg.data.seed, cfg.model.input_size, renderer=cfg.data.renderer)
+    render = make_renderer("auto")
+    panels = []
+    for i in range(count):
+        scene = ds.render_original(i)
+        image = (scene["image"] * 255).astype(np.uint8)
+        gt_px = project(scene["joints_cam"], scene["K"])
+        box = bbox_from_points(gt_px, 1.0)
+        pred = rec(image, bbox=box, K=scene["K"])
+        files = save_prediction(pred, image, out / "predictions", f"heldout_{i:02d}", render)
+        gt = overlay_mesh(scene["image"], scene["vertices_cam"], ds.hand.faces, scene["K"], render, alpha=0.7, color=(0.6, 0.9, 0.6))
+        gt = draw_joints(gt, gt_px, color=(20, 160, 20), radius=2)
+        side = np.asarray(Image.open(files[4]).convert("RGB").resize(image.shape[1::-1]))
+        over = np.asarray(Image.open(files[3]).convert("RGB"))
+        strip = np.concatenate([image, over, side, gt], axis=1)
+        path = out / "report_files" / f"heldout_{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(strip).save(path)
+        err = np.linalg.norm(pred.joints - scene["joints_cam"], axis=1).mean() * 1000
+        panels.append((path, {"mean 3D joint error in the camera frame (mm)": err, "occlusion": scene["occlusion"]}))
+    return panels
+
+
+def write_report(out: Path, cfg: Config, metrics: dict, train_s: float, summary: dict, figures: dict, panels) -> Path:
+    """Self-contained HTML (pictures embedded)."""
+    model_pa, base_pa = metrics.get("pa_mpjpe_mm"), metrics.get("pa_mpjpe_mm_meanpose")
+    gain = (1 - model_pa / base_pa) * 100 if model_pa and base_pa else float("nan")
+    rows = [
+        ("PA-MPJPE (mm) - joints after similarity alignment", "pa_mpjpe_mm"),
+        ("PA-MPVPE (mm) - vertices after similarity alignment", "pa_mpvpe_mm"),
+        ("MPJPE, root-relative (mm)", "mpjpe_rr_mm"),
+    ]
+    table = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{metrics.get(key, float('nan')):.2f}</td>"
+        f"<td>{metrics.get(key + '_meanpose', float('nan')):.2f}</td></tr>"
+        for label, key in rows
+    )
+    table += f"<tr><td>AUC of PCK 0-50 mm (PA joints), higher is better</td><td>{metrics.get('auc_pa_joints', float('nan')):.3f}</td><td>-</td></tr>"
+    table += f"<tr><td>2D joint error in the crop (pixels)</td><td>{metrics.get('joints_img_px', float('nan')):.2f}</td><td>-</td></tr>"
+    pics = "".join(
+        f"<figure>{_img_tag(p)}<figcaption>held-out image {i}: input | predicted mesh and joints | predicted mesh, side view | "
+        f"ground truth. {html.escape(', '.join(f'{k}: {v:.2f}' for k, v in info.items()))}</figcaption></figure>"
+        for i, (p, info) in enumerate(panels)
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>handssca demo</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 10px}} figure{{margin:1em 0}} img{{max-width:100%}} .big{{font-size:1.2em}}</style>
+</head><body>
+<h1>handssca demo: HandSSCA trained on synthetic occluded hands</h1>
+<p class="big">After <b>{train_s / 60:.1f} minutes</b> of training on this CPU ({summary['step']} steps of
+{cfg.train.batch_size} images, {cfg.model.backbone} backbone, {cfg.model.block} block, {cfg.model.input_size}x{cfg.model.input_size} crops),
+the network's PA-MPJPE on {metrics.get('samples', '?')} held-out images is <b>{model_pa:.1f} mm</b>, against
+<b>{base_pa:.1f} mm</b> for the mean-pose predictor (always answering the average hand): <b>{gain:.0f}% lower</b>.</p>
+<p>Everything here runs without licensed data: the hand model is the package's license-free default hand and
+the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders.</p>
+<h2>Metrics on held-out images</h2>
+<table><tr><th>metric</th><th>trained model</th><th>mean-pose predictor</th></tr>{table}</table>
+<h2>Learning curve</h2>{_img_tag(figures['curve'])}
+<h2>PCK on held-out images</h2>{_img_tag(figures['pck'], 560)}
+<h2>Predictions on held-out images</h2>
+<p>The box given to the model is the ground-truth joints' box (as a user would draw one); the camera is known.
+Meshes, JSON and pictures of each prediction are in <code>predictions/</code>.</p>
+{pics}
+<h2>Reproduce</h2><pre>handssca demo            # or: make demo
+handssca train --config demo   # the training part alone
+handssca evaluate --checkpoint {html.escape(str(out / 'last.pt'))}</pre>
+<p>Configuration: <code>{html.escape(json.dumps(cfg.to_dict()['train']))}</code></p>
+</body></html>"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
+
+
+def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> Path:
+    """Train (fixed budget), evaluate next to the mean pose, predict held-out images, write the report."""
+    from handssca.engine.evaluate import compute_metrics, mean_pose_prediction, predict
+    from handssca.engine.trainer import make_loader, train
+    from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
+    from handssca.evaluation.plots import plot_pck
+    from handssca.data.factory import build_dataset
+    from handssca.model.handssca import load_model
+
+    out = Path(out_dir)
+    cfg = load_config("demo", [f"train.out_dir={out}", *overrides])
+    if (out / "train_log.csv").exists():
+        (out / "train_log.csv").unlink()  # a fresh run: the learning curve starts again
+    t0 = time.monotonic()
+    summary = train(cfg, progress=progress)
+    train_s = time.monotonic() - t0
+    checkpoint = out / "last.pt"
+    model = load_model(checkpoint)
+    test_set = build_dataset(cfg, cfg.data.test_split, train=False)
+    preds = predict(model, make_loader(test_set, cfg.eval.batch_size, None, cfg.data.num_workers), torch.device("cpu"),
+                    progress, desc="evaluate held-out")  # fmt: skip
+    metrics = compute_metrics(preds, model.hand, cfg.model.input_size)
+    metrics["samples"] = len(preds.pred["joints"])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    files = out / "report_files"
+    files.mkdir(parents=True, exist_ok=True)
+    gj = preds.gt["joints_cam"].astype(np.float64)
+    base = mean_pose_prediction(model.hand, len(gj))["joints"]
+    curves = {}
+    for name, p in (("trained model", preds.pred["joints"]), ("mean-pose predictor", base)):
+        meas = pck_measures(point_errors(gj, procrustes_align(gj, p.astype(np.float64))), 0.0, 0.05, 100)
+        curves[name] = (meas.thresholds * 1000, meas.pck_curve)
+    figures = {
+        "pck": plot_pck(curves, files / "pck.png", title="PA joints, held-out synthetic images"),
+        "curve": learning_curve(out, summary["history"], metrics.get("pa_mpjpe_mm_meanpose"), files / "learning_curve.png"),
+    }
+    panels = prediction_panels(cfg, checkpoint, out)
+    return write_report(out, cfg, metrics, train_s, summary, figures, panels)

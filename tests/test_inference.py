@@ -1,0 +1,143 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handssca.cli import main
+from handssca.data.synthetic import SyntheticHands
+from handssca.geometry import project, solve_translation
+from handssca.inference import HandReconstructor
+from handssca.model import build_model
+from handssca.model.handssca import checkpoint_dict, save_checkpoint
+
+trimesh = pytest.importorskip("trimesh")
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """A ResNet-18 HandSSCA at 128 trained for a few steps on synthetic data."""
+    from handssca.config import load_config
+    from handssca.data.factory import build_dataset
+    from handssca.engine.trainer import make_loader
+    from handssca.losses import compute_losses
+
+    torch.manual_seed(0)
+    cfg = load_config(None, ["model.input_size=128", "model.backbone=resnet18", "data.train_size=4", "model.init=mean_pose"])
+    model = build_model(cfg.model)
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    batch = next(iter(make_loader(build_dataset(cfg, "train", train=True), 4)))
+    for _ in range(2):
+        loss = compute_losses(model(batch["image"]), batch, model.hand, cfg.train.loss_weights)["total"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model.eval()))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    ds = SyntheticHands("test", 2, seed=11, image_size=128)
+    return ds.render_original(1)
+
+
+def test_solved_translation_reprojects_within_a_pixel(scene):
+    joints_cam, K = scene["joints_cam"], scene["K"]
+    px = project(joints_cam, K)
+    local = joints_cam - scene["transl"]  # the MANO-frame joints the network predicts
+    t = solve_translation(local, px, K)
+    np.testing.assert_allclose(t, scene["transl"], atol=1e-6)
+    assert np.abs(project(local + t, K) - px).max() < 1.0
+    noisy = px + np.random.default_rng(0).normal(0, 2.0, px.shape)
+    t2 = solve_translation(local, noisy, K)
+    assert np.linalg.norm(t2 - scene["transl"]) < 0.01
+
+
+class PerfectRunner:
+    """Returns the ground truth of one scene for any crop: checks the reconstructor's geometry."""
+
+    def __init__(self, scene, hand, size, crop_fn):
+        self.scene, self.hand, self.size, self.crop_fn = scene, hand, size, crop_fn
+
+    def __call__(self, crops):
+        s = self.scene
+        local_j = s["joints_cam"] - s["transl"]
+        uv = self.crop_fn(project(s["joints_cam"], s["K"]))
+        return {"vertices": (s["vertices_cam"] - s["transl"])[None], "joints": local_j[None],
+                "joints_img": ((uv + 0.5) / self.size)[None], "pose_aa": s["pose"][None], "betas": s["betas"][None]}  # fmt: skip
+
+
+def test_reconstructor_geometry_with_known_K(scene):
+    from handssca.data.transforms import apply_affine, crop_affine, square_bbox
+    from handssca.hand import HandModel
+
+    hand = HandModel.default()
+    img = (scene["image"] * 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    box = square_bbox(np.array([0.0, 0.0, w, h]))
+    M = crop_affine(box, 128)
+    rec = HandReconstructor(PerfectRunner(scene, hand, 128, lambda p: apply_affine(p, M)), hand.faces, 128)
+    pred = rec(img, K=scene["K"])
+    assert not pred.K_assumed
+    np.testing.assert_allclose(pred.joints, scene["joints_cam"], atol=1e-5)
+    assert np.abs(pred.joints_2d - project(scene["joints_cam"], scene["K"])).max() < 1.0
+
+
+def test_left_hand_is_the_mirror_of_the_right(tiny_checkpoint, scene):
+    rec = HandReconstructor.from_checkpoint(tiny_checkpoint, device="cpu")
+    img = (scene["image"] * 255).astype(np.uint8)
+    right = rec(img, hand_side="right")
+    left = rec(np.ascontiguousarray(img[:, ::-1]), hand_side="left")
+    m = np.array([-1.0, 1.0, 1.0])
+    np.testing.assert_allclose(left.vertices, right.vertices * m, atol=2e-4)
+    np.testing.assert_array_equal(left.faces, right.faces[:, [0, 2, 1]])
+    np.testing.assert_allclose(left.joints_2d[:, 0], img.shape[1] - 1 - right.joints_2d[:, 0], atol=0.05)
+
+
+def test_predict_writes_every_file_and_survives_bad_inputs(tiny_checkpoint, scene, tmp_path, capsys):
+    rgb = (scene["image"] * 255).astype(np.uint8)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    Image.fromarray(rgb).save(inputs / "a_rgb.png")
+    Image.fromarray(rgb[..., 0]).save(inputs / "b_gray.png")
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])).save(inputs / "c_rgba.png")
+    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(inputs / "d_16bit.png")
+    (inputs / "e_empty.png").write_bytes(b"")
+    (inputs / "f_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
+    frames[0].save(inputs / "g_clip.gif", save_all=True, append_images=frames[1:], duration=100)
+    out = tmp_path / "out"
+    code = main(["predict", str(inputs), "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--no-progress",
+                 "--bbox", "20,20,150,150"])  # fmt: skip
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "5 input(s) reconstructed, 2 skipped" in text and "e_empty.png: " in text and "f_corrupt.jpg" in text
+    nv = build_model({"input_size": 128, "backbone": "resnet18"}).hand.num_vertices
+    for stem in ("a_rgb", "b_gray", "c_rgba", "d_16bit"):
+        for suffix in (".obj", ".ply", ".json", "_overlay.png", "_side.png"):
+            assert (out / f"{stem}{suffix}").is_file(), stem + suffix
+        for ext in ("obj", "ply"):
+            mesh = trimesh.load(out / f"{stem}.{ext}", process=False)
+            assert mesh.vertices.shape == (nv, 3) and len(mesh.faces) > 0
+        info = json.loads((out / f"{stem}.json").read_text())
+        assert info["K_assumed"] is True and len(info["joints_2d_px"]) == 21 and info["bbox_xywh"][2] == 225
+    assert (out / "g_clip_overlay.gif").is_file() and (out / "g_clip" / "frame_00001.obj").is_file()
+
+
+@pytest.mark.parametrize("size", [224, 256])
+def test_onnx_matches_pytorch(tmp_path, size):
+    pytest.importorskip("onnxruntime")
+    from handssca.export import OnnxRunner, export_model
+    from handssca.inference import TorchRunner
+    from handssca.model import load_model
+
+    torch.manual_seed(size)
+    model = build_model({"input_size": size, "backbone": "resnet18"}).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", checkpoint_dict(model))
+    onnx_path = export_model(ckpt, tmp_path / "m.onnx")
+    x = np.random.default_rng(size).random((2, 3, size, size), dtype=np.float32)
+    a = OnnxRunner(onnx_path)(x)
+    b = TorchRunner(load_model(ckpt), torch.device("cpu"))(x)
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], atol=1e-4, rtol=1e-4, err_msg=k)
