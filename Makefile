@@ -23,10 +23,13 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/handssca info
+	$(VENV)/bin/handssca demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/scan.py
+	$(PY) benchmarks/model.py
+	$(PY) benchmarks/train.py
+	$(PY) benchmarks/synthetic.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -10,7 +10,10 @@ from collections.abc import Sequence
 def _cmd_info(args: argparse.Namespace) -> int:
     from handssca import environment as env
 
-    sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model)]
+    sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model),
+                env.renderer_section()]
+    if args.config is not None:
+        sections.append(env.parameters_section(args.config))
     print(env.format_sections(sections))
     return 0
 
@@ -163,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
+    p.add_argument("--config", help="also print parameter counts per module for this config (path or shipped name)")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train a model (use torchrun for several GPUs or nodes)")

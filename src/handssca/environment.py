@@ -79,6 +79,29 @@ def hand_section(path: str | None = None) -> Section:
     return sec
 
 
+def renderer_section() -> Section:
+    """The CPU renderer used for synthetic data and overlays."""
+    from handssca.render.gl import gl_available
+
+    ok, name = gl_available()
+    sec = Section("renderer")
+    sec.add("in use", f"moderngl/EGL ({name})" if ok else f"numpy rasteriser (no headless GL: {name})")
+    return sec
+
+
+def parameters_section(config: str) -> Section:
+    """Trainable parameters per module of the network a config builds."""
+    from handssca.config import load_config
+    from handssca.model import build_model, count_parameters
+
+    cfg = load_config(config)
+    counts = count_parameters(build_model(cfg.model))
+    sec = Section(f"parameters ({cfg.name}: {cfg.model.block}, {cfg.model.backbone}, input {cfg.model.input_size})")
+    for k, v in counts.items():
+        sec.add(k, f"{v:,}")
+    return sec
+
+
 def format_sections(sections: list[Section]) -> str:
     """Render sections as an aligned plain-text report."""
     width = max((len(n) for s in sections for n, _ in s.rows), default=0)

@@ -48,3 +48,18 @@ def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
     """Pinhole projection of camera-frame points (N,3) -> pixels (N,2)."""
     p = np.asarray(points) @ np.asarray(K).T
     return p[:, :2] / p[:, 2:3]
+
+
+def translation_from_box(points: np.ndarray, K: np.ndarray, centre_px: np.ndarray, size_px: float) -> np.ndarray:
+    """Translation that puts points (N,3) at pixel ``centre_px`` with an image extent of ``size_px``.
+
+    A weak-perspective placement from a box, for when 2D joints are unusable (e.g. all on one pixel).
+    """
+    P = np.asarray(points, dtype=np.float64)
+    c = P.mean(0)
+    extent = max(float(np.ptp(P[:, :2], axis=0).max()), 1e-6)
+    f = (K[0, 0] + K[1, 1]) / 2
+    z = f * extent / max(size_px, 1e-6)
+    x = (centre_px[0] - K[0, 2]) * z / K[0, 0]
+    y = (centre_px[1] - K[1, 2]) * z / K[1, 1]
+    return np.array([x, y, z]) - c

@@ -29,9 +29,9 @@ class ModelConfig:
     hourglass_depth: int = 2
     scan_backend: str = "auto"
     hand_model: str | None = None  # a MANO file; None = the built-in license-free hand
-    # "official": the authors' regressor init (conv N(0, 1e-3), linear N(0, 1e-2)); "mean_pose": the same,
-    # with the pose head starting at hands_mean; "fast": PyTorch's default init and the mean-pose start,
-    # which learns far faster in short CPU runs (the official conv init starts the heatmaps flat)
+    # "official": the authors' regressor init (conv N(0, 1e-3), linear N(0, 1e-2)), which starts from random
+    # finger rotations; "mean_pose": the same with the pose output's bias set to identity rotations, so the
+    # network starts at the mean hand (useful for short runs; not in the official code)
     init: str = "official"
 
     @property
@@ -47,8 +47,8 @@ class ModelConfig:
                              f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
         if self.block not in BLOCKS:
             raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
-        if self.init not in ("official", "mean_pose", "fast"):
-            raise ValueError(f"model.init: expected 'official', 'mean_pose' or 'fast'; got {self.init!r}")
+        if self.init not in ("official", "mean_pose"):
+            raise ValueError(f"model.init: expected 'official' or 'mean_pose'; got {self.init!r}")
         if self.backbone not in RESNETS:
             raise ValueError(f"model.backbone: expected one of {sorted(RESNETS)}; got {self.backbone!r}")
         return self
@@ -81,9 +81,8 @@ class HandSSCA(nn.Module):
         self.backbone = FPNBackbone(config.backbone)
         self.block = build_block(config)
         self.regressor = Regressor(config.feature_size, 256, config.hourglass_depth)
-        if config.init != "fast":
-            self.regressor.init_weights()
-        if config.init in ("mean_pose", "fast"):
+        self.regressor.init_weights()
+        if config.init == "mean_pose":
             self.regressor.mano_regHead.start_at_mean_pose()
         self.hand = hand_model if hand_model is not None else HandModel.load(config.hand_model)
 

@@ -162,13 +162,12 @@ class ManoHead(nn.Module):
         self.shape_reg = nn.Linear(512, betas)
 
     def start_at_mean_pose(self) -> None:
-        """Bias the 6D output to identity rotations (pose = hands_mean) and betas to 0, weights ~0.
+        """Bias the 6D output to identity rotations (pose = hands_mean) and betas to 0.
 
-        Not in the official code (which starts from random rotations); it makes short CPU runs
-        start from the mean hand instead of a random one.
+        Not in the official code (which starts from random rotations); with the official N(0, 0.01)
+        weights the network then starts near the mean hand instead of a random one.
         """
         with torch.no_grad():
-            self.pose_reg.weight.mul_(0.01)
             self.pose_reg.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1, 0]).repeat(self.joints))
             self.shape_reg.bias.zero_()
 

@@ -1,0 +1,76 @@
+"""Training throughput (images/s) and peak memory at batch 16 for the `none` and `ssca` variants.
+
+One process, synthetic random images and labels (no data loading), Adam, the paper's losses.
+
+    python benchmarks/train.py [--size 256] [--backbone resnet50] [--steps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from handssca.config import LOSS_WEIGHTS
+from handssca.losses import compute_losses
+from handssca.model import build_model
+
+
+def _kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return -1
+
+
+def measure(block: str, size: int, backbone: str, batch: int, steps: int) -> tuple[float, float]:
+    torch.manual_seed(0)
+    model = build_model({"block": block, "input_size": size, "backbone": backbone}).train()
+    opt = torch.optim.Adam(model.parameters(), 1e-4)
+    data = {
+        "image": torch.rand(batch, 3, size, size), "pose": torch.randn(batch, 48) * 0.3, "betas": torch.randn(batch, 10),
+        "joints_img": torch.rand(batch, 21, 2), "valid_mano": torch.ones(batch), "valid_joints_img": torch.ones(batch),
+    }  # fmt: skip
+
+    def step():
+        losses = compute_losses(model(data["image"]), data, model.hand, LOSS_WEIGHTS)
+        opt.zero_grad()
+        losses["total"].backward()
+        opt.step()
+
+    step()  # warm-up (kernel compilation, allocator)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _kib("VmRSS:")
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    dt = time.perf_counter() - t
+    return batch * steps / dt, (_kib("VmHWM:") - base) / 2**20
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--backbone", default="resnet50")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=3)
+    a = p.parse_args()
+    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {a.backbone}, "
+          f"input {a.size}, batch {a.batch}, {a.steps} timed steps after one warm-up")  # fmt: skip
+    print(f"{'variant':8s} {'images/s':>9s} {'peak extra memory':>18s}")
+    rows = {}
+    for block in ("none", "ssca"):
+        rows[block] = measure(block, a.size, a.backbone, a.batch, a.steps)
+        print(f"{block:8s} {rows[block][0]:9.2f} {rows[block][1]:15.2f} GiB")
+    print(f"ssca / none throughput: {rows['ssca'][0] / rows['none'][0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
