@@ -141,3 +141,16 @@ def test_onnx_matches_pytorch(tmp_path, size):
     b = TorchRunner(load_model(ckpt), torch.device("cpu"))(x)
     for k in a:
         np.testing.assert_allclose(a[k], b[k], atol=1e-4, rtol=1e-4, err_msg=k)
+
+
+def test_torchscript_export_runs(tmp_path, tiny_checkpoint):
+    from handssca.export import export_model
+
+    path = export_model(tiny_checkpoint, tmp_path / "m.pt", "torchscript")
+    module = torch.jit.load(str(path))
+    x = torch.rand(1, 3, 128, 128)
+    outs = module(x)
+    from handssca.model import load_model
+
+    ref = load_model(tiny_checkpoint)(x)
+    torch.testing.assert_close(outs[0], ref["vertices"], atol=1e-4, rtol=1e-4)

@@ -90,3 +90,50 @@ def hand_sheet(model, path: str | os.PathLike, samples: int = 4, seed: int = 0, 
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4, faces: np.ndarray | None = None,
+                title: str = "") -> Path:  # fmt: skip
+    """A grid of dataset samples with their 2D joints and, where vertices are known, the mesh outline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import ndimage
+
+    from handssca.render.gl import make_renderer
+
+    render = make_renderer("auto") if faces is not None else None
+    n = min(count, len(dataset))
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows), dpi=100, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i in range(n):
+        s = dataset[i]
+        img = s["image"].transpose(1, 2, 0)
+        size = img.shape[0]
+        shown = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        if render is not None and s.get("valid_vertices", 0) and s["vertices_cam"].shape[0] > faces.max():
+            mask = render(s["vertices_cam"].astype(np.float64), faces, s["K"].astype(np.float64), (size, size)).mask
+            edge = mask & ~ndimage.binary_erosion(mask, iterations=1)
+            shown = shown.copy()
+            shown[edge] = (255, 230, 0)
+        if s.get("valid_joints_img", 1):
+            shown = draw_joints(shown, s["joints_img"] * size - 0.5, color=(230, 30, 30), radius=2)
+        ax = axes.ravel()[i]
+        ax.imshow(shown)
+        label = f"#{s['index']}"
+        if "occlusion" in s:
+            label += f", occluded {float(s['occlusion']) * 100:.0f}%"
+        if s.get("hand_side") == "left":
+            label += ", left (mirrored)"
+        ax.set_title(label, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -33,3 +33,21 @@ def test_console_script_and_import_do_no_work():
     code = "import sys, handssca; import handssca.cli; print('numba' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_data_preview_synthetic_and_freihand(tmp_path, capsys):
+    from tests.data.layouts import write_freihand
+
+    assert main(["data", "preview", "--dataset", "synthetic", "--count", "3", "--size", "128", "--out", str(tmp_path / "s.png")]) == 0
+    write_freihand(tmp_path / "fh")
+    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--split", "test",
+                 "--count", "2", "--size", "128", "--out", str(tmp_path / "f.png")]) == 0  # fmt: skip
+    assert Image.open(tmp_path / "s.png").size[0] > 300 and Image.open(tmp_path / "f.png").size[0] > 300
+    assert main(["data", "preview", "--dataset", "ho3d", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_info_with_config_prints_parameter_counts(capsys):
+    assert main(["info", "--config", "ho3d"]) == 0
+    out = capsys.readouterr().out
+    assert "30,864,852" in out and "578,304" in out and "[renderer]" in out
