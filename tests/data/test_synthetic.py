@@ -55,8 +55,11 @@ def test_same_sample_on_every_run():
 
 
 def test_dataloader_with_two_workers():
+    from handssca.engine.trainer import make_loader
+
     ds = SyntheticHands("train", 4, seed=1, image_size=128)
-    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+    ds[0]  # this process now holds a GL context: workers must not inherit it
+    loader = make_loader(ds, 2, workers=2)
     batches = list(loader)
     assert len(batches) == 2 and batches[0]["image"].shape == (2, 3, 128, 128)
     torch.testing.assert_close(batches[1]["image"][1], torch.tensor(ds[3]["image"]))

@@ -37,9 +37,19 @@ def _worker_init(worker_id: int) -> None:
 
 
 def make_loader(dataset, batch_size: int, sampler=None, workers: int = 0, shuffle: bool = False) -> DataLoader:
+    """A DataLoader whose workers start from a clean process (forkserver): a worker forked from a
+    process that holds a GL context (the synthetic renderer, overlays) hangs in Mesa."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
                       num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                      multiprocessing_context=worker_context() if workers else None,
                       persistent_workers=False, drop_last=False)  # fmt: skip
+
+
+def worker_context() -> str:
+    """The multiprocessing start method for DataLoader workers: forkserver where it exists, else spawn."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
 def _freeze_bn(model: torch.nn.Module) -> None:
