@@ -12,8 +12,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model),
                 env.renderer_section()]
-    if args.config is not None:
-        sections.append(env.parameters_section(args.config))
+    sections.append(env.parameters_section(args.config))
     print(env.format_sections(sections))
     return 0
 
@@ -186,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
-    p.add_argument("--config", help="also print parameter counts per module for this config (path or shipped name)")
+    p.add_argument("--config", help="config whose parameter counts to print (path or shipped name; default: HandSSCA at 256)")
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train a model (use torchrun for several GPUs or nodes)")

@@ -89,14 +89,15 @@ def renderer_section() -> Section:
     return sec
 
 
-def parameters_section(config: str) -> Section:
-    """Trainable parameters per module of the network a config builds."""
+def parameters_section(config: str | None = None) -> Section:
+    """Trainable parameters per module of the network a config builds (the defaults when None)."""
     from handssca.config import load_config
     from handssca.model import build_model, count_parameters
 
     cfg = load_config(config)
     counts = count_parameters(build_model(cfg.model))
-    sec = Section(f"parameters ({cfg.name}: {cfg.model.block}, {cfg.model.backbone}, input {cfg.model.input_size})")
+    name = cfg.name if config is not None else "default config"
+    sec = Section(f"parameters ({name}: {cfg.model.block}, {cfg.model.backbone}, input {cfg.model.input_size})")
     for k, v in counts.items():
         sec.add(k, f"{v:,}")
     return sec

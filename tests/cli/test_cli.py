@@ -16,7 +16,8 @@ def test_help_lists_the_commands(capsys):
 def test_info_prints_versions_devices_backends_and_hand(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for fact in ("python", "torch", "numpy", "[devices]", "[selective scan]", "auto on cpu", "[hand model]", "default hand"):
+    for fact in ("python", "torch", "numpy", "[devices]", "[selective scan]", "auto on cpu", "[hand model]", "default hand",
+                 "[renderer]", "30,864,852"):
         assert fact in out
 
 
