@@ -32,6 +32,8 @@ except Exception as e:  # pragma: no cover - exercised only where numba is missi
 
 #: Steps between saved states in the forward pass (memory / recomputation trade-off).
 CHECKPOINT = 64
+#: Channels processed together as SIMD lanes by the forward kernel.
+LANES = 16
 
 
 def available() -> bool:
@@ -107,6 +109,55 @@ if numba is not None:
                     x[i] = xi
                     acc += xi * Ct[b, g, t, i]
                 y[b, d, t] = acc
+
+    @njit(parallel=True, fastmath=True, cache=True, nogil=True)
+    def _forward_lanes_kernel(u, dt, A, Bt, Ct, y, ckpt, every, save):  # pragma: no cover - compiled
+        """Forward with SIMD lanes over LANES channels of one group: B and C are shared by the lanes,
+        so each step is exp + two FMAs per (state, lane) with no horizontal reduction."""
+        batch, dim, length = u.shape
+        groups = Bt.shape[1]
+        nstate = A.shape[1]
+        rep = dim // groups
+        nblk = (rep + LANES - 1) // LANES
+        zero = np.zeros(1, dtype=u.dtype)[0]
+        for task in prange(batch * groups * nblk):
+            b = task // (groups * nblk)
+            g = (task // nblk) % groups
+            d0 = g * rep + (task % nblk) * LANES
+            w = min(LANES, (g + 1) * rep - d0)
+            x = np.zeros((nstate, LANES), dtype=u.dtype)
+            At = np.zeros((nstate, LANES), dtype=u.dtype)
+            for i in range(nstate):
+                for j in range(w):
+                    At[i, j] = A[d0 + j, i]
+            dtb = np.zeros((every, LANES), dtype=u.dtype)
+            dub = np.zeros((every, LANES), dtype=u.dtype)
+            yb = np.zeros((every, LANES), dtype=u.dtype)
+            for t0 in range(0, length, every):
+                t1 = min(length, t0 + every)
+                if save:
+                    for j in range(w):
+                        for i in range(nstate):
+                            ckpt[b, d0 + j, t0 // every, i] = x[i, j]
+                for j in range(w):
+                    for t in range(t0, t1):
+                        dv = dt[b, d0 + j, t]
+                        dtb[t - t0, j] = dv
+                        dub[t - t0, j] = dv * u[b, d0 + j, t]
+                for t in range(t0, t1):
+                    tt = t - t0
+                    for j in range(LANES):
+                        yb[tt, j] = zero
+                    for i in range(nstate):
+                        bi = Bt[b, g, t, i]
+                        ci = Ct[b, g, t, i]
+                        for j in range(LANES):
+                            xv = _exp(dtb[tt, j] * At[i, j]) * x[i, j] + dub[tt, j] * bi
+                            x[i, j] = xv
+                            yb[tt, j] += xv * ci
+                for j in range(w):
+                    for t in range(t0, t1):
+                        y[b, d0 + j, t] = yb[t - t0, j]
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True)
     def _backward_kernel(
@@ -188,7 +239,7 @@ class _NumbaScanFn(torch.autograd.Function):
         shape = (batch, dim, nchunks, A.shape[1]) if save else (1, 1, 1, 1)
         ckpt = np.empty(shape, dtype=un.dtype)
         _sync_threads()
-        _forward_kernel(un, dtn, An, Btn, Ctn, y, ckpt, CHECKPOINT, save)
+        _forward_lanes_kernel(un, dtn, An, Btn, Ctn, y, ckpt, CHECKPOINT, save)
         if save:
             ctx.save_for_backward(u, dt, A, Bt, Ct, torch.from_numpy(ckpt))
         return torch.from_numpy(y)
