@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from handssca.data import transforms as T
 

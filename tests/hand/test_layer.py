@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 from handssca.hand import HandModel
 from handssca.hand.mirror import mirror_faces, mirror_points, mirror_pose
 
-from .mano_files import random_model_arrays, write_model
+from .mano_files import write_model
 
 smplx = pytest.importorskip("smplx")
 
