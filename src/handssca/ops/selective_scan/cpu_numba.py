@@ -4,9 +4,9 @@ Why numba: it ships as a wheel, so ``pip install`` gives every user a compiled k
 compiler, and it compiles for the machine's own vector width. The kernels are compiled on first use
 (about 10 s, then cached on disk), never at import.
 
-Forward runs the recurrence once per (batch, channel) with the N-dim state in registers, and saves
-the state every ``CHECKPOINT`` steps. Backward walks the chunks in reverse, recomputes each chunk's
-states from its checkpoint (as mamba's CUDA kernel does), and runs the adjoint recurrence. Memory
+Forward runs the recurrence for blocks of 16 channels of one group at a time (the SIMD lanes, which
+share B and C), with the state in registers, and saves the state every ``CHECKPOINT`` steps.
+Backward walks the chunks in reverse, recomputes each chunk's states from its checkpoint (as mamba's CUDA kernel does), and runs the adjoint recurrence. Memory
 is O(B D L / CHECKPOINT N) extra instead of O(B D L N). The float32 kernels use an exp written with
 plain arithmetic (range reduction and a degree-6 polynomial, relative error ~2e-7) so that the
 compiler can vectorise it over the state dimension; float64 uses libm's exp.
@@ -84,31 +84,6 @@ if numba is not None:
 
             return impl
         return lambda x: math.exp(x)
-
-    @njit(parallel=True, fastmath=True, cache=True, nogil=True)
-    def _forward_kernel(u, dt, A, Bt, Ct, y, ckpt, every, save):  # pragma: no cover - compiled
-        batch, dim, length = u.shape
-        groups = Bt.shape[1]
-        nstate = A.shape[1]
-        rep = dim // groups
-        zero = np.zeros(1, dtype=u.dtype)[0]
-        for task in prange(batch * dim):
-            b = task // dim
-            d = task % dim
-            g = d // rep
-            x = np.zeros(nstate, dtype=u.dtype)
-            for t in range(length):
-                if save and t % every == 0:
-                    for i in range(nstate):
-                        ckpt[b, d, t // every, i] = x[i]
-                dtv = dt[b, d, t]
-                duv = dtv * u[b, d, t]
-                acc = zero
-                for i in range(nstate):
-                    xi = _exp(dtv * A[d, i]) * x[i] + duv * Bt[b, g, t, i]
-                    x[i] = xi
-                    acc += xi * Ct[b, g, t, i]
-                y[b, d, t] = acc
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True)
     def _forward_lanes_kernel(u, dt, A, Bt, Ct, y, ckpt, every, save):  # pragma: no cover - compiled
