@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from handssca.config import Config, load_config
+from handssca.evaluation.plots import save_figure
 
 
 def _img_tag(path: Path, width: int | None = None) -> str:
@@ -65,10 +66,7 @@ def learning_curve(out: Path, history: list[dict], baseline: float | None, path:
     axes[1].legend()
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) -> list[tuple[Path, dict]]:

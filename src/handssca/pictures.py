@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handssca.evaluation.plots import save_figure
 from handssca.render import render_mesh
 
 
@@ -84,12 +85,7 @@ def hand_sheet(model, path: str | os.PathLike, samples: int = 4, seed: int = 0, 
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
     fig.suptitle(model.describe(), fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4, faces: np.ndarray | None = None,
@@ -131,9 +127,4 @@ def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4
         ax.set_title(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

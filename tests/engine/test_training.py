@@ -118,3 +118,23 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
             num += (r0[k] - v).square().sum().item()
             den += (v - init[k]).square().sum().item()
     assert den > 0 and (num / den) ** 0.5 < 0.01
+
+
+def test_evaluate_command_writes_its_report(tmp_path, capsys):
+    import json
+
+    from handssca.cli import main
+    from handssca.model.handssca import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", checkpoint_dict(model))
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(out), "--no-progress",
+                 "data.test_size=4", "data.num_workers=0", "eval.batch_size=2"]) == 0  # fmt: skip
+    for name in ("metrics.json", "per_sample.csv", "pck.png", "best_worst.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["samples"] == 4 and metrics["pa_mpjpe_mm_meanpose"] > 0
+    assert len((out / "per_sample.csv").read_text().splitlines()) == 5
+    assert "pa_mpjpe_mm" in capsys.readouterr().out

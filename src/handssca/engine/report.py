@@ -13,6 +13,7 @@ from handssca.config import Config, build_config, load_config
 from handssca.data.factory import build_dataset
 from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
 from handssca.engine.trainer import make_loader
+from handssca.evaluation.plots import save_figure
 from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
 from handssca.model.handssca import load_model, read_checkpoint
 
@@ -63,10 +64,7 @@ def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, pa
         ax.imshow(shown)
         ax.set_title(f"{tag}: {errors[i]:.1f} mm PA-MPJPE", fontsize=9)
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def evaluate_checkpoint(

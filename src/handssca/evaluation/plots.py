@@ -8,6 +8,18 @@ from pathlib import Path
 import numpy as np
 
 
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_pck(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike, title: str = "") -> Path:
     """Draw PCK curves {name: (thresholds_mm, pck)} with their AUC in the legend; write a PNG."""
     import matplotlib
@@ -27,9 +39,4 @@ def plot_pck(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.Pa
     ax.legend(loc="lower right", fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
