@@ -18,7 +18,7 @@ import yaml
 
 from handssca.model.handssca import ModelConfig
 
-LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0}
+LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0, "articulation": 0.0}
 
 
 @dataclass
@@ -196,6 +196,8 @@ def build_config(data: dict, source: str = "config") -> Config:
 
         hints = typing.get_type_hints(cls)
         values = {k: _coerce(v, hints[k], f"{source}: {sec}.{k}") for k, v in values.items()}
+        if sec == "train" and "loss_weights" in values:  # terms not given keep the paper's weights
+            values["loss_weights"] = {**LOSS_WEIGHTS, **values["loss_weights"]}
         sections[sec] = cls(**values)
     cfg = Config(name=str(name), **sections)
     try:

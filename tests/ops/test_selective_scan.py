@@ -106,6 +106,26 @@ def test_float32_matches_float64_reference(backend):
     torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("backend", FAST_BACKENDS)
+def test_float32_softplus_over_a_wide_range_matches_float64_reference(backend):
+    # delta from -40 to 40 over 640 channels and 2 steps, so that each output and gradient depends
+    # on one or two softplus/sigmoid values (the numba kernels compute them with their own
+    # vectorised exp and log1p in float32): checks them to float32 accuracy, not diluted by a sum
+    args = make(1, 640, 2, 2, 2, seed=7)
+    args["delta"] = torch.linspace(-40, 40, 640 * 2, dtype=torch.float64).reshape(1, 640, 2)
+    args["A"] = args["A"] * 0.05
+    weights = torch.randn(1, 640, 2, dtype=torch.float64)
+    res = {}
+    for name, dtype in (("reference", torch.float64), (backend, torch.float32)):
+        leaves = {k: v.detach().to(dtype).requires_grad_() for k, v in args.items()}
+        y = selective_scan(**leaves, delta_softplus=True, backend=name, strict=True)
+        res[name] = (y.detach().double(), torch.autograd.grad((y * weights.to(dtype)).sum(), list(leaves.values())))
+    ref_y, ref_g = res["reference"]
+    torch.testing.assert_close(res[backend][0], ref_y, rtol=2e-5, atol=1e-5 * float(ref_y.abs().max()))
+    for key, g_b, g_r in zip(args, res[backend][1], ref_g):
+        torch.testing.assert_close(g_b.double(), g_r, rtol=2e-5, atol=1e-5 * float(g_r.abs().max()), msg=f"gradient of {key}")
+
+
 def test_output_dtype_follows_u_and_computes_in_float32():
     args = {k: v.to(torch.bfloat16) for k, v in make(1, 4, 10, 2, 2).items()}
     y = selective_scan(**args, backend="torch")

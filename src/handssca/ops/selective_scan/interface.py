@@ -176,13 +176,14 @@ def selective_scan(
         y = fn(u_.contiguous(), delta_.contiguous(), A_.contiguous(), B_.contiguous(), C_.contiguous(),
                D_, z=None, delta_bias=bias_, delta_softplus=delta_softplus)  # fmt: skip
         return y.to(out_dtype)
+    if B_.dim() == 3:
+        B_, C_ = B_.unsqueeze(1), C_.unsqueeze(1)
+    if name == "numba":
+        return cpu_numba.scan_numba(u_, delta_, A_, B_, C_, D_, bias_, delta_softplus).to(out_dtype)
     dt = delta_ if bias_ is None else delta_ + bias_[None, :, None]
     if delta_softplus:
         dt = F.softplus(dt)
-    if B_.dim() == 3:
-        B_, C_ = B_.unsqueeze(1), C_.unsqueeze(1)
-    core = cpu_numba.scan_core_numba if name == "numba" else scan_core_torch
-    y = core(u_, dt, A_, B_, C_)
+    y = scan_core_torch(u_, dt, A_, B_, C_)
     if D_ is not None:
         y = y + D_[None, :, None] * u_
     return y.to(out_dtype)
