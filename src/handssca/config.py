@@ -34,6 +34,8 @@ class DataConfig:
     seed: int = 0
     num_workers: int = 2
     renderer: str = "auto"  # synthetic: gl | numpy | auto
+    synthetic_max_occluders: int = 3  # synthetic: 0-N occluders per image
+    synthetic_max_tilt_deg: float = 180.0  # synthetic: 180 = any orientation, else palm/back to camera +- this
     version: str = "v2"  # ho3d: v2 | v3
     freihand_version: str = "auto"  # freihand training images: gs | hom | sample | auto
 

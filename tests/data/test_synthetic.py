@@ -85,3 +85,19 @@ def test_bad_arguments():
         SyntheticHands("training", 3)
     with pytest.raises(IndexError):
         SyntheticHands("val", 3)[3]
+
+
+def test_view_and_occluder_limits():
+    from scipy.spatial.transform import Rotation
+
+    ds = SyntheticHands("val", 12, seed=3, image_size=128, max_occluders=0, max_tilt_deg=20)
+    for i in range(len(ds)):
+        s = ds[i]
+        assert s["occlusion"] == 0.0
+        # the default hand's palm normal (+y in its frame) points within 20 degrees of +-z, the camera axis
+        normal = Rotation.from_rotvec(s["pose"][:3]).apply([0.0, 1.0, 0.0])
+        assert abs(normal[2]) >= np.cos(np.radians(20)) - 1e-9
+    with pytest.raises(ValueError, match="max_tilt_deg"):
+        SyntheticHands("val", 3, max_tilt_deg=200)
+    with pytest.raises(ValueError, match="max_occluders"):
+        SyntheticHands("val", 3, max_occluders=-1)

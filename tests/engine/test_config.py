@@ -47,3 +47,10 @@ def test_shipped_configs_load(path):
         assert cfg.model.block == path.stem[len("ablation_"):] and cfg.model.input_size == 224
     if path.stem == "dexycb":
         assert cfg.train.epochs == 20 and cfg.train.lr_factor == 0.9 and len(cfg.train.lr_milestones) == 19
+
+
+def test_partial_loss_weights_keep_the_papers_other_weights():
+    from handssca.config import LOSS_WEIGHTS
+
+    cfg = load_config(None, ["train.loss_weights={articulation: 5.0, shape: 1.0}"])
+    assert cfg.train.loss_weights == {**LOSS_WEIGHTS, "articulation": 5.0, "shape": 1.0}

@@ -16,7 +16,8 @@ def build_dataset(cfg, split: str, train: bool = False) -> Dataset:
 
         n = {"train": d.train_size, "val": d.val_size, "test": d.test_size}.get(split, d.test_size)
         return SyntheticHands(split if split in ("train", "val", "test") else "test", n, d.seed, size,
-                              cfg.model.hand_model, augment=train, renderer=d.renderer)  # fmt: skip
+                              cfg.model.hand_model, augment=train, renderer=d.renderer,
+                              max_occluders=d.synthetic_max_occluders, max_tilt_deg=d.synthetic_max_tilt_deg)  # fmt: skip
     if d.root is None:
         raise ValueError(f"data.root: dataset {d.dataset!r} needs the folder of its official layout")
     if d.dataset == "freihand":

@@ -1,7 +1,8 @@
 """``SyntheticHands``: occluded hands rendered on the CPU, the package's embedded default dataset.
 
 Sample i of (split, seed) is a pure function of (seed, split, i): hands from the hand layer with
-poses from its prior and random shapes, a camera that makes the hand's box 50-85% of the crop size
+poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
+or back faces the camera within ``max_tilt_deg`` (any in-plane angle), a camera that makes the hand's box 50-85% of the crop size
 (on a canvas 1.5 times the crop, so that the crop rarely leaves the rendered image), a
 random skin tone and light, a background (a public-domain photo bundled with scikit-image, or a
 procedural texture) and 0-3 occluders in front of the hand covering up to ~70% of it, balanced.
@@ -113,9 +114,15 @@ class SyntheticHands(Dataset):
         augment: bool | None = None,
         renderer: str = "auto",
         max_occluders: int = 3,
+        max_tilt_deg: float = 180.0,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {sorted(SPLITS)}; got {split!r}")
+        if not 0 <= max_tilt_deg <= 180:
+            raise ValueError(f"max_tilt_deg: expected 0-180 degrees; got {max_tilt_deg}")
+        if max_occluders < 0:
+            raise ValueError(f"max_occluders: expected >= 0; got {max_occluders}")
+        self.max_tilt_deg = float(max_tilt_deg)
         self.split, self.size, self.seed, self.image_size = split, int(size), int(seed), int(image_size)
         self.hand_model_path = hand_model
         self.augment = (split == "train") if augment is None else augment
@@ -156,6 +163,23 @@ class SyntheticHands(Dataset):
         self._setup()
         return self._hand
 
+    def _orientation(self, rng: np.random.Generator) -> np.ndarray:
+        """Global orientation (axis-angle, 3): uniform over all rotations when max_tilt_deg = 180,
+        else palm (or back, at random) towards the camera tilted by at most max_tilt_deg, any roll."""
+        from scipy.spatial.transform import Rotation
+
+        seed = rng.integers(2**31)
+        if self.max_tilt_deg >= 180:
+            return Rotation.random(random_state=seed).as_rotvec()
+        # the default hand's palm normal is its +y axis, the camera looks along +z: turn y to -z or +z
+        face = Rotation.from_euler("x", 90 if rng.random() < 0.5 else -90, degrees=True)
+        axis = rng.normal(size=3)
+        axis[2] = 0.0  # tilt about an axis in the image plane
+        axis /= np.linalg.norm(axis) + 1e-12
+        tilt = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, self.max_tilt_deg)))
+        roll = Rotation.from_euler("z", rng.uniform(0, 360), degrees=True)
+        return (roll * tilt * face).as_rotvec()
+
     def _background(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self._photos and rng.random() < 0.6:
             photo = self._photos[rng.integers(len(self._photos))]
@@ -175,12 +199,11 @@ class SyntheticHands(Dataset):
         hand = self._hand
         size = int(round(1.5 * self.image_size))  # a canvas larger than the crop: few black borders after cropping
         from handssca.hand.prior import sample_hand_pose
-        from scipy.spatial.transform import Rotation
 
         ex = hand.extras
         full = sample_hand_pose(1, rng, ex.get("axes"), ex.get("limits"), hand.hands_coeffs,
                                 hand.hands_components.numpy(), hand.full_hands_mean.numpy())[0]  # fmt: skip
-        orient = Rotation.random(random_state=rng.integers(2**31)).as_rotvec()
+        orient = self._orientation(rng)
         betas = np.clip(rng.normal(0, 1, 10), -2.5, 2.5)
         pose = np.concatenate([orient, full - hand.full_hands_mean.numpy()])
         with torch.no_grad():
