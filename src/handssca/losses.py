@@ -5,11 +5,11 @@ As in the official code, 3D targets are the hand layer's output for the ground-t
 Rodrigues(GT axis-angle), both relative to ``hands_mean``. Samples whose labels are missing
 (``valid_*`` = 0) do not contribute; with every label present each term equals ``F.mse_loss``.
 
-One term is not in the paper: ``articulation``, the joint MSE of the predicted finger pose and
-shape posed with the *ground-truth* global orientation (weight 0 in the paper's configs). Early in
+One term is not in the paper: ``articulation``, the joint MSE of the predicted finger pose posed
+with the *ground-truth* global orientation and shape (weight 0 in the paper's configs). Early in
 training, while the orientation is still wrong, the 3D terms are smallest for a small, closed hand
 (the shrinking that MSE does under uncertainty): the network then learns fists and small betas.
-This term scores the articulation alone, so short runs (the synthetic CPU config) learn it.
+This term scores the finger articulation alone, so short runs (the synthetic CPU config) learn it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def compute_losses(
                                   batch["valid_joints_img"].to(pred["betas"])),  # fmt: skip
     }
     if weights.get("articulation", 0.0):
-        canon = hand(global_orient=pose[:, :3], hand_pose=pred["pose_aa"][:, 3:], betas=pred["betas"])
+        canon = hand(global_orient=pose[:, :3], hand_pose=pred["pose_aa"][:, 3:], betas=betas)
         terms["articulation"] = _masked_mse(canon["joints"], tgt["joints"], valid_mano)
     out = {k: v * weights.get(k, 0.0) for k, v in terms.items()}
     out["total"] = sum(out.values())

@@ -20,7 +20,7 @@ def _batch(pose, betas):
             "valid_joints_img": torch.ones(n)}  # fmt: skip
 
 
-def test_articulation_ignores_the_global_orientation():
+def test_articulation_ignores_the_global_orientation_and_shape():
     hand = HandModel.default()
     g = torch.Generator().manual_seed(0)
     pose = torch.randn(3, 48, generator=g) * 0.3
@@ -37,6 +37,8 @@ def test_articulation_ignores_the_global_orientation():
     bent = compute_losses(_pred(hand, fingers, betas), batch, hand, WEIGHTS)
     torch.testing.assert_close(bent["articulation"], bent["joints"])
     assert bent["articulation"] > 1e-6
+    shaped = compute_losses(_pred(hand, pose, betas + 1.0), batch, hand, WEIGHTS)  # only the shape is wrong
+    assert shaped["joints"] > 1e-6 and shaped["articulation"] < 1e-12
 
 
 def test_articulation_is_off_by_default():
