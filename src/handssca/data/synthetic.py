@@ -2,10 +2,11 @@
 
 Sample i of (split, seed) is a pure function of (seed, split, i): hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
-or back faces the camera within ``max_tilt_deg`` (any in-plane angle), a camera that makes the hand's box 50-85% of the crop size
-(on a canvas 1.5 times the crop, so that the crop rarely leaves the rendered image), a
-random skin tone and light, a background (a public-domain photo bundled with scikit-image, or a
-procedural texture) and 0-3 occluders in front of the hand covering up to ~70% of it, balanced.
+or back faces the camera within ``max_tilt_deg`` (any in-plane angle), a camera that makes the
+hand's box 50-85% of the crop size (on a canvas 1.5 times the crop, so that the crop rarely leaves
+the rendered image), a random skin tone and light, a background (a public-domain photo bundled
+with scikit-image, or a procedural texture) and 0 to ``max_occluders`` (3) occluders in front of
+the hand covering up to ~70% of it, balanced.
 Rendering uses moderngl/EGL when it works (each DataLoader worker makes its own context on first
 use) and the numpy rasteriser otherwise. The image then goes through the common crop pipeline.
 """
