@@ -178,9 +178,10 @@ if numba is not None:
         u, delta, A, Bt, Ct, Dv, bias, softplus, gy, ckpt, every, parts, du, ddelta, dA_part, dB_part, dC_part
     ):  # pragma: no cover - compiled
         """Backward one channel at a time (the state dimension in SIMD registers). Per chunk, from
-        the last: recompute the states from the checkpoint, then run the adjoint recurrence; dB and
-        dC go into this task's partial sums (``parts`` tasks per group share its channels). (A
-        version with the forward's lanes over channels measured 30% slower on Zen 4.)"""
+        the last, and per channel of this task: recompute the chunk's states from the checkpoint,
+        then run the adjoint recurrence; dB and dC go into this task's partial sums (``parts`` tasks
+        per group share its channels). (A version with the forward's lanes over channels measured
+        30% slower on Zen 4.)"""
         batch, dim, length = u.shape
         groups = Bt.shape[1]
         nstate = A.shape[1]
@@ -197,17 +198,25 @@ if numba is not None:
             xbuf = np.empty((every + 1, nstate), dtype=u.dtype)
             dtc = np.empty(every, dtype=u.dtype)
             slope = np.empty(every, dtype=u.dtype)
+            d_start = g * rep + p * per
+            d_end = min(g * rep + (p + 1) * per, (g + 1) * rep)
+            nd = max(d_end - d_start, 0)
+            hc_all = np.zeros((nd, nstate), dtype=u.dtype)  # each channel's adjoint state between chunks
+            dA_all = np.zeros((nd, nstate), dtype=u.dtype)
             hc = np.empty(nstate, dtype=u.dtype)
             dA_loc = np.empty(nstate, dtype=u.dtype)
-            d_end = min(g * rep + (p + 1) * per, (g + 1) * rep)
-            for d in range(g * rep + p * per, d_end):
-                hc[:] = zero
-                dA_loc[:] = zero
-                bd = bias[d]
-                Dd = Dv[d]
-                for c in range(nchunks - 1, -1, -1):
-                    t0 = c * every
-                    t1 = min(length, t0 + every)
+            # chunks outside, channels inside: this task's dB/dC rows of a chunk stay in L1 while all
+            # its channels add to them (channels outside streamed L x N partial sums through L2 per channel)
+            for c in range(nchunks - 1, -1, -1):
+                t0 = c * every
+                t1 = min(length, t0 + every)
+                for k in range(nd):
+                    d = d_start + k
+                    bd = bias[d]
+                    Dd = Dv[d]
+                    for i in range(nstate):
+                        hc[i] = hc_all[k, i]
+                        dA_loc[i] = dA_all[k, i]
                     if softplus:  # dt and its slope for the chunk, vectorised over t
                         for t in range(t0, t1):
                             v = delta[b, d, t] + bd
@@ -247,8 +256,12 @@ if numba is not None:
                             hc[i] = abuf[j, i] * h
                         ddelta[b, d, t] = (s_a + s_b * uv) * slope[j]
                         du[b, d, t] = dtv * s_b + Dd * g_y
+                    for i in range(nstate):
+                        hc_all[k, i] = hc[i]
+                        dA_all[k, i] = dA_loc[i]
+            for k in range(nd):
                 for i in range(nstate):
-                    dA_part[b, d, i] = dA_loc[i]
+                    dA_part[b, d_start + k, i] = dA_all[k, i]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
