@@ -146,17 +146,22 @@ if numba is not None:
                     for j in range(w):
                         for i in range(nstate):
                             ckpt[b, d0 + j, t0 // every, i] = x[i, j]
+                n = t1 - t0
                 for j in range(w):
                     bj = bias[d0 + j]
+                    # 1-D row views indexed from 0: numba then knows the index is not negative
+                    # and LLVM loads contiguously instead of gathering (negative-index wraparound)
+                    drow = delta[b, d0 + j, t0:t1]
+                    urow = u[b, d0 + j, t0:t1]
                     if softplus:  # contiguous and vectorised over t, then transposed into the lanes
-                        for t in range(t0, t1):
-                            row[t - t0] = _softplus(delta[b, d0 + j, t] + bj)
+                        for tt in range(n):
+                            row[tt] = _softplus(drow[tt] + bj)
                     else:
-                        for t in range(t0, t1):
-                            row[t - t0] = delta[b, d0 + j, t] + bj
-                    for t in range(t0, t1):
-                        dtb[t - t0, j] = row[t - t0]
-                        dub[t - t0, j] = row[t - t0] * u[b, d0 + j, t]
+                        for tt in range(n):
+                            row[tt] = drow[tt] + bj
+                    for tt in range(n):
+                        dtb[tt, j] = row[tt]
+                        dub[tt, j] = row[tt] * urow[tt]
                 for t in range(t0, t1):
                     tt = t - t0
                     for j in range(LANES):
@@ -170,8 +175,10 @@ if numba is not None:
                             yb[tt, j] += xv * ci
                 for j in range(w):
                     dj = Dv[d0 + j]
-                    for t in range(t0, t1):
-                        y[b, d0 + j, t] = yb[t - t0, j] + dj * u[b, d0 + j, t]
+                    urow = u[b, d0 + j, t0:t1]
+                    yrow = y[b, d0 + j, t0:t1]
+                    for tt in range(n):
+                        yrow[tt] = yb[tt, j] + dj * urow[tt]
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
     def _backward_kernel(
@@ -217,16 +224,17 @@ if numba is not None:
                     for i in range(nstate):
                         hc[i] = hc_all[k, i]
                         dA_loc[i] = dA_all[k, i]
+                    drow = delta[b, d, t0:t1]  # a row view indexed from 0: contiguous vector loads
                     if softplus:  # dt and its slope for the chunk, vectorised over t
-                        for t in range(t0, t1):
-                            v = delta[b, d, t] + bd
+                        for j in range(t1 - t0):
+                            v = drow[j] + bd
                             e = _exp(-abs(v))  # sigmoid from the same exp as softplus
-                            dtc[t - t0] = _softplus(v)
-                            slope[t - t0] = (one if v >= zero else e) / (one + e)
+                            dtc[j] = _softplus(v)
+                            slope[j] = (one if v >= zero else e) / (one + e)
                     else:
-                        for t in range(t0, t1):
-                            dtc[t - t0] = delta[b, d, t] + bd
-                            slope[t - t0] = one
+                        for j in range(t1 - t0):
+                            dtc[j] = drow[j] + bd
+                            slope[j] = one
                     for i in range(nstate):
                         xbuf[0, i] = ckpt[b, d, c, i]
                     for t in range(t0, t1):
