@@ -109,7 +109,7 @@ def main() -> None:
                 if backend == "torch" and batch > 1 and backward:
                     print(f"{shape:8s} {case:18s} {backend:10s} {'skipped (> 8 GB of autograd buffers)':>10s}")
                     continue
-                t = median_time(lambda: run(backend, inputs, backward), args.repeats if backend != "reference" else 3)
+                t = median_time(lambda: run(backend, inputs, backward), args.repeats if backend != "reference" else min(args.repeats, 5))
                 if backend == "reference":
                     ref_time = t
                 ratio = f"{ref_time / t:12.1f}x" if ref_time else f"{'-':>13s}"
