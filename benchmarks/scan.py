@@ -17,6 +17,9 @@ import time
 
 import torch
 
+# benchmarks/bench_memory.py: the folder of the script being run is on sys.path
+from bench_memory import extra_memory_gib
+
 from handssca.ops import backend_status, selective_scan
 
 SHAPES = {"spatial": (2048, 1024), "channel": (128, 16384)}
@@ -50,26 +53,6 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return -1
-
-
-def extra_memory_gib(fn) -> float:
-    """Peak resident memory above the level before ``fn`` (Linux: resets VmHWM via clear_refs)."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return float("nan")
-    before = _rss_kib("VmRSS:")
-    fn()
-    return (_rss_kib("VmHWM:") - before) / 2**20
 
 
 def floor_seconds(batch: int, dim: int, length: int) -> float:

@@ -13,17 +13,12 @@ import time
 
 import torch
 
+# benchmarks/bench_memory.py: the folder of the script being run is on sys.path
+from bench_memory import extra_memory_gib
+
 from handssca.config import LOSS_WEIGHTS
 from handssca.losses import compute_losses
 from handssca.model import build_model
-
-
-def _kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    return -1
 
 
 def measure(block: str, size: int, backbone: str, batch: int, steps: int) -> tuple[float, float]:
@@ -42,17 +37,16 @@ def measure(block: str, size: int, backbone: str, batch: int, steps: int) -> tup
         opt.step()
 
     step()  # warm-up (kernel compilation, allocator)
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
-    base = _kib("VmRSS:")
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    dt = time.perf_counter() - t
-    return batch * steps / dt, (_kib("VmHWM:") - base) / 2**20
+    elapsed = []
+
+    def timed_steps():
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        elapsed.append(time.perf_counter() - t)
+
+    memory = extra_memory_gib(timed_steps)
+    return batch * steps / elapsed[0], memory
 
 
 def main() -> None:
