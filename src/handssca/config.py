@@ -18,7 +18,8 @@ import yaml
 
 from handssca.model.handssca import ModelConfig
 
-LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0, "articulation": 0.0}
+LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0, "articulation": 0.0,
+                "heatmaps": 0.0}
 
 
 @dataclass
@@ -34,8 +35,10 @@ class DataConfig:
     seed: int = 0
     num_workers: int = 2
     renderer: str = "auto"  # synthetic: gl | numpy | auto
+    augment: bool = True  # train-time augmentation (the official scale / rotation / colour ranges)
     synthetic_max_occluders: int = 3  # synthetic: 0-N occluders per image
     synthetic_max_tilt_deg: float = 180.0  # synthetic: 180 = any orientation, else palm/back to camera +- this
+    synthetic_max_roll_deg: float = 180.0  # synthetic, with max_tilt < 180: in-plane angle +- this (180 = any)
     version: str = "v2"  # ho3d: v2 | v3
     freihand_version: str = "auto"  # freihand training images: gs | hom | sample | auto
 
@@ -49,7 +52,7 @@ class TrainConfig:
     lr_factor: float = 0.7
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(LOSS_WEIGHTS))
     grad_accum: int = 1
-    amp: bool = False  # bf16 autocast on CUDA (the scan stays float32)
+    amp: bool = False  # bf16 autocast on CUDA or CPU (the scan and the hand layer stay float32)
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     out_dir: str = "runs/default"

@@ -21,6 +21,16 @@ from handssca.config import Config, load_config
 from handssca.evaluation.plots import save_figure
 
 
+def _view(cfg) -> str:
+    """The synthetic data's view limits in words, for the report ('' for any view)."""
+    d = cfg.data
+    if d.synthetic_max_tilt_deg >= 180:
+        return ""
+    roll = "" if d.synthetic_max_roll_deg >= 180 else f", turned at most {d.synthetic_max_roll_deg:g} degrees in the image"
+    return (f" (palm or back towards the camera within {d.synthetic_max_tilt_deg:g} degrees{roll}; "
+            f"at most {d.synthetic_max_occluders} occluder{'s' if d.synthetic_max_occluders != 1 else ''})")
+
+
 def _img_tag(path: Path, width: int | None = None) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     w = f' width="{width}"' if width else ""
@@ -144,9 +154,10 @@ mean-pose predictor (always answering the average hand, unrotated): <b>{compare(
 Its 2D joints are {metrics.get('joints_img_px', float('nan')):.1f} pixels off in the {cfg.model.input_size}-pixel crops.
 After Procrustes alignment, which removes orientation and scale and leaves only the finger articulation, its error
 (PA-MPJPE) is {model_pa:.1f} mm against {base_pa:.1f} mm for the mean pose ({compare(model_pa, base_pa)}):
-finger articulation takes far longer to learn than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
+{"the finger articulation is starting to be learned, but" if model_pa < base_pa else ""} finger articulation takes far
+longer to learn than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
 <p>Everything here runs without licensed data: the hand model is the package's license-free default hand and
-the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders.</p>
+the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders{_view(cfg)}.</p>
 <h2>Metrics on held-out images</h2>
 <table><tr><th>metric</th><th>trained model</th><th>mean-pose predictor</th></tr>{table}</table>
 <h2>Learning curve</h2>{_img_tag(figures['curve'])}

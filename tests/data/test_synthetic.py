@@ -101,3 +101,22 @@ def test_view_and_occluder_limits():
         SyntheticHands("val", 3, max_tilt_deg=200)
     with pytest.raises(ValueError, match="max_occluders"):
         SyntheticHands("val", 3, max_occluders=-1)
+    with pytest.raises(ValueError, match="max_roll_deg"):
+        SyntheticHands("val", 3, max_tilt_deg=30, max_roll_deg=-5)
+
+
+def test_roll_limit_keeps_the_fingers_sideways():
+    from scipy.spatial.transform import Rotation
+
+    ds = SyntheticHands("val", 10, seed=5, image_size=128, max_occluders=0, max_tilt_deg=0, max_roll_deg=15)
+    rest = ds.hand(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=torch.zeros(1, 45, dtype=torch.float64),
+                   betas=torch.zeros(1, 10, dtype=torch.float64))["joints"][0].numpy()  # fmt: skip
+    finger = rest[12] - rest[0]  # wrist -> middle fingertip (FreiHAND order), in the hand's frame
+    angles = []
+    for i in range(len(ds)):
+        d = Rotation.from_rotvec(ds[i]["pose"][:3]).apply(finger)
+        ang = np.degrees(np.arctan2(d[1], d[0]))  # in the image plane (x right, y down)
+        angles.append(min(abs(ang), 180 - abs(ang)))  # from pointing left or right
+    angles = np.array(angles)
+    assert angles.max() <= 15 + 5, angles  # the rest hand's middle finger is a few degrees off its x axis
+    assert angles.max() > 3, angles  # and the angle does vary

@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from handssca.hand import HandModel
@@ -48,3 +49,47 @@ def test_articulation_is_off_by_default():
     pose, betas = torch.zeros(2, 48), torch.zeros(2, 10)
     out = compute_losses(_pred(hand, pose + 0.1, betas), _batch(pose, betas), hand, LOSS_WEIGHTS)
     assert LOSS_WEIGHTS["articulation"] == 0.0 and "articulation" not in out
+
+
+def _heatmap_kl_reference(heatmaps: np.ndarray, joints_img: np.ndarray, sigma: float) -> np.ndarray:
+    """Per-sample mean over joints of KL(Gaussian || heatmap), float64, one cell at a time."""
+    from scipy.special import rel_entr
+
+    b, j, s, _ = heatmaps.shape
+    out = np.zeros(b)
+    for n in range(b):
+        for k in range(j):
+            t = np.zeros((s, s))
+            for r in range(s):
+                for c in range(s):
+                    dx = (c + 0.5) - joints_img[n, k, 0] * s
+                    dy = (r + 0.5) - joints_img[n, k, 1] * s
+                    t[r, c] = np.exp(-(dx * dx + dy * dy) / (2 * sigma**2))
+            t /= t.sum()
+            out[n] += rel_entr(t, heatmaps[n, k]).sum() / j
+    return out
+
+
+def test_heatmap_term_is_the_kl_divergence_from_gaussian_targets():
+    from handssca.losses import heatmap_kl, heatmap_log_targets
+
+    g = torch.Generator().manual_seed(0)
+    heatmaps = torch.softmax(torch.randn(3, 21, 8 * 8, generator=g, dtype=torch.float64), -1).reshape(3, 21, 8, 8)
+    joints = torch.rand(3, 21, 2, generator=g, dtype=torch.float64) * 1.2 - 0.1  # a few outside the crop
+    ref = _heatmap_kl_reference(heatmaps.numpy(), joints.numpy(), 1.0)
+    torch.testing.assert_close(heatmap_kl(heatmaps, joints), torch.from_numpy(ref), rtol=1e-10, atol=1e-12)
+    # zero at the target, also for a joint far outside the crop (normalised in log space)
+    joints[0, 0] = torch.tensor([3.0, -2.0], dtype=torch.float64)
+    target = heatmap_log_targets(joints, 8).exp()
+    assert torch.isfinite(target).all() and heatmap_kl(target, joints).abs().max() < 1e-12
+    # through compute_losses: samples without 2D labels do not count
+    hand = HandModel.default()
+    pose, betas = torch.zeros(3, 48), torch.zeros(3, 10)
+    pred = _pred(hand, pose, betas)
+    pred["heatmaps"] = heatmaps.float()
+    batch = _batch(pose, betas)
+    batch["joints_img"] = joints.float()
+    batch["valid_joints_img"] = torch.tensor([1.0, 0.0, 1.0])
+    got = compute_losses(pred, batch, hand, {**WEIGHTS, "heatmaps": 2.0})["heatmaps"]
+    expected = 2.0 * (heatmap_kl(heatmaps, joints)[[0, 2]]).mean()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-7)

@@ -176,3 +176,26 @@ def test_imagenet_weights_load_by_path(tmp_path):
     torch.testing.assert_close(bb.conv1.weight, trunk["conv1.weight"])
     with pytest.raises(ValueError, match="not a torchvision resnet50"):
         FPNBackbone("resnet50").load_imagenet_weights(tmp_path / "resnet18.pth")
+
+
+def test_cpu_bf16_autocast_keeps_the_hand_layer_and_heads_in_float32():
+    """Under mixed precision the convolutions run in bf16, but the 6D -> rotation step, the soft-argmax
+    and the hand layer stay float32: the mesh is exactly the float32 hand of the returned parameters."""
+    torch.manual_seed(0)
+    model = build_model({"input_size": 128, "backbone": "resnet18", "block": "ssca", "init": "mean_pose"}).eval()
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        ref = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(x)
+        pose = out["pose_aa"]
+        hand = model.hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=out["betas"])
+    for k in ("vertices", "joints", "pose_aa", "betas", "rotmats", "joints_img"):
+        assert out[k].dtype == torch.float32, k
+    torch.testing.assert_close(out["vertices"], hand["vertices"], rtol=0, atol=1e-6)
+    # bf16 convolutions change the numbers a little, not the hand
+    assert (out["joints"] - ref["joints"]).abs().max() < 2e-3
+    assert (out["joints_img"] - ref["joints_img"]).abs().max() < 2e-2
+    rot = out["rotmats"]
+    eye = torch.eye(3).expand_as(rot)
+    torch.testing.assert_close(rot @ rot.transpose(-1, -2), eye, atol=1e-5, rtol=0)

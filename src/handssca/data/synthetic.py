@@ -2,7 +2,8 @@
 
 Sample i of (split, seed) is a pure function of (seed, split, i): hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
-or back faces the camera within ``max_tilt_deg`` (any in-plane angle), a camera that makes the
+or back faces the camera within ``max_tilt_deg`` (at an in-plane angle within ``max_roll_deg`` of
+fingers pointing sideways; 180 = any), a camera that makes the
 hand's box 50-85% of the crop size (on a canvas 1.5 times the crop, so that the crop rarely leaves
 the rendered image), a random skin tone and light, a background (a public-domain photo bundled
 with scikit-image, or a procedural texture) and 0 to ``max_occluders`` (3) occluders in front of
@@ -116,14 +117,18 @@ class SyntheticHands(Dataset):
         renderer: str = "auto",
         max_occluders: int = 3,
         max_tilt_deg: float = 180.0,
+        max_roll_deg: float = 180.0,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {sorted(SPLITS)}; got {split!r}")
         if not 0 <= max_tilt_deg <= 180:
             raise ValueError(f"max_tilt_deg: expected 0-180 degrees; got {max_tilt_deg}")
+        if not 0 <= max_roll_deg <= 180:
+            raise ValueError(f"max_roll_deg: expected 0-180 degrees; got {max_roll_deg}")
         if max_occluders < 0:
             raise ValueError(f"max_occluders: expected >= 0; got {max_occluders}")
         self.max_tilt_deg = float(max_tilt_deg)
+        self.max_roll_deg = float(max_roll_deg)
         self.split, self.size, self.seed, self.image_size = split, int(size), int(seed), int(image_size)
         self.hand_model_path = hand_model
         self.augment = (split == "train") if augment is None else augment
@@ -166,7 +171,8 @@ class SyntheticHands(Dataset):
 
     def _orientation(self, rng: np.random.Generator) -> np.ndarray:
         """Global orientation (axis-angle, 3): uniform over all rotations when max_tilt_deg = 180,
-        else palm (or back, at random) towards the camera tilted by at most max_tilt_deg, any roll."""
+        else palm (or back, at random) towards the camera tilted by at most max_tilt_deg, turned in
+        the image plane by at most max_roll_deg from fingers pointing sideways (180 = any angle)."""
         from scipy.spatial.transform import Rotation
 
         seed = rng.integers(2**31)
@@ -178,7 +184,8 @@ class SyntheticHands(Dataset):
         axis[2] = 0.0  # tilt about an axis in the image plane
         axis /= np.linalg.norm(axis) + 1e-12
         tilt = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, self.max_tilt_deg)))
-        roll = Rotation.from_euler("z", rng.uniform(0, 360), degrees=True)
+        angle = rng.uniform(0, 360) if self.max_roll_deg >= 180 else rng.uniform(-self.max_roll_deg, self.max_roll_deg)
+        roll = Rotation.from_euler("z", angle, degrees=True)
         return (roll * tilt * face).as_rotvec()
 
     def _background(self, rng: np.random.Generator, size: int) -> np.ndarray:

@@ -177,8 +177,7 @@ class Trainer:
         for batch in bar:
             self._budget_left(start)
             images = batch["image"].to(self.device, non_blocking=True)
-            amp = t.amp and self.device.type == "cuda"
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=t.amp):
                 pred = net(images)
             pred = {k: v.float() for k, v in pred.items()}
             batch = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}

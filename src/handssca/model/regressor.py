@@ -112,7 +112,7 @@ class HeatmapHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         y = self.fc[0](self.res[0](self.hg[0](x)))
-        scores = self.score[0](y)
+        scores = self.score[0](y).float()  # softmax and soft-argmax in float32 under mixed precision
         b, j, h, w = scores.shape
         heatmaps = F.softmax(scores.reshape(b, j, h * w) * self.betas, dim=2).reshape(b, j, h, w)
         joints_x = (heatmaps * self.uu).sum((2, 3))
@@ -173,9 +173,9 @@ class ManoHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.mano_base_layer(features)
-        rotmats = rot6d_to_matrix(self.pose_reg(f).reshape(-1, self.joints, 6))
+        rotmats = rot6d_to_matrix(self.pose_reg(f).float().reshape(-1, self.joints, 6))  # float32 under autocast
         pose_aa = matrix_to_axis_angle(rotmats).reshape(-1, self.joints * 3)
-        return {"rotmats": rotmats, "pose_aa": pose_aa, "betas": self.shape_reg(f)}
+        return {"rotmats": rotmats, "pose_aa": pose_aa, "betas": self.shape_reg(f).float()}
 
 
 class Regressor(nn.Module):
