@@ -154,8 +154,8 @@ mean-pose predictor (always answering the average hand, unrotated): <b>{compare(
 Its 2D joints are {metrics.get('joints_img_px', float('nan')):.1f} pixels off in the {cfg.model.input_size}-pixel crops.
 After Procrustes alignment, which removes orientation and scale and leaves only the finger articulation, its error
 (PA-MPJPE) is {model_pa:.1f} mm against {base_pa:.1f} mm for the mean pose ({compare(model_pa, base_pa)}):
-{"the finger articulation is starting to be learned, but" if model_pa < base_pa else ""} finger articulation takes far
-longer to learn than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
+{"the network has started to learn the fingers' articulation, but learning it well takes" if model_pa < base_pa
+ else "finger articulation takes"} far longer than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
 <p>Everything here runs without licensed data: the hand model is the package's license-free default hand and
 the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders{_view(cfg)}.</p>
 <h2>Metrics on held-out images</h2>
