@@ -161,3 +161,12 @@ def test_cpu_mixed_precision_training_steps_decrease_the_loss(tmp_path):
     assert losses[-1] < 0.7 * losses[0], losses
     summary = train(tiny(tmp_path / "run", "train.amp=true", "train.max_steps=2"), progress=False)
     assert summary["step"] == 2
+
+
+def test_cpu_bf16_detection_reads_the_flags():
+    from handssca.engine.trainer import cpu_has_bf16
+
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n") is True
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n") is False
+    assert cpu_has_bf16("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n") is True  # aarch64
+    assert cpu_has_bf16("processor\t: 0\nFeatures\t: fp asimd\n") is False

@@ -58,6 +58,21 @@ def _freeze_bn(model: torch.nn.Module) -> None:
             m.eval()
 
 
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU has native bf16 arithmetic (x86 AVX512-BF16 or AMX, ARM bf16), from
+    /proc/cpuinfo's flags; None where that cannot be told (no /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("flags", "features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 class StopTraining(Exception):
     """Raised inside the loop when a step or time budget is used up."""
 
@@ -87,6 +102,9 @@ class Trainer:
         self.val_set = build_dataset(cfg, cfg.data.val_split, train=False)
         self.sampler = EpochSampler(len(self.train_set), cfg.train.seed, True, self.info.rank, self.info.world_size)
         self.writer = self._tensorboard() if self.info.is_main else None
+        if cfg.train.amp and self.device.type == "cpu" and cpu_has_bf16() is False and self.info.is_main:
+            log.warning("train.amp on a CPU without bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+                        "bf16 is emulated there and usually slower than float32; consider train.amp=false")  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, complete: bool) -> dict:
