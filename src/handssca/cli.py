@@ -158,16 +158,22 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
     from handssca.hand import HandModel
     from handssca.pictures import sample_grid
 
-    overrides = [f"data.dataset={args.dataset}", f"model.input_size={args.size}"]
+    overrides = []  # flags given on the command line win over the config's values
+    if args.dataset:
+        overrides.append(f"data.dataset={args.dataset}")
+    if args.size:
+        overrides.append(f"model.input_size={args.size}")
     if args.root:
         overrides.append(f"data.root={args.root}")
     if args.hand_model:
         overrides.append(f"model.hand_model={args.hand_model}")
-    overrides.append(f"data.{args.split}_size={args.count}" if args.dataset == "synthetic" else "name=preview")
-    cfg = load_config(None, overrides)
+    cfg = load_config(args.config, overrides + list(args.overrides))
+    if cfg.data.dataset == "synthetic":  # render only the samples shown
+        setattr(cfg.data, f"{args.split}_size", args.count)
     ds = build_dataset(cfg, getattr(cfg.data, f"{args.split}_split"), train=args.augment)
     faces = HandModel.load(cfg.model.hand_model).faces
-    path = sample_grid(ds, args.out, args.count, faces=faces, title=f"{args.dataset} {args.split}: 2D joints (red), mesh outline (yellow)")
+    path = sample_grid(ds, args.out, args.count, faces=faces,
+                       title=f"{cfg.data.dataset} {args.split}: 2D joints (red), mesh outline (yellow)")  # fmt: skip
     print(f"wrote {path}")
     return 0
 
@@ -232,14 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("data", help="datasets")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     b = data.add_parser("preview", help="a grid of samples with 2D joints and the mesh outline drawn")
-    b.add_argument("--dataset", choices=("synthetic", "freihand", "ho3d", "dexycb"), default="synthetic")
+    b.add_argument("--config", help="show what this config trains on (a name in configs/ or a YAML path)")
+    b.add_argument("--dataset", choices=("synthetic", "freihand", "ho3d", "dexycb"), help="default: the config's, else synthetic")
     b.add_argument("--root", help="dataset folder (official layout)")
     b.add_argument("--split", choices=("train", "val", "test"), default="train")
     b.add_argument("--augment", action="store_true", help="apply the training augmentation")
     b.add_argument("--count", type=int, default=12)
-    b.add_argument("--size", type=int, default=256, help="crop size")
+    b.add_argument("--size", type=int, help="crop size (default: the config's model.input_size, else 256)")
     b.add_argument("--hand-model", metavar="PATH", help="MANO file (needed for MANO labels and outlines)")
     b.add_argument("--out", default="grid.png")
+    b.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the config")
     b.set_defaults(func=_cmd_data_preview)
 
     p = sub.add_parser("convert-official", help="turn an official HandS3C checkpoint into a handssca checkpoint")

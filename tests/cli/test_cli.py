@@ -52,3 +52,25 @@ def test_info_with_config_prints_parameter_counts(capsys):
     assert main(["info", "--config", "ho3d"]) == 0
     out = capsys.readouterr().out
     assert "30,864,852" in out and "578,304" in out and "[renderer]" in out
+
+
+def test_data_preview_shows_what_a_config_trains_on(tmp_path, monkeypatch):
+    import handssca.pictures
+
+    seen = {}
+
+    def fake_grid(ds, path, count, **kw):
+        seen.update(ds=ds, count=count)
+        return path
+
+    monkeypatch.setattr(handssca.pictures, "sample_grid", fake_grid)
+    out = str(tmp_path / "g.png")
+    assert main(["data", "preview", "--config", "synthetic", "--augment", "--count", "2", "--out", out]) == 0
+    ds = seen["ds"]
+    # the config's crop size, view limits and augmentation setting (off in the synthetic config)
+    assert (ds.image_size, ds.max_tilt_deg, ds.max_roll_deg, ds.max_occluders, ds.augment) == (128, 30, 30, 1, False)
+    assert len(ds) == 2
+    assert main(["data", "preview", "--config", "synthetic", "--size", "160", "--out", out, "data.synthetic_max_roll_deg=10"]) == 0
+    assert (seen["ds"].image_size, seen["ds"].max_roll_deg) == (160, 10)
+    assert main(["data", "preview", "--out", out]) == 0  # no config: the defaults (any view, 256)
+    assert (seen["ds"].image_size, seen["ds"].max_tilt_deg) == (256, 180)
