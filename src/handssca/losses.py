@@ -13,7 +13,7 @@ This term scores the finger articulation alone, so short runs (the synthetic CPU
 
 A second term not in the paper, ``heatmaps`` (weight 0 in the paper's configs): the KL divergence
 from a Gaussian around each ground-truth 2D joint to the predicted heatmap. The paper supervises
-only the soft-argmax coordinates, which gives a flat heatmap almost no gradient; the dense target
+only the soft-argmax coordinates, which gives a flat heatmap little gradient; the dense target
 makes short runs localise joints (the synthetic CPU config, docs/training.md).
 """
 
