@@ -98,9 +98,9 @@ class HandSSCA(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[2:]) != (size, size):
             raise ValueError(f"images: expected (B, 3, {size}, {size}); got {tuple(images.shape)}")
         out = self.regressor(self.block(self.backbone(images)))
-        pose, betas = out["pose_aa"].float(), out["betas"].float()
+        pose = out["pose_aa"]  # the regressor returns pose and betas in float32, also under autocast
         with torch.autocast(images.device.type, enabled=False):  # under mixed precision the hand stays float32
-            hand = self.hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=betas)
+            hand = self.hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=out["betas"])
         out.update(vertices=hand["vertices"], joints=hand["joints"], joints16=hand["joints16"])
         return out
 
