@@ -40,6 +40,8 @@ class DataConfig:
     synthetic_max_tilt_deg: float = 180.0  # synthetic: 180 = any orientation, else palm/back to camera +- this
     synthetic_max_roll_deg: float = 180.0  # synthetic, with max_tilt < 180: in-plane angle +- this (180 = any)
     version: str = "v2"  # ho3d: v2 | v3
+    annotations: str = "official"  # ho3d, dexycb: official (the datasets' own files) | handoccnet (HandOccNet's JSONs)
+    hand_model_left: str | None = None  # dexycb left hands: MANO_LEFT.pkl (default: beside model.hand_model)
     freihand_version: str = "auto"  # freihand training images: gs | hom | sample | auto
 
 

@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from handssca.cli import main
@@ -37,12 +38,16 @@ def test_console_script_and_import_do_no_work():
 
 
 def test_data_preview_synthetic_and_freihand(tmp_path, capsys):
-    from tests.data.layouts import write_freihand
+    pytest.importorskip("smplx")
+    from tests.data.real_formats import ManoFiles, write_freihand
 
     assert main(["data", "preview", "--dataset", "synthetic", "--count", "3", "--size", "128", "--out", str(tmp_path / "s.png")]) == 0
-    write_freihand(tmp_path / "fh")
-    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--split", "test",
-                 "--count", "2", "--size", "128", "--out", str(tmp_path / "f.png")]) == 0  # fmt: skip
+    mano = ManoFiles(tmp_path / "mano")
+    write_freihand(tmp_path / "fh", mano, n_train=2, n_eval=2)
+    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--split", "test", "--count", "2",
+                 "--size", "128", "--out", str(tmp_path / "f.png"), "--hand-model", str(mano.right_path)]) == 0  # fmt: skip
+    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--out", str(tmp_path / "y.png")]) == 2
+    assert "model.hand_model" in capsys.readouterr().err  # MANO labels need the MANO file: one line, exit 2
     assert Image.open(tmp_path / "s.png").size[0] > 300 and Image.open(tmp_path / "f.png").size[0] > 300
     assert main(["data", "preview", "--dataset", "ho3d", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2
     assert "missing" in capsys.readouterr().err

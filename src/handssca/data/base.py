@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,12 @@ class DatasetLayoutError(ValueError):
 
 @dataclass
 class Record:
-    """One annotated hand in an original image (package conventions: metres, OpenCV, FreiHAND order)."""
+    """One annotated hand in an original image (package conventions: metres, OpenCV, FreiHAND order).
+
+    MANO labels follow the sample contract: ``hand(pose, betas) + transl`` is the hand in this
+    image's camera frame, ``hand`` being the configured right model for a right hand and its exact
+    mirror for a left one (the dataset step mirrors left hands, labels included, to right).
+    """
 
     image: Path
     K: np.ndarray
@@ -29,6 +34,8 @@ class Record:
     joints_px: np.ndarray | None = None  # (21, 2); projected from joints_cam when None
     pose: np.ndarray | None = None  # (48) relative to hands_mean
     betas: np.ndarray | None = None
+    transl: np.ndarray | None = None  # (3) m: hand(pose, betas) + transl = the hand in the camera frame
+    root_rest: np.ndarray | None = None  # (3) m: rest wrist J0(betas) of the right model (kept when mirrored)
     bbox: np.ndarray | None = None  # (x, y, w, h) given by the dataset
     bbox_expansion: float = 1.5
     whole_image: bool = False  # crop = the whole (square) image, as the official FreiHAND code
@@ -64,18 +71,40 @@ def as_array(value, shape: tuple, where: str) -> np.ndarray:
     return a
 
 
+def mirror_box(box: np.ndarray, width: int) -> np.ndarray:
+    """(x, y, w, h) box of an image flipped left-right: its centre u -> W - 1 - u, as the points'."""
+    return np.array([width - 1 - box[0] - box[2], box[1], box[2], box[3]], dtype=np.float64)
+
+
+def crop_box(r: Record, width: int, height: int) -> np.ndarray:
+    """The square crop box (x, y, w, h) of a record in its image, as the official code makes it:
+    the whole image (FreiHAND), the dataset's box through ``process_bbox(box, expansion)``, or
+    ``get_bbox(2D joints, 1.5)`` through ``process_bbox(.., 1.0)``; the whole image if that is empty."""
+    joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+    box = None
+    if r.whole_image:
+        box = square_bbox(np.array([0.0, 0.0, width, height]))
+    elif r.bbox is not None:
+        box = square_bbox(r.bbox, (width, height), r.bbox_expansion)
+    elif joints_px is not None:
+        box = square_bbox(bbox_from_points(joints_px, 1.5), (width, height), 1.0)
+    return box if box is not None else square_bbox(np.array([0.0, 0.0, width, height]))
+
+
 def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
     """Flip a left-hand image and its labels to a right hand (u -> W - 1 - u, x -> -x, pose mirrored)."""
     w = image.shape[1]
     m = np.array([-1.0, 1.0, 1.0])
+    flip = lambda a: None if a is None else a * m  # noqa: E731
     K = r.K.copy()
     K[0, 2] = w - 1 - K[0, 2]
-    pose = None if r.pose is None else (r.pose.reshape(16, 3) * np.array([1.0, -1.0, -1.0])).ravel()
-    bbox = None if r.bbox is None else np.array([w - r.bbox[0] - r.bbox[2], r.bbox[1], r.bbox[2], r.bbox[3]])
-    joints_px = None if r.joints_px is None else np.stack([w - 1 - r.joints_px[:, 0], r.joints_px[:, 1]], 1)
-    out = Record(r.image, K, None if r.joints_cam is None else r.joints_cam * m,
-                 None if r.vertices_cam is None else r.vertices_cam * m, joints_px, pose, r.betas, bbox,
-                 r.bbox_expansion, r.whole_image, r.hand_side, None if r.root_cam is None else r.root_cam * m, r.key)  # fmt: skip
+    out = replace(
+        r, K=K, joints_cam=flip(r.joints_cam), vertices_cam=flip(r.vertices_cam), transl=flip(r.transl),
+        root_cam=flip(r.root_cam),
+        pose=None if r.pose is None else (r.pose.reshape(16, 3) * np.array([1.0, -1.0, -1.0])).ravel(),
+        bbox=None if r.bbox is None else mirror_box(r.bbox, w),
+        joints_px=None if r.joints_px is None else np.stack([w - 1 - r.joints_px[:, 0], r.joints_px[:, 1]], 1),
+    )
     return np.ascontiguousarray(image[:, ::-1]), out
 
 
@@ -99,25 +128,18 @@ class RecordDataset(Dataset):
             image = read_image(r.image).astype(np.float32) / 255.0
         except ImageReadError as e:
             raise DatasetLayoutError(str(e)) from None
+        h, w = image.shape[:2]
+        box = crop_box(r, w, h)  # made in the original image, then flipped with it (the official order)
         if r.hand_side == "left":
             image, r = mirror_record(image, r)
-        h, w = image.shape[:2]
+            box = mirror_box(box, w)
         joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
-        if r.whole_image:
-            box = square_bbox(np.array([0.0, 0.0, w, h]))
-        elif r.bbox is not None:
-            box = square_bbox(r.bbox, (w, h), r.bbox_expansion)
-        elif joints_px is not None:
-            box = square_bbox(bbox_from_points(joints_px, 1.5), (w, h), 1.0)
-        else:
-            box = None
-        if box is None:
-            box = square_bbox(np.array([0.0, 0.0, w, h]))
         rng = np.random.default_rng([self.seed, int(index), self.epoch])
         aug = sample_augment(rng, AugmentConfig()) if self.augment else Augment()
         sample = make_sample(
             image, box, self.image_size, aug, K=r.K, joints_img_px=joints_px, joints_cam=r.joints_cam,
-            vertices_cam=r.vertices_cam, pose=r.pose, betas=r.betas, num_vertices=self.num_vertices,
+            vertices_cam=r.vertices_cam, pose=r.pose, betas=r.betas, transl=r.transl, root_rest=r.root_rest,
+            num_vertices=self.num_vertices,
             hand_side=r.hand_side, index=index,
         )  # fmt: skip
         sample["root_cam"] = (r.root_cam if r.root_cam is not None else np.zeros(3)).astype(np.float32)

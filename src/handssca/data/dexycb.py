@@ -8,11 +8,19 @@
 
 s0: the 10 subjects' sequences, sorted, indexed per subject; train = index % 5 != 4 (all subjects),
 val = subjects 1-2 with index % 5 == 4, test = subjects 3-10 with index % 5 == 4; all 8 cameras.
-Frames whose joints are all -1 (no hand) are skipped. ``pose_m`` holds 45 PCA coefficients
-(manopth, flat_hand_mean=False) and the translation: the reader turns them into axis-angle relative to
-``hands_mean`` with the hand model's PCA basis (meaningful with the MANO file). Left hands are mirrored
-to right on load (image, labels and pose) and keep ``hand_side="left"``. Test crops come from the GT
-2D joints, as in HandOccNet's protocol.
+Frames whose joints are all -1 (no hand) are skipped.
+
+DexYCB's conventions (its toolkit): manopth ``ManoLayer(use_pca=True, ncomps=45,
+flat_hand_mean=False, side=<the sequence's side>)`` with that side's own MANO file (MANO_LEFT.pkl
+for left hands, its own ``hands_components`` and ``hands_mean``, shapedirs as shipped);
+``pose_m`` = global orientation (3), 45 PCA coefficients, translation (3); ``joint_3d`` in the
+OpenCV camera frame, metres, manopth's order (= FreiHAND order) with manopth's tips (right 745,
+317, 444, 556, 673; left 745, 317, 445, 556, 673). The reader decodes the PCA pose with the side's
+basis and makes it relative to ``hands_mean``. Left hands are mirrored to right on load (image,
+labels and pose; ``data/mano_labels.left_fit_to_right``) and keep ``hand_side="left"`` and their
+betas (exact when the left file is the mirror of the right; the official left file is not quite,
+see docs/datasets.md). Test crops come from
+the GT 2D joints, as in HandOccNet's protocol.
 """
 
 from __future__ import annotations
@@ -23,10 +31,21 @@ import numpy as np
 import yaml
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, require
+from handssca.data.mano_labels import (
+    MIRROR_X,
+    ManoArrays,
+    left_fit_to_right,
+    mirror_pose,
+    pca_to_relative,
+    require_hand_model,
+)
 
 SUBJECTS = ["20200709-subject-01", "20200813-subject-02", "20200820-subject-03", "20200903-subject-04",
             "20200908-subject-05", "20200918-subject-06", "20200928-subject-07", "20201002-subject-08",
             "20201015-subject-09", "20201022-subject-10"]  # fmt: skip
+#: Fingertip vertices of ``joint_3d``: manopth's (right); left hands use vertex 445 for the middle tip.
+FINGERTIPS = "manopth"
+FINGERTIPS_LEFT = (745, 317, 445, 556, 673)
 SERIALS = ["836212060125", "839512060362", "840412060917", "841412060263", "932122060857", "932122060861",
            "932122061900", "932122062010"]  # fmt: skip
 
@@ -57,29 +76,43 @@ def s0_sequences(root: Path, split: str) -> list[tuple[str, str]]:
     return out
 
 
+def left_labels(global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: np.ndarray, transl: np.ndarray,
+                left: ManoArrays, right: ManoArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """A left-hand fit -> a :class:`Record`'s (pose, betas, transl, root_rest): the right model's labels
+    of the mirrored hand, stored un-mirrored (the exact mirror of the right model) for the dataset
+    step, which mirrors the record to right."""
+    pose_r, betas_r, transl_r = left_fit_to_right(global_orient, finger_pose_full, betas, transl, left, right)
+    return mirror_pose(pose_r), betas_r, transl_r * MIRROR_X, right.rest_root(betas_r)
+
+
 class DexYCB(RecordDataset):
-    def __init__(self, root: str, split: str = "train", image_size: int = 256, augment: bool = False, seed: int = 0,
-                 hand_model=None) -> None:  # fmt: skip
+    """DexYCB s0 through the toolkit's files. ``hand_model``: the right MANO
+    :class:`~handssca.hand.HandModel`; ``left_hand_model``: MANO_LEFT.pkl's, needed for left sequences."""
+
+    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
+                 seed: int = 0, left_hand_model=None) -> None:  # fmt: skip
+        right = require_hand_model(hand_model, "DexYCB")
+        left = ManoArrays.of(left_hand_model) if left_hand_model is not None else None
         root = require(Path(root), "DexYCB root folder")
         if split not in ("train", "val", "test"):
             raise ValueError(f"split: expected train, val or test; got {split!r}")
         if not any((root / s).is_dir() for s in SUBJECTS):
             raise DatasetLayoutError(f"{root}: no subject folder ({SUBJECTS[0]}, ...)")
-        if hand_model is None:
-            from handssca.hand import HandModel
-
-            hand_model = HandModel.load(None)
-        comps = hand_model.hands_components.double().numpy()  # (45, 45) rows: PCA basis of the finger pose
-        # a left hand's coefficients use the left model's basis, the mirror of the right one's
-        comps_left = (comps.reshape(45, 15, 3) * np.array([1.0, -1.0, -1.0])).reshape(45, 45)
         intr, betas_cache, records = {}, {}, []
         for subject, seq in s0_sequences(root, split):
-            meta = _yaml(root / subject / seq / "meta.yml", "sequence meta")
+            meta_path = root / subject / seq / "meta.yml"
+            meta = _yaml(meta_path, "sequence meta")
             side = (meta.get("mano_sides") or ["right"])[0]
+            if side not in ("right", "left"):
+                raise DatasetLayoutError(f"{meta_path}: mano_sides: expected right or left; got {side!r}")
+            if side == "left" and left is None:
+                raise DatasetLayoutError(f"{meta_path}: a left-hand sequence; its PCA pose needs MANO_LEFT.pkl "
+                                         f"(config key data.hand_model_left, or MANO_LEFT.pkl beside model.hand_model)")  # fmt: skip
             calib = (meta.get("mano_calib") or [None])[0]
             if calib not in betas_cache:
                 mano = _yaml(root / "calibration" / f"mano_{calib}" / "mano.yml", "MANO shape calibration")
                 betas_cache[calib] = as_array(mano.get("betas"), (10,), f"mano_{calib}/mano.yml betas")
+            betas = betas_cache[calib]
             for serial in SERIALS:
                 cam_dir = root / subject / seq / serial
                 if not cam_dir.is_dir():
@@ -100,10 +133,14 @@ class DexYCB(RecordDataset):
                     if np.all(j3d == -1):
                         continue
                     pm = as_array(pose_m, (1, 51), f"{label} pose_m")[0]
-                    pose = np.concatenate([pm[:3], pm[3:48] @ (comps_left if side == "left" else comps)])
+                    if side == "left":
+                        pose, b, transl, root_rest = left_labels(pm[:3], left.hands_mean + pm[3:48] @ left.components, betas,
+                                                                 pm[48:51], left, right)  # fmt: skip
+                    else:
+                        pose, b, transl, root_rest = pca_to_relative(pm[:3], pm[3:48], right.components), betas, pm[48:51], right.rest_root(betas)
                     image = cam_dir / label.name.replace("labels_", "color_").replace(".npz", ".jpg")
-                    records.append(Record(image, intr[serial], joints_cam=j3d, pose=pose, betas=betas_cache[calib],
-                                          hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}"))  # fmt: skip
+                    records.append(Record(image, intr[serial], joints_cam=j3d.astype(np.float64), pose=pose, betas=b, transl=transl,
+                                          root_rest=root_rest, hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}"))  # fmt: skip
         super().__init__(records, image_size, augment, seed)
 
     def write_submission(self, preds, out_dir) -> list[Path]:
@@ -117,4 +154,8 @@ class DexYCB(RecordDataset):
             if r.hand_side == "left":
                 joints[n] = joints[n] * np.array([-1.0, 1.0, 1.0])
             joints[n] = joints[n] + r.joints_cam[0]
-        return [write_dexycb_results(Path(out_dir) / "results.txt", idx, joints)]
+        return [write_dexycb_results(Path(out_dir) / "results.txt", [self.submission_id(i) for i in idx], joints)]
+
+    def submission_id(self, index: int) -> int:
+        """The id of sample ``index`` in the result file."""
+        return int(index)

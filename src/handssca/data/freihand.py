@@ -5,10 +5,17 @@
     root/evaluation_{K,mano,xyz,verts,scale}.json 3960 entries (labels are public; K and scale suffice)
     root/evaluation/rgb/%08d.jpg
 
-Splits: ``train`` = the training set minus its last ``val_count`` ids, ``val`` = those ids (green
-screen version), ``test`` = the evaluation set. Images are 224 x 224 and the crop is the whole image
+Splits: ``train`` = the training set minus its last ``val_count`` ids (a tenth of a set smaller
+than 10 x ``val_count``), ``val`` = those ids (green screen version), ``test`` = the evaluation set. Images are 224 x 224 and the crop is the whole image
 (as the official code), augmented at training time. ``version`` picks the training images:
 gs | hom | sample | auto (the authors' intent) | all (4 x 32560).
+
+FreiHAND's conventions (its toolbox): OpenCV camera frame, metres; the MANO vector (61) is pose (48,
+``flat_hand_mean=False``: fingers relative to ``hands_mean``, as this package), shape (10), the
+root's pixel position (2) and a scale (1), with no translation; ``xyz`` in FreiHAND order with tips
+744, 320, 443, 555, 672. The reader keeps the pose as it is and puts the translation at the
+annotated wrist: ``transl = xyz[0] - J0(betas)`` (``data/mano_labels.py``); that needs the MANO
+file (``model.hand_model``).
 """
 
 from __future__ import annotations
@@ -18,14 +25,20 @@ from pathlib import Path
 import numpy as np
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
+from handssca.data.mano_labels import require_hand_model
 
 VERSIONS = ("gs", "hom", "sample", "auto")
 TRAIN_SIZE = 32560
+#: Fingertip vertices (thumb..pinky) of FreiHAND's ``xyz`` (its toolbox's ``mano_utils``).
+FINGERTIPS = "freihand"
 
 
 class FreiHAND(RecordDataset):
-    def __init__(self, root: str, split: str = "train", image_size: int = 224, augment: bool = False,
+    """FreiHAND through its official files; ``hand_model``: the right MANO :class:`~handssca.hand.HandModel`."""
+
+    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 224, augment: bool = False,
                  version: str = "auto", seed: int = 0, val_count: int = 1000) -> None:  # fmt: skip
+        mano = require_hand_model(hand_model, "FreiHAND")
         root = require(Path(root), "FreiHAND root folder")
         if split not in ("train", "val", "test"):
             raise ValueError(f"split: expected train, val or test; got {split!r}")
@@ -45,7 +58,8 @@ class FreiHAND(RecordDataset):
         if split == "test":
             ids, versions = list(range(n)), [0] * n
         else:
-            base = list(range(n - val_count)) if split == "train" else list(range(n - val_count, n))
+            held = min(val_count, n // 10)  # 1000 of FreiHAND's 32560; a tenth of a smaller set
+            base = list(range(n - held)) if split == "train" else list(range(n - held, n))
             vs = [VERSIONS.index(v) for v in (VERSIONS if version == "all" and split == "train" else
                                                (version if split == "train" else "gs",))]  # fmt: skip
             ids = [i for _ in vs for i in base]
@@ -61,6 +75,9 @@ class FreiHAND(RecordDataset):
             if "mano" in labels:
                 m = as_array(labels["mano"][i], (1, 61), where).ravel()
                 rec.pose, rec.betas = m[:48], m[48:58]
+                if rec.joints_cam is not None:
+                    rec.root_rest = mano.rest_root(rec.betas)
+                    rec.transl = rec.joints_cam[0] - rec.root_rest
             rec.whole_image = True  # no hand crop, as the official code (224 x 224 images)
             records.append(rec)
         if records and not records[0].image.is_file():

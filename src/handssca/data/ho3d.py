@@ -2,15 +2,19 @@
 
     root/train.txt, root/evaluation.txt            "<sequence>/<frame>" per line
     root/train/<seq>/rgb/<frame>.png (v2) or .jpg (v3)
-    root/train/<seq>/meta/<frame>.pkl              handPose (48, flat_hand_mean=True), handBeta (10),
-                                                   handTrans (3), handJoints3D (21, 3), camMat (3, 3)
+    root/train/<seq>/meta/<frame>.pkl              handPose (48), handBeta (10), handTrans (3),
+                                                   handJoints3D (21, 3), camMat (3, 3)
     root/evaluation/<seq>/{rgb,meta}/...           meta: handBoundingBox (x1, y1, x2, y2), handJoints3D = root (3), camMat
     root/evaluation_xyz.json, evaluation_verts.json (optional: the released evaluation labels)
 
-HO3D's 3D annotations are in the OpenGL camera frame and HO3D joint order (MANO's 16 + tips); the
-reader converts to the OpenCV frame and FreiHAND order. Its MANO pose has no mean
-(flat_hand_mean=True); the reader subtracts the hand model's ``hands_mean`` so that the pose follows the
-package convention, which is only meaningful with the MANO file (``model.hand_model``).
+HO3D's conventions (its toolkit): the hand is ``MANO(flat_hand_mean=True)(handPose, handBeta) +
+handTrans`` in the **OpenGL** camera frame (y up, hand at -z), which is flipped by diag(1, -1, -1)
+before projecting with camMat; ``handJoints3D`` is in that frame, in HO3D order (MANO's 16 joints,
+then the tips thumb..pinky = vertices 744, 333, 444, 555, 672). The reader converts to the package
+conventions: joints to the OpenCV frame and FreiHAND order; the pose made relative to the MANO
+file's ``hands_mean`` and its global orientation premultiplied by diag(1, -1, -1); the translation
+moved with the wrist, so that ``hand(pose, betas) + transl`` is the hand in the OpenCV frame
+(``data/mano_labels.py``). This needs the MANO file (``model.hand_model``).
 Splits: ``train`` = train.txt minus the last ``val_fraction`` of its lines, ``val`` = those lines,
 ``test`` = evaluation.txt. Meta pickles are read with the allow-list unpickler.
 """
@@ -22,9 +26,12 @@ from pathlib import Path
 import numpy as np
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
+from handssca.data.mano_labels import opengl_to_opencv, relative_to_mean, require_hand_model
 from handssca.hand.joint_orders import HO3D_TO_FREIHAND
 
 GL_TO_CV = np.array([1.0, -1.0, -1.0])
+#: Fingertip vertices (thumb..pinky) of HO3D's ``handJoints3D`` (its toolkit's patched MANO layer).
+FINGERTIPS = "ho3d"
 
 
 def _meta(path: Path) -> dict:
@@ -41,17 +48,16 @@ def _meta(path: Path) -> dict:
 
 
 class HO3D(RecordDataset):
-    def __init__(self, root: str, split: str = "train", image_size: int = 256, augment: bool = False,
-                 version: str = "v2", seed: int = 0, val_fraction: float = 0.05, hands_mean: np.ndarray | None = None) -> None:  # fmt: skip
+    """HO3D through its official files; ``hand_model``: the right MANO :class:`~handssca.hand.HandModel`."""
+
+    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
+                 version: str = "v2", seed: int = 0, val_fraction: float = 0.05) -> None:  # fmt: skip
+        mano = require_hand_model(hand_model, "HO3D")
         root = require(Path(root), "HO3D root folder")
         if split not in ("train", "val", "test"):
             raise ValueError(f"split: expected train, val or test; got {split!r}")
         if version not in ("v2", "v3"):
             raise ValueError(f"ho3d version: expected v2 or v3; got {version!r}")
-        if hands_mean is None:
-            from handssca.hand import HandModel
-
-            hands_mean = HandModel.load(None).full_hands_mean.numpy()
         ext = ".png" if version == "v2" else ".jpg"
         list_name, folder = ("evaluation.txt", "evaluation") if split == "test" else ("train.txt", "train")
         lines = [ln.strip() for ln in require(root / list_name, "split list").read_text().splitlines() if ln.strip()]
@@ -77,9 +83,14 @@ class HO3D(RecordDataset):
             if split != "test":
                 joints = as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND] * GL_TO_CV
                 rec.joints_cam = joints
-                pose = as_array(meta["handPose"], (48,), f"{where} handPose").copy()
-                pose[3:] -= hands_mean
-                rec.pose, rec.betas = pose, as_array(meta["handBeta"], (10,), f"{where} handBeta")
+                for key in ("handPose", "handBeta", "handTrans"):
+                    if meta.get(key) is None:
+                        raise DatasetLayoutError(f"{meta_path}: key {key!r} missing")
+                betas = as_array(meta["handBeta"], (10,), f"{where} handBeta")
+                pose_gl = relative_to_mean(as_array(meta["handPose"], (48,), f"{where} handPose"), mano.hands_mean)
+                root_rest = mano.rest_root(betas)
+                rec.pose, rec.transl = opengl_to_opencv(pose_gl, as_array(meta["handTrans"], (3,), f"{where} handTrans"), root_rest)
+                rec.betas, rec.root_rest = betas, root_rest
             else:
                 rec.root_cam = as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)") * GL_TO_CV
                 box = as_array(meta["handBoundingBox"], (4,), f"{where} handBoundingBox")

@@ -50,11 +50,13 @@ def bbox_from_points(points: np.ndarray, expansion: float = 1.5) -> np.ndarray:
 
 
 def square_bbox(bbox: np.ndarray, image_wh: tuple[int, int] | None = None, expansion: float = 1.0) -> np.ndarray | None:
-    """``process_bbox``: clip to the image, square it (aspect 1) and scale by ``expansion``; None if empty."""
+    """The official ``process_bbox``: clip to the image, square it (aspect 1) and scale by ``expansion``;
+    None if empty. As the official code, the far corner is measured from the clipped near corner
+    (``x2 = min(W - 1, x1 + max(0, w - 1))``), so clipping on the left or top shifts the box."""
     x, y, w, h = (float(v) for v in bbox)
     if image_wh is not None:
         x1, y1 = max(0.0, x), max(0.0, y)
-        x2, y2 = min(image_wh[0] - 1.0, x + max(0.0, w - 1)), min(image_wh[1] - 1.0, y + max(0.0, h - 1))
+        x2, y2 = min(image_wh[0] - 1.0, x1 + max(0.0, w - 1)), min(image_wh[1] - 1.0, y1 + max(0.0, h - 1))
         if w * h <= 0 or x2 < x1 or y2 < y1:
             return None
         x, y, w, h = x1, y1, x2 - x1, y2 - y1

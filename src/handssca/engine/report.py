@@ -85,7 +85,7 @@ def evaluate_checkpoint(
     split = split or cfg.eval.split
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
     model = load_model(checkpoint, cfg.model.hand_model).to(dev)
-    dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False)
+    dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False, hand_model=model.hand)
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
     preds = predict(model, loader, dev, progress, desc=f"evaluate {split}")
     metrics = compute_metrics(preds, model.hand, cfg.model.input_size)

@@ -98,8 +98,9 @@ class Trainer:
             self._load(resume)
         self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
                     if self.info.distributed else None)  # fmt: skip
-        self.train_set = build_dataset(cfg, cfg.data.train_split, train=True)
-        self.val_set = build_dataset(cfg, cfg.data.val_split, train=False)
+        hand = self.model.hand  # one hand model: the network's is the one that converts the datasets' MANO labels
+        self.train_set = build_dataset(cfg, cfg.data.train_split, train=True, hand_model=hand)
+        self.val_set = build_dataset(cfg, cfg.data.val_split, train=False, hand_model=hand)
         self.sampler = EpochSampler(len(self.train_set), cfg.train.seed, True, self.info.rank, self.info.world_size)
         self.writer = self._tensorboard() if self.info.is_main else None
         if cfg.train.amp and self.device.type == "cpu" and cpu_has_bf16() is False and self.info.is_main:

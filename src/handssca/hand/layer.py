@@ -175,6 +175,11 @@ class HandModel(nn.Module):
         return self.faces_tensor.cpu().numpy()
 
     @property
+    def is_default(self) -> bool:
+        """Whether this is the package's license-free hand (not a MANO file)."""
+        return self.data_name.startswith("handssca default hand")
+
+    @property
     def num_vertices(self) -> int:
         return int(self.v_template.shape[0])
 
