@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handssca.config import ConfigError, load_config
+from handssca.config import load_config
 from handssca.data.base import DatasetLayoutError
 from handssca.data.factory import build_dataset
 from handssca.hand import HandModel
@@ -206,9 +206,9 @@ def test_handoccnet_dexycb_boxes_are_the_official_functions(tmp_path, mano):
 def test_real_datasets_need_the_mano_file(tmp_path, mano):
     write_freihand(tmp_path, mano, n_train=2, n_eval=1)
     cfg = load_config("freihand", [f"data.root={tmp_path}"])
-    with pytest.raises(ConfigError, match="model.hand_model"):
+    with pytest.raises(ValueError, match="model.hand_model"):
         build_dataset(cfg, "test")
-    with pytest.raises(ConfigError, match="model.hand_model"):  # nor the network's built-in hand
+    with pytest.raises(ValueError, match="model.hand_model"):  # nor the network's built-in hand
         build_dataset(cfg, "test", hand_model=HandModel.default())
 
 

@@ -36,13 +36,12 @@ def dataset_hand_models(cfg, hand_model=None):
     """
     import torch
 
-    from handssca.config import ConfigError
     from handssca.hand import HandModel
 
     if hand_model is None and cfg.model.hand_model:
         hand_model = HandModel.from_file(cfg.model.hand_model, side="right", dtype=torch.float64)
     if hand_model is None or hand_model.is_default:
-        raise ConfigError(f"model.hand_model: the {cfg.data.dataset} labels are MANO parameters; give the MANO file "
+        raise ValueError(f"model.hand_model: the {cfg.data.dataset} labels are MANO parameters; give the MANO file "
                           f"(model.hand_model=/path/to/MANO_RIGHT.pkl); the built-in hand has other pose and shape spaces")  # fmt: skip
     left = None
     if cfg.data.dataset == "dexycb":
