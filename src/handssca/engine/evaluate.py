@@ -56,14 +56,17 @@ def mean_pose_prediction(hand, n: int) -> dict[str, np.ndarray]:
 
 
 def per_sample_errors(pred: dict[str, np.ndarray], gt: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-sample PA-MPJPE / PA-MPVPE / root-relative MPJPE in mm (vertices only when topologies match)."""
+    """Per-sample PA-MPJPE / PA-MPVPE / root-relative MPJPE in mm. PA-MPVPE only when topologies match
+    and some sample has GT vertices (``valid_vertices``); NaN for the samples without them."""
     out = {}
     pj, gj = pred["joints"].astype(np.float64), gt["joints_cam"].astype(np.float64)
     out["pa_mpjpe_mm"] = point_errors(gj, procrustes_align(gj, pj)).mean(1) * 1000
     out["mpjpe_rr_mm"] = point_errors(gj - gj[:, :1], pj - pj[:, :1]).mean(1) * 1000
-    if "vertices" in pred and pred["vertices"].shape[1:] == gt["vertices_cam"].shape[1:]:
-        pv, gv = pred["vertices"].astype(np.float64), gt["vertices_cam"].astype(np.float64)
-        out["pa_mpvpe_mm"] = point_errors(gv, procrustes_align(gv, pv)).mean(1) * 1000
+    vv = np.asarray(gt.get("valid_vertices", np.ones(len(gj)))) > 0
+    if "vertices" in pred and pred["vertices"].shape[1:] == gt["vertices_cam"].shape[1:] and vv.any():
+        pv, gv = pred["vertices"][vv].astype(np.float64), gt["vertices_cam"][vv].astype(np.float64)
+        out["pa_mpvpe_mm"] = np.full(len(gj), np.nan)
+        out["pa_mpvpe_mm"][vv] = point_errors(gv, procrustes_align(gv, pv)).mean(1) * 1000
     return out
 
 
@@ -80,19 +83,20 @@ def compute_metrics(preds: Predictions, hand=None, image_size: int | None = None
         p = {k: v[valid] for k, v in pred.items()}
         errs = per_sample_errors(p, g)
         for k, v in errs.items():
-            m[k] = float(v.mean())
+            m[k] = float(np.nanmean(v))
         gj = g["joints_cam"].astype(np.float64)
         aligned = procrustes_align(gj, p["joints"].astype(np.float64))
         m["auc_pa_joints"] = pck_measures(point_errors(gj, aligned), 0.0, 0.05, 100).auc
         if fscore and "pa_mpvpe_mm" in errs:
-            gv = g["vertices_cam"].astype(np.float64)
-            av = procrustes_align(gv, p["vertices"].astype(np.float64))
+            vv = ~np.isnan(errs["pa_mpvpe_mm"])  # F-scores over the samples with GT vertices
+            gv = g["vertices_cam"][vv].astype(np.float64)
+            av = procrustes_align(gv, p["vertices"][vv].astype(np.float64))
             m["f5"] = mean_fscore(gv, av, 0.005)
             m["f15"] = mean_fscore(gv, av, 0.015)
         if hand is not None:
             base = per_sample_errors(mean_pose_prediction(hand, len(gj)), g)
             for k, v in base.items():
-                m[f"{k}_meanpose"] = float(v.mean())
+                m[f"{k}_meanpose"] = float(np.nanmean(v))
     if image_size is not None and "joints_img" in gt:
         v2 = gt.get("valid_joints_img", np.ones(len(gt["joints_img"]))) > 0
         if v2.any():
