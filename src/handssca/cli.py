@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="3D hand mesh reconstruction from one RGB image (HandSSCA).",
     )
     parser.add_argument("--version", action="version", version=f"handssca {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full Python traceback of any error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
@@ -283,6 +284,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What the command line reports as one line with exit status 2: bad input, a missing or unreadable
+#: file, a full disk, a diverged run. Everything else is a bug (exit status 70, ``--debug`` for the trace).
+USER_ERRORS = (FileNotFoundError, ValueError, FloatingPointError, OSError, MemoryError, RecursionError)
+
+
+def one_line(e: BaseException) -> str:
+    """The first non-empty line of an exception's message (its type name when it has none)."""
+    for line in str(e).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(e).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``handssca`` console script."""
     parser = build_parser()
@@ -292,9 +306,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError, FloatingPointError) as e:  # user errors: one clear line, no traceback
-        print(f"handssca {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"handssca {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as e:  # expected failures (bad input, missing file, full disk): one clear line, no traceback
+        if args.debug:
+            raise
+        print(f"handssca {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug: say so, and how to see the trace
+        if args.debug:
+            raise
+        print(f"handssca {args.command}: internal error (a bug in handssca, please report it): {type(e).__name__}: "
+              f"{one_line(e)}; rerun with --debug for the traceback", file=sys.stderr)  # fmt: skip
+        return 70
 
 
 if __name__ == "__main__":  # pragma: no cover
