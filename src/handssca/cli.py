@@ -85,7 +85,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _setup_logging()
     cfg = load_config(args.config, args.overrides)
-    summary = train(cfg, resume=args.resume, progress=not args.no_progress)
+    summary = train(cfg, resume=args.resume, progress=not args.no_progress, resume_anyway=args.resume_anyway)
     if summary is not None and summary.get("history"):
         last = summary["history"][-1]
         print(f"trained {summary['step']} steps, {summary['epoch']} epochs; last validation: "
@@ -198,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model (use torchrun for several GPUs or nodes)")
     p.add_argument("--config", help="YAML config (configs/*.yaml); default: the built-in defaults")
     p.add_argument("--resume", metavar="CKPT", help="continue a run exactly from its last.pt")
+    p.add_argument("--resume-anyway", action="store_true",
+                   help="with --resume: continue although the config differs in settings that break exactness")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.batch_size=32")
     p.set_defaults(func=_cmd_train)

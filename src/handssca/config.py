@@ -9,6 +9,7 @@ data pipeline's crop size is ``model.input_size``.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,7 +215,77 @@ def build_config(data: dict, source: str = "config") -> Config:
     unknown_w = sorted(set(cfg.train.loss_weights) - set(LOSS_WEIGHTS))
     if unknown_w:
         raise ConfigError(f"{source}: unknown train.loss_weights {unknown_w}; valid are {sorted(LOSS_WEIGHTS)}")
+    problems = validate_values(cfg)
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
     return cfg
+
+
+#: Lower bounds of the numeric settings (key: (bound, inclusive)); None values are allowed where the type says so.
+_BOUNDS = {
+    "train.epochs": (1, True), "train.batch_size": (1, True), "train.grad_accum": (1, True), "train.lr": (0, False),
+    "train.lr_factor": (0, False), "train.checkpoint_every": (0, True), "train.log_every": (1, True),
+    "train.image_every": (0, True), "train.max_steps": (1, True), "train.time_budget_s": (0, False),
+    "eval.batch_size": (1, True), "data.num_workers": (0, True), "data.train_size": (1, True),
+    "data.val_size": (0, True), "data.test_size": (1, True), "data.synthetic_max_occluders": (0, True),
+    "data.synthetic_max_tilt_deg": (0, True), "data.synthetic_max_roll_deg": (0, True),
+}  # fmt: skip
+
+
+def validate_values(cfg: Config) -> list[str]:
+    """Every value problem of a config (before any model or data is built): counts that must be positive,
+    choices, non-negative loss weights. Returns one message per problem, naming the key."""
+    flat = flatten(cfg.to_dict())
+    out = []
+    for key, (low, inclusive) in _BOUNDS.items():
+        v = flat.get(key)
+        if v is None:
+            continue
+        if not math.isfinite(v) or (v < low if inclusive else v <= low):
+            out.append(f"{key}: expected a number {'>=' if inclusive else '>'} {low}; got {v!r}")
+    for k, w in cfg.train.loss_weights.items():
+        if not math.isfinite(w) or w < 0:
+            out.append(f"train.loss_weights.{k}: expected a finite weight >= 0; got {w!r}")
+    if any(m < 0 for m in cfg.train.lr_milestones):
+        out.append(f"train.lr_milestones: expected epochs >= 0; got {cfg.train.lr_milestones}")
+    choices = {"data.dataset": ("synthetic", "freihand", "ho3d", "dexycb"), "data.renderer": ("auto", "gl", "numpy"),
+               "data.version": ("v2", "v3"), "data.annotations": ("official", "handoccnet"),
+               "data.freihand_version": ("gs", "hom", "sample", "auto", "all"), "train.device": ("auto", "cpu", "cuda")}  # fmt: skip
+    for key, valid in choices.items():
+        v = flat[key]
+        if v not in valid and not (key == "train.device" and str(v).startswith("cuda:")):
+            out.append(f"{key}: expected one of {list(valid)}; got {v!r}")
+    return out
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{"train": {"lr": 1}} -> {"train.lr": 1} (loss_weights flattened too)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+#: Settings that may change on ``--resume`` without breaking the exact continuation.
+RESUME_SAFE = ("name", "train.epochs", "train.max_steps", "train.time_budget_s", "train.out_dir", "train.checkpoint_every",
+               "train.log_every", "train.image_every", "train.tensorboard", "train.backbone_weights", "data.num_workers",
+               "data.root", "eval.batch_size", "eval.split", "model.hand_model", "data.hand_model_left")  # fmt: skip
+
+
+def resume_differences(stored: dict, current: Config) -> list[str]:
+    """The settings of ``current`` that differ from a checkpoint's stored config and break an exact
+    resume (data, batch size, model, optimiser, schedule, seeds ...), as 'key: stored -> now'."""
+    old, new = flatten(stored), flatten(current.to_dict())
+    out = []
+    for key in sorted(set(old) | set(new)):
+        if key in RESUME_SAFE or old.get(key, "<absent>") == new.get(key, "<absent>"):
+            continue
+        out.append(f"{key}: {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
+    return out
 
 
 def packaged_config(name: str) -> Path:

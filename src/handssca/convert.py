@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from handssca.model.handssca import ModelConfig, build_model, checkpoint_dict, save_checkpoint
+from handssca.model.files import load_torch_file
+from handssca.model.handssca import ModelConfig, build_model, checkpoint_dict, load_weights, save_checkpoint
 
 log = logging.getLogger("handssca.convert")
 
@@ -94,20 +95,12 @@ def infer_config(state: dict[str, torch.Tensor], input_size: int | None = None) 
 def convert_official_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, input_size: int | None = None) -> Path:
     """Read an official ``{'epoch','network','optimizer'}`` file and write a handssca checkpoint."""
     src = Path(src)
-    if not src.is_file():
-        raise FileNotFoundError(f"{src}: no such file")
-    try:
-        ckpt = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{src}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    ckpt = load_torch_file(src, "official HandS3C checkpoint")
     state = ckpt.get("network") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f"{src}: expected an official checkpoint {{'epoch', 'network', 'optimizer'}}; key 'network' missing")
     converted = convert_official_state_dict(state)
     config = infer_config(converted, input_size)
     model = build_model(config)
-    missing, unexpected = model.load_state_dict(converted, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{src}: does not fit a {config.block} model at {config.input_size}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")  # fmt: skip
+    load_weights(model, converted, src, f"weights (read as a {config.block} model at {config.input_size})")
     return save_checkpoint(dst, checkpoint_dict(model, source=str(src.name), epoch=ckpt.get("epoch")))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -14,13 +18,13 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from handssca.config import Config
+from handssca.config import Config, resume_differences
 from handssca.data.factory import build_dataset
 from handssca.engine.checkpoint import capture_rng, restore_rng, seed_everything
 from handssca.engine.distributed import DistInfo, EpochSampler, cleanup_distributed, init_distributed
 from handssca.engine.evaluate import compute_metrics, predict
 from handssca.losses import compute_losses
-from handssca.model.handssca import CHECKPOINT_FORMAT, build_model, read_checkpoint, save_checkpoint
+from handssca.model.handssca import CHECKPOINT_FORMAT, build_model, load_weights, read_checkpoint, save_checkpoint
 
 log = logging.getLogger("handssca.train")
 
@@ -30,17 +34,34 @@ def lr_at(cfg: Config, epoch: int) -> float:
     return cfg.train.lr * cfg.train.lr_factor ** sum(1 for m in cfg.train.lr_milestones if m <= epoch)
 
 
-def _worker_init(worker_id: int) -> None:
+def _exit_when_gone(pid: int, every_s: float = 1.0) -> None:
+    """Watchdog thread of a worker: end this process once process ``pid`` (the trainer) is gone.
+
+    Workers start from the forkserver, so they are not the trainer's children and a killed trainer
+    (SIGKILL, OOM killer) would leave them, and the forkserver, running."""
+    while True:
+        time.sleep(every_s)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:  # the pid was reused by another user's process: ours is gone
+            os._exit(0)
+
+
+def _worker_init(parent_pid: int, worker_id: int) -> None:
     info = torch.utils.data.get_worker_info()
     np.random.seed((info.seed if info else worker_id) % 2**32)
     torch.set_num_threads(1)
+    threading.Thread(target=_exit_when_gone, args=(parent_pid,), daemon=True, name="handssca-parent-watch").start()
 
 
 def make_loader(dataset, batch_size: int, sampler=None, workers: int = 0, shuffle: bool = False) -> DataLoader:
     """A DataLoader whose workers start from a clean process (forkserver): a worker forked from a
-    process that holds a GL context (the synthetic renderer, overlays) hangs in Mesa."""
+    process that holds a GL context (the synthetic renderer, overlays) hangs in Mesa. Workers exit
+    by themselves within a second when the process that made the loader dies."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-                      num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                      num_workers=workers, worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
                       multiprocessing_context=worker_context() if workers else None,
                       persistent_workers=False, drop_last=False)  # fmt: skip
 
@@ -80,8 +101,11 @@ class StopTraining(Exception):
 class Trainer:
     """Owns the model, optimiser, data and checkpoints of one run (one per process under torchrun)."""
 
-    def __init__(self, cfg: Config, resume: str | None = None, info: DistInfo | None = None, progress: bool = True) -> None:
+    def __init__(self, cfg: Config, resume: str | None = None, info: DistInfo | None = None, progress: bool = True,
+                 resume_anyway: bool = False) -> None:  # fmt: skip
         self.cfg = cfg
+        self.resume_anyway = resume_anyway
+        self.step_batches = 0  # batches of the current epoch consumed at the last optimiser step
         self.info = info or init_distributed(cfg.train.device)
         self.device = self.info.device
         self.out = Path(cfg.train.out_dir)
@@ -101,6 +125,9 @@ class Trainer:
         hand = self.model.hand  # one hand model: the network's is the one that converts the datasets' MANO labels
         self.train_set = build_dataset(cfg, cfg.data.train_split, train=True, hand_model=hand)
         self.val_set = build_dataset(cfg, cfg.data.val_split, train=False, hand_model=hand)
+        if len(self.train_set) == 0:
+            where = f" at {cfg.data.root}" if cfg.data.dataset != "synthetic" else ""
+            raise ValueError(f"data.train_split: the {cfg.data.train_split!r} split of {cfg.data.dataset}{where} is empty; nothing to train on")
         self.sampler = EpochSampler(len(self.train_set), cfg.train.seed, True, self.info.rank, self.info.world_size)
         self.writer = self._tensorboard() if self.info.is_main else None
         if cfg.train.amp and self.device.type == "cpu" and cpu_has_bf16() is False and self.info.is_main:
@@ -112,7 +139,7 @@ class Trainer:
         return {
             "format": CHECKPOINT_FORMAT, "version": 1, "config": self.cfg.to_dict(),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch, "batches_done": 0 if complete else self.batches_done, "step": self.step,
+            "epoch": self.epoch, "batches_done": 0 if complete else self.step_batches, "step": self.step,
             "rng": capture_rng(), "history": self.history, "best": self.best,
         }  # fmt: skip
 
@@ -126,9 +153,19 @@ class Trainer:
         for key in ("optimizer", "epoch", "step", "rng"):
             if key not in ckpt:
                 raise ValueError(f"{path}: a model-only checkpoint (no {key!r}); --resume needs a training checkpoint")
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
+        diffs = resume_differences(ckpt["config"], self.cfg)
+        if diffs and not self.resume_anyway:
+            raise ValueError(f"{path}: the config differs from the checkpoint's in {len(diffs)} setting(s) that break an exact "
+                             f"resume: {'; '.join(diffs)} (use the same settings, or --resume-anyway to continue regardless)")  # fmt: skip
+        if diffs:
+            log.warning("resuming %s with changed settings (not an exact continuation): %s", path, "; ".join(diffs))
+        load_weights(self.model, ckpt["model"], path)
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: its optimizer state does not fit this model ({e})") from None
         self.epoch, self.batches_done, self.step = ckpt["epoch"], ckpt["batches_done"], ckpt["step"]
+        self.step_batches = self.batches_done
         self.history, self.best = list(ckpt.get("history", [])), dict(ckpt.get("best", {}))
         restore_rng(ckpt["rng"])
         log.info("resumed %s at epoch %d (+%d batches), step %d", path, self.epoch, self.batches_done, self.step)
@@ -151,19 +188,29 @@ class Trainer:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         start = time.monotonic()
         stopped = None
+        previous = _sigterm_as_interrupt()
         try:
             while self.epoch < cfg.train.epochs:
                 self._train_epoch(start)
+                self.step_batches = self.batches_done  # the epoch's batches are all in (validation may still be cut)
                 self.batches_done = 0
                 metrics = self.validate()
                 self.epoch += 1
+                self.step_batches = 0
                 self._end_epoch(metrics)
         except StopTraining as e:
             stopped = str(e)
             self._save("last.pt", complete=False)
             if self.info.is_main:
                 log.info("stopped: %s (checkpoint %s)", stopped, self.out / "last.pt")
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep the work done up to the last optimiser step
+            path = self._save("last.pt", complete=False)
+            if path is not None:
+                log.warning("interrupted at step %d: saved %s (continue with --resume %s)", self.step, path, path)
+            raise
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             if self.writer is not None:
                 self.writer.flush()
         return {"epoch": self.epoch, "step": self.step, "history": self.history, "best": self.best, "stopped": stopped}
@@ -203,10 +250,10 @@ class Trainer:
             losses = compute_losses(pred, batch, hand, t.loss_weights)
             for name, value in losses.items():
                 if not torch.isfinite(value):
-                    raise FloatingPointError(
-                        f"loss term {name!r} is {value.item()} at step {self.step} (epoch {self.epoch + 1}, "
-                        f"batch {self.batches_done}); stopping. Last good checkpoint: {self.out / 'last.pt'}"
-                    )
+                    last = self.out / "last.pt"
+                    where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
+                    raise FloatingPointError(f"loss term {name!r} is {value.item()} at step {self.step} (epoch {self.epoch + 1}, "
+                                             f"batch {self.batches_done}); stopping; {where}")  # fmt: skip
             (losses["total"] / t.grad_accum).backward()
             self.batches_done += 1
             seen += images.shape[0]
@@ -214,6 +261,7 @@ class Trainer:
                 self.optimizer.step()
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
+                self.step_batches = self.batches_done
                 self._log_step(losses, images, pred, batch, seen / max(time.monotonic() - tick, 1e-9), bar)
 
     def _log_step(self, losses, images, pred, batch, speed: float, bar) -> None:
@@ -274,10 +322,23 @@ class Trainer:
         (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
 
 
-def train(cfg: Config, resume: str | None = None, progress: bool = True) -> dict:
-    """Train one run (one process of a torchrun job); returns the summary of rank 0."""
+def _sigterm_as_interrupt():
+    """In the main thread: make SIGTERM raise KeyboardInterrupt (so the run saves last.pt and its
+    DataLoader workers are shut down); returns the previous handler, None where it cannot be set."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def train(cfg: Config, resume: str | None = None, progress: bool = True, resume_anyway: bool = False) -> dict:
+    """Train one run (one process of a torchrun job); returns the summary of rank 0. ``resume_anyway``:
+    continue from ``resume`` although the config differs in settings that break an exact resume."""
     info = init_distributed(cfg.train.device)
     try:
-        return Trainer(cfg, resume, info, progress).fit()
+        return Trainer(cfg, resume, info, progress, resume_anyway).fit()
     finally:
         cleanup_distributed()

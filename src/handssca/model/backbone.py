@@ -132,7 +132,9 @@ class FPNBackbone(nn.Module):
 
         Raises with the offending keys when the file is not a matching ResNet.
         """
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        from handssca.model.files import load_torch_file
+
+        state = load_torch_file(path, "ResNet state dict file (train.backbone_weights)")
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict):

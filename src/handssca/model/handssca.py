@@ -12,6 +12,7 @@ from torch import nn
 from handssca.hand import HandModel
 from handssca.model.attention import SelfAttentionBlock
 from handssca.model.backbone import RESNETS, FPNBackbone
+from handssca.model.files import first_line, load_torch_file, save_torch_file
 from handssca.model.regressor import Regressor
 from handssca.model.ssca import SSCA
 
@@ -129,28 +130,37 @@ def checkpoint_dict(model: HandSSCA, **extra) -> dict:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
-    """Write a checkpoint atomically (temporary file + rename): a crash never leaves a half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-    return path
+    """Write a checkpoint atomically (temporary file + rename): a crash never leaves a half file, and a
+    full disk raises ``OSError`` naming the file, keeping the previous one."""
+    return save_torch_file(path, payload)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a handssca checkpoint safely (``weights_only=True``) and check its layout."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})") from None
+    ckpt = load_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         hint = " (an official HandS3C checkpoint? use `handssca convert-official`)" if isinstance(ckpt, dict) and "network" in ckpt else ""
         raise ValueError(f"{path}: not a handssca checkpoint{hint}")
+    config = ckpt.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        raise ValueError(f"{path}: checkpoint without its 'config' (expected config.model, the settings that built the network)")
+    if not isinstance(ckpt.get("model"), dict):
+        raise ValueError(f"{path}: checkpoint without its 'model' weights")
     return ckpt
+
+
+def load_weights(model: nn.Module, state: dict, path: str | os.PathLike, what: str = "weights") -> None:
+    """``model.load_state_dict(state)`` (strict); keys or shapes that do not fit raise one line naming the file."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]  # fmt: skip
+    if missing or unexpected or shapes:
+        raise ValueError(f"{path}: {what} do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                         f"shape mismatches {shapes[:3]} ({len(missing)}, {len(unexpected)}, {len(shapes)} in all)")  # fmt: skip
+    model.load_state_dict(state)
 
 
 def load_model(path: str | os.PathLike, hand_model: str | os.PathLike | None = None, map_location: str | torch.device = "cpu") -> HandSSCA:
@@ -158,8 +168,9 @@ def load_model(path: str | os.PathLike, hand_model: str | os.PathLike | None = N
     ckpt = read_checkpoint(path)
     cfg = dict(ckpt["config"]["model"])
     cfg["hand_model"] = None if hand_model is None else str(hand_model)
-    model = build_model(cfg)
-    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit the stored config: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    try:
+        model = build_model(cfg)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: its config.model does not build a network ({first_line(str(e))})") from None
+    load_weights(model, ckpt["model"], path)
     return model.to(map_location).eval()
