@@ -8,6 +8,7 @@ from handssca.cli import main
 from handssca.evaluation import (
     FileFormatError,
     evaluate_freihand,
+    read_points_json,
     read_pred_json,
     write_dexycb_results,
     write_freihand_pred,
@@ -130,3 +131,29 @@ def test_bad_dexycb_files(tmp_path):
     gt = write_dexycb_results(tmp_path / "gt.txt", range(5), xyz)
     pred = write_dexycb_results(tmp_path / "p.txt", range(3), xyz[:3])
     assert main(["score", "dexycb", "--pred", str(pred), "--gt", str(gt)]) == 2
+
+
+@pytest.mark.parametrize("which", ["pred", "gt-xyz", "gt-verts", "zipped pred"])
+def test_absurdly_nested_json_is_one_typed_error_naming_the_file(tmp_path, capsys, which):
+    xyz, verts = make_gt()
+    files = {
+        "pred": str(write_freihand_pred(tmp_path / "pred.json", xyz, verts)),
+        "gt-xyz": dump(tmp_path / "evaluation_xyz.json", xyz.tolist()),
+        "gt-verts": dump(tmp_path / "evaluation_verts.json", verts.tolist()),
+    }
+    deep = "[" * 100_000 + "]" * 100_000
+    if which == "zipped pred":
+        bad = tmp_path / "pred.zip"
+        with zipfile.ZipFile(bad, "w") as zf:
+            zf.writestr("pred.json", deep)
+        files["pred"] = str(bad)
+    else:
+        bad = tmp_path / f"{which}_deep.json"
+        bad.write_text(deep)
+        files[which] = str(bad)
+    with pytest.raises(FileFormatError, match=rf"{bad.name}: .*nest"):
+        read_pred_json(bad) if "pred" in which else read_points_json(bad)
+    argv = ["score", "freihand", "--pred", files["pred"], "--gt-xyz", files["gt-xyz"], "--gt-verts", files["gt-verts"]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and bad.name in err and "nest" in err, err

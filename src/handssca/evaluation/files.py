@@ -43,6 +43,11 @@ def _load_json(path: str | os.PathLike) -> object:
         raise FileFormatError(f"{path}: not valid JSON ({e})") from None
     except zipfile.BadZipFile as e:
         raise FileFormatError(f"{path}: not a valid zip file ({e})") from None
+    except RecursionError:
+        raise FileFormatError(
+            f"{path}: JSON lists nested too deep for the reader; expected (N, K, 3) point lists, "
+            "nested at most 4 deep as [xyz_list, verts_list]"
+        ) from None
 
 
 def _as_points(obj: object, what: str, points: int | None, count: int | None) -> np.ndarray:

@@ -1,13 +1,19 @@
 """Safe loading of MANO-format hand models: official pickles (chumpy inside), plain pickles, .npz.
 
 Pickles can run code, so they are read with an allow-list unpickler: only the handful of classes
-that the official MANO files use can be constructed; chumpy and scipy objects are replaced by inert
-holders that keep their state and are evaluated here with numpy. Neither chumpy nor scipy is needed.
+that the official MANO files (and plain numpy pickles, protocols 2 to 5) use can be constructed;
+chumpy and scipy objects are replaced by inert holders that keep their state and are evaluated here
+with numpy. Neither chumpy nor scipy is needed.
+
+Every size read from a file (a sparse matrix's shape, a chumpy selection, an ``.npy`` header) is
+checked against MANO's known shapes before anything is allocated from it, and every failure is one
+:class:`HandModelFileError` naming the file (and the key, where there is one).
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import pickle
 import zipfile
@@ -21,7 +27,91 @@ class HandModelFileError(ValueError):
     """A hand-model file is unreadable, unsafe, incomplete or has arrays of the wrong shape."""
 
 
-class _Inert:
+class _BadValue(ValueError):
+    """Raised while unpickling by an allowed callable; the loader adds the file name."""
+
+
+#: Bounds on what a MANO-format file may declare (MANO: 778 vertices, 1538 faces, 10 shape
+#: components, 16 joints, 1554 pose samples). Generous, but far from exhausting memory.
+MAX_VERTICES = 100_000
+MAX_FACES = 1_000_000
+MAX_SHAPE_COMPONENTS = 1_000
+MAX_POSE_SAMPLES = 100_000
+MAX_TIPS = 100
+MAX_EXTRA_VALUES = 1_000_000
+NUM_JOINTS = 16
+#: A dimension of an expected shape is a number, or a symbol with its bound ("V" is the template's).
+_BOUNDS = {"V": MAX_VERTICES, "F": MAX_FACES, "S": MAX_SHAPE_COMPONENTS, "P": MAX_POSE_SAMPLES, "T": MAX_TIPS}
+_SPECS: dict[str, tuple] = {
+    "v_template": ("V", 3), "f": ("F", 3), "shapedirs": ("V", 3, "S"), "posedirs": ("V", 3, 9 * (NUM_JOINTS - 1)),
+    "J_regressor": (NUM_JOINTS, "V"), "weights": ("V", NUM_JOINTS), "kintree_table": (2, NUM_JOINTS),
+    "hands_components": (45, 45), "hands_mean": (45,), "hands_coeffs": ("P", 45), "tip_ids": ("T",),
+}  # fmt: skip
+_EXTRA_PREFIX = "prior_"
+
+
+def _is_known(key: str) -> bool:
+    return key in _SPECS or key.startswith(_EXTRA_PREFIX)
+
+
+def _shape_problem(key: str, shape: tuple, nv: int | None) -> str | None:
+    """Why ``shape`` is not an acceptable shape for ``key`` (None when it is). ``nv``: V, when known."""
+    if key.startswith(_EXTRA_PREFIX):
+        if len(shape) > 4 or math.prod(shape) > MAX_EXTRA_VALUES:
+            return f"expected at most 4 dimensions and at most {MAX_EXTRA_VALUES} values; found shape {shape}"
+        return None
+    spec = _SPECS[key]
+    want = tuple(nv if d == "V" and nv is not None else d for d in spec)
+    text = "(" + ", ".join(str(d) for d in want) + ("," if len(want) == 1 else "") + ")"
+    free = [d for d in want if isinstance(d, str)]
+    if free:
+        text += " with " + ", ".join(f"{d} <= {_BOUNDS[d]}" for d in free)
+    ok = len(shape) == len(want) and all(
+        (0 <= n <= _BOUNDS[d]) if isinstance(d, str) else n == d for n, d in zip(shape, want)
+    )
+    return None if ok else f"expected shape {text}; found {shape}"
+
+
+def _check_shape(path: str, key: str, shape: tuple, nv: int | None) -> None:
+    problem = _shape_problem(key, tuple(int(n) for n in shape), nv)
+    if problem is not None:
+        raise HandModelFileError(f"{path}: key {key!r}: {problem}")
+
+
+def _max_values(key: str, nv: int | None) -> int:
+    if key.startswith(_EXTRA_PREFIX):
+        return MAX_EXTRA_VALUES
+    return math.prod(nv if d == "V" and nv is not None else _BOUNDS[d] if isinstance(d, str) else d
+                     for d in _SPECS[key])  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- the unpickler
+
+
+class _Sealed(type):
+    """Metaclass of the classes a pickle can name: BUILD cannot set attributes on them (which would
+    change how the next file loads)."""
+
+    def __setattr__(cls, name, value):
+        raise _BadValue(f"refusing to set {name!r} on {cls.__name__}: a pickle may not modify the loader's classes")
+
+
+class _SealedCall:
+    """An allowed function as a pickle sees it: callable, with no attributes a BUILD could change."""
+
+    __slots__ = ("_func",)
+
+    def __init__(self, func):
+        object.__setattr__(self, "_func", func)
+
+    def __setattr__(self, name, value):
+        raise _BadValue(f"refusing to set {name!r} on an allowed function: a pickle may not modify the loader")
+
+    def __call__(self, *args, **kwargs):
+        return self._func(*args, **kwargs)
+
+
+class _Inert(metaclass=_Sealed):
     """Stands in for a chumpy/scipy object; keeps the pickled state for evaluation by numpy."""
 
     kind = "object"
@@ -46,42 +136,110 @@ class _CscMatrix(_Inert):
     kind = "csc_matrix"
 
 
-def _numpy_reconstruct():
+class _NdarrayClass(metaclass=_Sealed):
+    """What a pickle's ``numpy.ndarray`` resolves to: a token for ``_reconstruct``, not a constructor
+    (calling ``numpy.ndarray(shape)`` would allocate whatever size the file declares)."""
+
+    def __new__(cls, *args, **kwargs):
+        raise _BadValue("numpy.ndarray may only appear as the class given to numpy's _reconstruct")
+
+
+def _int_shape(shape: object, what: str) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)) or len(shape) > 32:
+        raise _BadValue(f"{what}: expected a shape (a tuple of integers); found {type(shape).__name__}")
+    out = []
+    for n in shape:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise _BadValue(f"{what}: expected a shape of non-negative integers; found {shape!r}")
+        out.append(int(n))
+    return tuple(out)
+
+
+def _as_dtype(dtype: object, what: str) -> np.dtype:
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if isinstance(dtype, (str, bytes)) and len(dtype) <= 16:
+        try:
+            return np.dtype(dtype.decode("latin1") if isinstance(dtype, bytes) else dtype)
+        except TypeError:
+            pass
+    raise _BadValue(f"{what}: expected a numpy dtype; found {dtype!r:.60}")
+
+
+def _safe_reconstruct(subtype, shape, dtype):
+    """numpy's ``_reconstruct`` (pickles at protocols 0-4): an empty array that BUILD then fills."""
     try:
         from numpy._core.multiarray import _reconstruct  # numpy >= 2
     except ImportError:  # pragma: no cover - numpy 1.x
         from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+
+    if subtype is not _NdarrayClass:
+        raise _BadValue("numpy _reconstruct: expected the class numpy.ndarray")
+    shape = _int_shape(shape, "numpy _reconstruct")
+    dtype = _as_dtype(dtype, "numpy _reconstruct")
+    if math.prod(shape) * dtype.itemsize > 1024:  # numpy writes shape (0,); the data comes with BUILD
+        raise _BadValue(f"numpy _reconstruct: expected an empty placeholder array; found shape {shape} of {dtype}")
+    return _reconstruct(np.ndarray, shape, dtype)
 
 
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _numpy_reconstruct,
-    ("numpy", "ndarray"): lambda: np.ndarray,
-    ("numpy", "dtype"): lambda: np.dtype,
-    ("numpy.core.multiarray", "scalar"): lambda: _numpy_scalar,
-    ("numpy._core.multiarray", "scalar"): lambda: _numpy_scalar,
-    ("builtins", "set"): lambda: set,
-    ("__builtin__", "set"): lambda: set,
-    ("_codecs", "encode"): lambda: _codecs_encode,
-    ("chumpy.ch", "Ch"): lambda: _ChumpyCh,
-    ("chumpy.reordering", "Select"): lambda: _ChumpySelect,
-    ("scipy.sparse.csc", "csc_matrix"): lambda: _CscMatrix,
-    ("scipy.sparse._csc", "csc_matrix"): lambda: _CscMatrix,
-    ("scipy.sparse", "csc_matrix"): lambda: _CscMatrix,
-}
+def _safe_frombuffer(buf, dtype, shape, order):
+    """numpy's ``_frombuffer`` (pickles at protocol 5): an array viewing the in-band buffer."""
+    what = "numpy _frombuffer"
+    if not isinstance(buf, (bytes, bytearray)):
+        raise _BadValue(f"{what}: expected the array's bytes in the pickle; found {type(buf).__name__}")
+    dtype = _as_dtype(dtype, what)
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise _BadValue(f"{what}: expected a numeric dtype (no Python objects); found {dtype}")
+    shape = _int_shape(shape, what)
+    if order not in ("C", "F"):
+        raise _BadValue(f"{what}: expected order 'C' or 'F'; found {order!r:.20}")
+    if len(buf) % dtype.itemsize or math.prod(shape) != len(buf) // dtype.itemsize:
+        raise _BadValue(f"{what}: a buffer of {len(buf) // dtype.itemsize} values of {dtype} cannot have shape {shape}")
+    return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
 
 
-def _numpy_scalar(dtype, data):
-    from numpy._core.multiarray import scalar
+def _numpy_scalar(dtype, data=None):
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
 
-    return scalar(dtype, data)
+    dtype = _as_dtype(dtype, "numpy scalar")
+    return scalar(dtype) if data is None else scalar(dtype, data)
+
+
+#: ``_codecs.encode(text, 'latin1')`` is how pickles at protocols 0-2 store bytes; nothing else is needed.
+_LATIN1 = {"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso_8859_1", "l1"}
 
 
 def _codecs_encode(obj, encoding="latin1"):
-    import codecs
+    if not isinstance(encoding, str) or encoding.lower() not in _LATIN1:
+        raise _BadValue(f"_codecs.encode with encoding {encoding!r:.40}: expected 'latin1' (how a pickle stores bytes)")
+    if not isinstance(obj, str):
+        raise _BadValue(f"_codecs.encode: expected a str; found {type(obj).__name__}")
+    return obj.encode("latin1")
 
-    return codecs.encode(obj, encoding)
+
+_ALLOWED = {
+    ("numpy.core.multiarray", "_reconstruct"): _SealedCall(_safe_reconstruct),
+    ("numpy._core.multiarray", "_reconstruct"): _SealedCall(_safe_reconstruct),
+    ("numpy.core.numeric", "_frombuffer"): _SealedCall(_safe_frombuffer),
+    ("numpy._core.numeric", "_frombuffer"): _SealedCall(_safe_frombuffer),
+    ("numpy", "ndarray"): _NdarrayClass,
+    ("numpy", "dtype"): np.dtype,
+    ("numpy.core.multiarray", "scalar"): _SealedCall(_numpy_scalar),
+    ("numpy._core.multiarray", "scalar"): _SealedCall(_numpy_scalar),
+    ("builtins", "set"): set,
+    ("__builtin__", "set"): set,
+    ("_codecs", "encode"): _SealedCall(_codecs_encode),
+    ("chumpy.ch", "Ch"): _ChumpyCh,
+    ("chumpy.reordering", "Select"): _ChumpySelect,
+    ("scipy.sparse.csc", "csc_matrix"): _CscMatrix,
+    ("scipy.sparse._csc", "csc_matrix"): _CscMatrix,
+    ("scipy.sparse", "csc_matrix"): _CscMatrix,
+}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -90,49 +248,149 @@ class _SafeUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str):
-        factory = _ALLOWED.get((module, name))
-        if factory is None:
+        allowed = _ALLOWED.get((module, name))
+        if allowed is None:
             raise HandModelFileError(
                 f"{self._path}: refusing to load {module}.{name}: not one of the classes the allow-list accepts "
                 "(a pickle can run code; only numpy arrays, chumpy Ch/Select and scipy csc_matrix are allowed)"
             )
-        return factory()
+        return allowed
 
     def persistent_load(self, pid):
         raise HandModelFileError(f"{self._path}: persistent ids are not allowed in a hand-model pickle")
 
 
-def _evaluate(obj: object, path: str, key: str) -> np.ndarray:
-    """Turn a stored value (array, chumpy object, csc holder) into a dense float array."""
+def _unpickle(raw: bytes, path: Path, what: str) -> object:
+    """Run the allow-list unpickler; whatever goes wrong becomes one HandModelFileError naming the file."""
+    try:
+        return _SafeUnpickler(io.BytesIO(raw), str(path)).load()
+    except HandModelFileError:
+        raise
+    except _BadValue as e:
+        raise HandModelFileError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - anything the allowed callables or the pickle machine raise
+        raise HandModelFileError(f"{path}: not a valid (or a truncated) {what} ({type(e).__name__}: {e})") from None
+
+
+# ---------------------------------------------------------------------------- evaluating stored values
+
+
+def _bounded_asarray(obj: object, path: str, key: str, limit: int) -> np.ndarray:
+    """``np.asarray`` of a stored list/tuple, after counting what it holds: a pickle can repeat one
+    object by reference, so a small file can describe a nested list of any size."""
+    count, stack = 0, [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, (list, tuple)):
+            count += 1
+            stack.extend(item)
+        else:
+            count += item.size if isinstance(item, np.ndarray) else 1
+        if count > limit + 1024:
+            raise HandModelFileError(f"{path}: key {key!r}: holds more than the {limit} values it may have")
+    try:
+        return np.asarray(obj)
+    except (ValueError, TypeError) as e:
+        raise HandModelFileError(f"{path}: key {key!r}: not an array ({e})") from None
+
+
+def _int_array(obj: object, path: str, key: str, what: str, limit: int) -> np.ndarray:
+    a = obj if isinstance(obj, np.ndarray) else _bounded_asarray(obj, path, key, limit)
+    if not np.issubdtype(a.dtype, np.integer) or a.size > limit:
+        raise HandModelFileError(
+            f"{path}: key {key!r}: {what}: expected at most {limit} integers; found {a.dtype} {a.shape}"
+        )
+    return a.astype(np.int64)
+
+
+def _evaluate_csc(obj: _CscMatrix, path: str, key: str, nv: int | None) -> np.ndarray:
+    state = obj.state if isinstance(obj.state, dict) else {}
+    shape = state.get("_shape", state.get("shape"))
+    if shape is None or not {"data", "indices", "indptr"} <= set(state):
+        raise HandModelFileError(f"{path}: key {key!r}: sparse matrix without shape/data/indices/indptr")
+    try:
+        shape = _int_shape(shape, "sparse matrix shape")
+    except _BadValue as e:
+        raise HandModelFileError(f"{path}: key {key!r}: {e}") from None
+    if len(shape) != 2:
+        raise HandModelFileError(f"{path}: key {key!r}: expected a 2-D sparse matrix; found shape {shape}")
+    _check_shape(path, key, shape, nv)  # before anything of that size is allocated
+    rows, cols = shape
+    n = rows * cols
+    indptr = _int_array(state["indptr"], path, key, "indptr", cols + 1)
+    if indptr.shape != (cols + 1,) or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+        raise HandModelFileError(
+            f"{path}: key {key!r}: indptr: expected {cols + 1} non-decreasing offsets from 0; "
+            f"found shape {indptr.shape}"
+        )
+    nnz = int(indptr[-1])
+    indices = _int_array(state["indices"], path, key, "row indices", n)
+    data = state["data"]
+    data = data if isinstance(data, np.ndarray) else _bounded_asarray(data, path, key, n)
+    if indices.shape != (nnz,) or data.shape != (nnz,) or nnz > n:
+        raise HandModelFileError(
+            f"{path}: key {key!r}: expected {nnz} row indices and data values (indptr's last offset); "
+            f"found {indices.shape} and {data.shape}"
+        )
+    if not np.issubdtype(data.dtype, np.number):
+        raise HandModelFileError(f"{path}: key {key!r}: data: expected numbers; found {data.dtype}")
+    if nnz and (indices.min() < 0 or indices.max() >= rows):
+        raise HandModelFileError(
+            f"{path}: key {key!r}: row indices: expected values in [0, {rows}); found {indices.max()}"
+        )
+    dense = np.zeros(shape, dtype=np.float64)
+    dense[indices, np.repeat(np.arange(cols), np.diff(indptr))] = data
+    return dense
+
+
+def _evaluate_select(obj: _ChumpySelect, path: str, key: str, nv: int | None) -> np.ndarray:
+    state = obj.state if isinstance(obj.state, dict) else {}
+    if not {"a", "idxs"} <= set(state):
+        raise HandModelFileError(f"{path}: key {key!r}: chumpy Select without 'a' and 'idxs'")
+    base = state["a"]
+    if not isinstance(base, (np.ndarray, _ChumpyCh)):
+        raise HandModelFileError(
+            f"{path}: key {key!r}: chumpy Select over {type(base).__name__}; expected an array or Ch"
+        )
+    base = _evaluate(base, path, key, None, limit=_max_values(key, nv) * 100)
+    limit = _max_values(key, nv)
+    idxs = _int_array(state["idxs"], path, key, "chumpy Select indices", limit).ravel()
+    if idxs.size and (idxs.min() < 0 or idxs.max() >= base.size):
+        raise HandModelFileError(
+            f"{path}: key {key!r}: chumpy Select indices: expected values below {base.size} (the selected array's size)"
+        )
+    shape = state.get("preferred_shape")
+    if shape is None:
+        return base.ravel()[idxs]
+    try:
+        shape = _int_shape(shape, "chumpy Select preferred shape")
+    except _BadValue as e:
+        raise HandModelFileError(f"{path}: key {key!r}: {e}") from None
+    if math.prod(shape) != idxs.size:
+        raise HandModelFileError(
+            f"{path}: key {key!r}: chumpy Select preferred shape {shape} does not hold {idxs.size} values"
+        )
+    return base.ravel()[idxs].reshape(shape)
+
+
+def _evaluate(obj: object, path: str, key: str, nv: int | None, limit: int | None = None) -> np.ndarray:
+    """Turn a stored value (array, chumpy object, csc holder, list) into an array, bounded by ``key``'s shape."""
     if isinstance(obj, np.ndarray):
         return obj
+    limit = limit if limit is not None else _max_values(key, nv)
     if isinstance(obj, _ChumpyCh):
         state = obj.state if isinstance(obj.state, dict) else {}
         if "x" not in state:
             raise HandModelFileError(f"{path}: key {key!r}: chumpy Ch without its 'x' array")
-        return np.asarray(state["x"])
+        x = state["x"]
+        return x if isinstance(x, np.ndarray) else _bounded_asarray(x, path, key, limit)
     if isinstance(obj, _ChumpySelect):
-        state = obj.state if isinstance(obj.state, dict) else {}
-        if not {"a", "idxs"} <= set(state):
-            raise HandModelFileError(f"{path}: key {key!r}: chumpy Select without 'a' and 'idxs'")
-        base = _evaluate(state["a"], path, key)
-        out = base.ravel()[np.asarray(state["idxs"], dtype=np.int64)]
-        shape = state.get("preferred_shape")
-        return out.reshape(shape) if shape is not None else out
+        return _evaluate_select(obj, path, key, nv)
     if isinstance(obj, _CscMatrix):
-        state = obj.state if isinstance(obj.state, dict) else {}
-        shape = state.get("_shape", state.get("shape"))
-        if shape is None or not {"data", "indices", "indptr"} <= set(state):
-            raise HandModelFileError(f"{path}: key {key!r}: sparse matrix without shape/data/indices/indptr")
-        dense = np.zeros(tuple(shape), dtype=np.float64)
-        indptr, indices, data = (np.asarray(state[k]) for k in ("indptr", "indices", "data"))
-        for col in range(dense.shape[1]):
-            lo, hi = indptr[col], indptr[col + 1]
-            dense[indices[lo:hi], col] = data[lo:hi]
-        return dense
+        return _evaluate_csc(obj, path, key, nv)
     if isinstance(obj, _Inert):
         raise HandModelFileError(f"{path}: key {key!r}: unsupported stored object {obj.kind}")
-    return np.asarray(obj)
+    return _bounded_asarray(obj, path, key, limit)
 
 
 def safe_pickle_load(path: str | os.PathLike) -> object:
@@ -142,12 +400,7 @@ def safe_pickle_load(path: str | os.PathLike) -> object:
         raw = path.read_bytes()
     except OSError as e:
         raise HandModelFileError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        return _SafeUnpickler(io.BytesIO(raw), str(path)).load()
-    except HandModelFileError:
-        raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise HandModelFileError(f"{path}: not a valid (or a truncated) pickle ({type(e).__name__}: {e})") from None
+    return _unpickle(raw, path, "pickle")
 
 
 @dataclass
@@ -173,23 +426,59 @@ _REQUIRED = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights
              "hands_components", "hands_mean")  # fmt: skip
 
 
+def _npy_header(zf: zipfile.ZipFile, name: str) -> tuple[tuple, np.dtype]:
+    fmt = np.lib.format
+    with zf.open(name) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+    return shape, dtype
+
+
+def _load_npz(raw: bytes, path: Path) -> dict[str, object]:
+    """The known members of an ``.npz``; each member's header is checked before its data is read."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+            members = {n[: -len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
+            missing = [k for k in _REQUIRED if k not in members]
+            if missing:
+                raise HandModelFileError(f"{path}: missing keys {missing}; a MANO-format model needs {list(_REQUIRED)}")
+            keys = ["v_template"] + [k for k in members if _is_known(k) and k != "v_template"]  # unknown: not read
+            nv, out = None, {}
+            for key in keys:
+                try:
+                    shape, dtype = _npy_header(zf, members[key])
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                    raise HandModelFileError(f"{path}: key {key!r}: not a readable .npy member ({e})") from None
+                if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+                    raise HandModelFileError(f"{path}: key {key!r}: expected a numeric array; found dtype {dtype}")
+                _check_shape(str(path), key, shape, nv)
+                if key == "v_template":
+                    nv = shape[0]
+                try:
+                    with zf.open(members[key]) as f:
+                        out[key] = np.lib.format.read_array(f, allow_pickle=False)
+                except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+                    raise HandModelFileError(f"{path}: key {key!r}: not a readable .npy member ({e})") from None
+            return out
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as e:
+        if isinstance(e, HandModelFileError):
+            raise
+        raise HandModelFileError(f"{path}: not a readable .npz ({e})") from None
+
+
 def _load_dict(path: Path) -> dict[str, object]:
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise HandModelFileError(f"{path}: cannot read ({e.strerror})") from None
     if path.suffix == ".npz" or raw[:2] == b"PK":
-        try:
-            with np.load(io.BytesIO(raw), allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-            raise HandModelFileError(f"{path}: not a readable .npz ({e})") from None
-    try:
-        obj = _SafeUnpickler(io.BytesIO(raw), str(path)).load()
-    except HandModelFileError:
-        raise
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise HandModelFileError(f"{path}: not a valid (or a truncated) MANO pickle ({type(e).__name__}: {e})") from None
+        return _load_npz(raw, path)
+    obj = _unpickle(raw, path, "MANO pickle")
     if not isinstance(obj, dict):
         raise HandModelFileError(f"{path}: expected a pickled dict of arrays; found {type(obj).__name__}")
     return obj
@@ -204,46 +493,44 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise HandModelFileError(f"{path}: missing keys {missing}; a MANO-format model needs {list(_REQUIRED)}")
-    arr = {k: _evaluate(v, str(path), k) for k, v in raw.items() if k not in ("bs_style", "bs_type")}
+    nv: int | None = None
 
-    def get(key: str, ndim: int, dtype=np.float64) -> np.ndarray:
-        a = np.asarray(arr[key])
+    def get(key: str, dtype=np.float64) -> np.ndarray:
+        """The stored value of ``key``, evaluated, its shape checked, then converted to ``dtype``."""
+        a = _evaluate(raw[key], str(path), key, nv)
+        ndim = len(_SPECS[key])
         if a.ndim != ndim or not np.issubdtype(a.dtype, np.number):
             raise HandModelFileError(f"{path}: key {key!r}: expected a {ndim}-D numeric array; found shape {a.shape}")
+        _check_shape(str(path), key, a.shape, nv)
         return a.astype(dtype)
 
-    v = get("v_template", 2)
+    v = get("v_template")
     nv = v.shape[0]
-    kin = get("kintree_table", 2, np.int64)
-    if kin.shape[0] != 2:
+    kin = _evaluate(raw["kintree_table"], str(path), "kintree_table", nv)
+    if kin.ndim != 2 or kin.shape[0] != 2 or not np.issubdtype(kin.dtype, np.number):
         raise HandModelFileError(f"{path}: key 'kintree_table': expected shape (2, J); found {kin.shape}")
     nj = kin.shape[1]
-    parents = kin[0].copy()
+    parents = kin[0].astype(np.int64)
     parents[0] = -1  # stored as uint32 -1
-    expect = {
-        "v_template": (nv, 3), "f": None, "weights": (nv, nj), "J_regressor": (nj, nv),
-        "hands_components": (45, 45), "hands_mean": (45,),
-    }  # fmt: skip
-    data = {}
-    for key, shape in expect.items():
-        a = get(key, 1 if key == "hands_mean" else 2, np.int64 if key == "f" else np.float64)
-        if shape is not None and a.shape != shape:
-            raise HandModelFileError(f"{path}: key {key!r}: expected shape {shape}; found {a.shape}")
-        data[key] = a
+    if nj != NUM_JOINTS or np.any(parents[1:] >= np.arange(1, nj)) or np.any(parents[1:] < 0):
+        raise HandModelFileError(
+            f"{path}: key 'kintree_table': expected MANO's 16-joint tree; found parents {parents.tolist()[:32]}"
+        )
+    data = {key: get(key, np.int64 if key == "f" else np.float64)
+            for key in ("f", "weights", "J_regressor", "hands_components", "hands_mean")}  # fmt: skip
     faces = data["f"]
-    if faces.shape[1:] != (3,) or faces.min() < 0 or faces.max() >= nv:
+    if faces.size and (faces.min() < 0 or faces.max() >= nv):
         raise HandModelFileError(f"{path}: key 'f': expected (F, 3) vertex indices below {nv}; found {faces.shape}")
-    shapedirs = get("shapedirs", 3)
-    if shapedirs.shape[:2] != (nv, 3):
-        raise HandModelFileError(f"{path}: key 'shapedirs': expected shape ({nv}, 3, S); found {shapedirs.shape}")
-    posedirs = get("posedirs", 3)
-    if posedirs.shape != (nv, 3, 9 * (nj - 1)):
-        raise HandModelFileError(f"{path}: key 'posedirs': expected shape ({nv}, 3, {9 * (nj - 1)}); found {posedirs.shape}")
-    if nj != 16 or np.any(parents[1:] >= np.arange(1, nj)) or np.any(parents[1:] < 0):
-        raise HandModelFileError(f"{path}: key 'kintree_table': expected MANO's 16-joint tree; found parents {parents.tolist()}")
-    coeffs = get("hands_coeffs", 2) if "hands_coeffs" in arr else None
-    tips = get("tip_ids", 1, np.int64) if "tip_ids" in arr else None
-    extras = {k[len("prior_"):]: np.asarray(a) for k, a in arr.items() if k.startswith("prior_")}
+    shapedirs = get("shapedirs")
+    posedirs = get("posedirs")
+    coeffs = get("hands_coeffs") if "hands_coeffs" in raw else None
+    tips = get("tip_ids", np.int64) if "tip_ids" in raw else None
+    extras = {}
+    for key, value in raw.items():
+        if isinstance(key, str) and key.startswith(_EXTRA_PREFIX):
+            a = _evaluate(value, str(path), key, nv)
+            _check_shape(str(path), key, a.shape, nv)
+            extras[key[len(_EXTRA_PREFIX):]] = a
     for key, a in (("v_template", v), ("shapedirs", shapedirs), ("weights", data["weights"])):
         if not np.all(np.isfinite(a)):
             raise HandModelFileError(f"{path}: key {key!r}: contains NaN or inf")
