@@ -213,17 +213,19 @@ def write_ho3d_handoccnet(root: Path, mano: ManoFiles, truth: dict) -> None:
 # ---------------------------------------------------------------------------------------------- DexYCB
 def write_dexycb(root: Path, mano: ManoFiles, seed: int = 3) -> list[dict]:
     """Toolkit layout: subjects 1 and 3, five sequences each (the fifth held out: val for subject 1,
-    test for subject 3). Left hands: subject 1's second sequence and subject 3's test sequence.
-    Subject 3's test hand sits on the image's left edge (its box is clipped)."""
+    test for subject 3), one camera, two frames each of which one has no hand. Left hands: subject
+    1's second sequence and subject 3's test sequence. Subject 3's test hand sits on the image's
+    left edge (its box is clipped) in the second frame (toolkit sample index 1 of s0_test)."""
     rng = np.random.default_rng(seed)
     intr = root / "calibration" / "intrinsics"
     intr.mkdir(parents=True, exist_ok=True)
     (intr / f"{DEX_SERIAL}_640x480.yml").write_text(yaml.safe_dump({"color": {"fx": float(K[0, 0]), "fy": float(K[1, 1]),
                                                                               "ppx": float(K[0, 2]), "ppy": float(K[1, 2])}}))  # fmt: skip
-    out, image_id = [], 0
+    out, next_id = [], {"train": 0, "val": 0, "test": 0}  # the toolkit's sample index, per split
     for s, subject in enumerate(DEX_SUBJECTS):
         for q in range(5):
             seq = f"20200709_1530{q}{s}"
+            split = "train" if q < 4 else ("val" if s == 0 else "test")
             side = "left" if (s, q) in ((0, 1), (1, 4)) else "right"
             calib = f"{subject}_{q}"
             betas = rng.normal(size=10)
@@ -231,26 +233,31 @@ def write_dexycb(root: Path, mano: ManoFiles, seed: int = 3) -> list[dict]:
             (root / "calibration" / f"mano_{calib}" / "mano.yml").write_text(yaml.safe_dump({"betas": betas.tolist()}))
             d = root / subject / seq
             d.mkdir(parents=True)
-            (d / "meta.yml").write_text(yaml.safe_dump({"serials": [DEX_SERIAL], "mano_sides": [side], "mano_calib": [calib]}))
+            (d / "meta.yml").write_text(yaml.safe_dump({"serials": [DEX_SERIAL], "num_frames": 2, "mano_sides": [side],
+                                                        "mano_calib": [calib]}))  # fmt: skip
             arrays = mano.right if side == "right" else mano.left
             coeffs = rng.normal(size=45) * 0.5
             rot = random_rotvec(rng)
             full = np.concatenate([rot, arrays["hands_mean"] + coeffs @ arrays["hands_components"]])
-            wrist = wrist_at(rng, u=20.0 if (s, q) == (1, 4) else None)
+            wrist = wrist_at(rng, u=20.0 if split == "test" else None)
             v, j, transl = mano.place(side, full, betas, wrist, TIPS[f"manopth_{side}"])
             j = j[TO_FREIHAND]
-            save_image(d / DEX_SERIAL / "color_000000.jpg", rng, "JPEG")
-            np.savez(d / DEX_SERIAL / "labels_000000.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
-                     joint_3d=j[None].astype(np.float32), joint_2d=pixels(j)[None].astype(np.float32),
-                     pose_m=np.concatenate([rot, coeffs, transl])[None].astype(np.float32))  # fmt: skip
-            save_image(d / DEX_SERIAL / "color_000001.jpg", rng, "JPEG")  # a frame without the hand
-            np.savez(d / DEX_SERIAL / "labels_000001.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
-                     joint_3d=-np.ones((1, 21, 3), np.float32), joint_2d=-np.ones((1, 21, 2), np.float32),
-                     pose_m=np.zeros((1, 51), np.float32))  # fmt: skip
+            # two frames per camera; one has no hand (all -1): the second one, but the first in the test sequence
+            hand_frame = 1 if split == "test" else 0
+            for f in range(2):
+                save_image(d / DEX_SERIAL / f"color_{f:06d}.jpg", rng, "JPEG")
+                if f == hand_frame:
+                    np.savez(d / DEX_SERIAL / f"labels_{f:06d}.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
+                             joint_3d=j[None].astype(np.float32), joint_2d=pixels(j)[None].astype(np.float32),
+                             pose_m=np.concatenate([rot, coeffs, transl])[None].astype(np.float32))  # fmt: skip
+                else:
+                    np.savez(d / DEX_SERIAL / f"labels_{f:06d}.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
+                             joint_3d=-np.ones((1, 21, 3), np.float32), joint_2d=-np.ones((1, 21, 2), np.float32),
+                             pose_m=np.zeros((1, 51), np.float32))  # fmt: skip
             out.append(dict(subject=subject, seq=seq, side=side, betas=betas, rot=rot, coeffs=coeffs, transl=transl,
-                            joints=j.astype(np.float32).astype(np.float64), verts=v, image_id=image_id,
-                            split="train" if q < 4 else ("val" if s == 0 else "test")))  # fmt: skip
-            image_id += 2
+                            joints=j.astype(np.float32).astype(np.float64), verts=v, image_id=next_id[split] + hand_frame,
+                            frame=hand_frame, split=split))  # fmt: skip
+            next_id[split] += 2
     return out
 
 
@@ -265,7 +272,7 @@ def write_dexycb_handoccnet(root: Path, mano: ManoFiles, truth: list[dict]) -> N
                 continue
             arrays = mano.right if t["side"] == "right" else mano.left
             pose = np.concatenate([t["rot"], t["coeffs"] @ arrays["hands_components"]])
-            images.append({"id": t["image_id"], "file_name": f"{t['subject']}/{t['seq']}/{DEX_SERIAL}/color_000000.jpg",
+            images.append({"id": t["image_id"], "file_name": f"{t['subject']}/{t['seq']}/{DEX_SERIAL}/color_{t['frame']:06d}.jpg",
                            "width": W, "height": H})  # fmt: skip
             anns.append({"id": t["image_id"], "image_id": t["image_id"], "joints_coord_cam": t["joints"].tolist(),
                          "joints_img": pixels(t["joints"]).tolist(), "hand_type": t["side"],

@@ -44,17 +44,23 @@ def config(name: str, root, mano: ManoFiles, *extra: str):
     return load_config(name, [f"data.root={root}", f"model.hand_model={mano.right_path}", "model.input_size=128", *extra])
 
 
-def contract_error(sample: dict, hand: HandModel, tips=None) -> tuple[float, float]:
-    """max |hand(pose, betas) + transl - joints_cam| and the same for vertices (nan without them), metres."""
+def contract_joints(sample: dict, hand: HandModel, tips=None) -> tuple[np.ndarray, np.ndarray]:
+    """(joints (21, 3), vertices) of hand(pose, betas) + transl for a sample, metres (float64)."""
     t = lambda k: torch.tensor(np.asarray(sample[k], dtype=np.float64))[None]  # noqa: E731
     out = hand(global_orient=t("pose")[:, :3], hand_pose=t("pose")[:, 3:], betas=t("betas"), transl=t("transl"))
     joints = out["joints"][0].numpy()
     if tips is not None:  # another fingertip convention for this sample (DexYCB left hands: middle tip 445)
         order = [4, 8, 12, 16, 20]
         joints[order] = out["vertices"][0].numpy()[list(tips)]
+    return joints, out["vertices"][0].numpy()
+
+
+def contract_error(sample: dict, hand: HandModel, tips=None) -> tuple[float, float]:
+    """max |hand(pose, betas) + transl - joints_cam| and the same for vertices (nan without them), metres."""
+    joints, verts = contract_joints(sample, hand, tips)
     assert sample["valid_mano"] == 1 and sample["valid_joints_cam"] == 1
     ej = float(np.abs(joints - sample["joints_cam"]).max())
-    ev = float(np.abs(out["vertices"][0].numpy() - sample["vertices_cam"]).max()) if sample["valid_vertices"] else float("nan")
+    ev = float(np.abs(verts - sample["vertices_cam"]).max()) if sample["valid_vertices"] else float("nan")
     return ej, ev
 
 
@@ -169,25 +175,28 @@ def test_dexycb_contract_right_and_left_hands(tmp_path, mano, annotations):
     assert s["hand_side"] == "left" and t["side"] == "left"
     np.testing.assert_allclose(s["joints_cam"], t["joints"] * np.array([-1.0, 1.0, 1.0]), atol=1e-6)
     np.testing.assert_allclose(s["betas"], t["betas"], atol=1e-6)  # the left file mirrors the right: same shape
+    assert ds.submission_id(0) == t["image_id"] == 1  # the toolkit's index counts the frame without a hand before it
 
 
-def test_dexycb_left_hands_with_the_official_left_file(tmp_path, mano_official_left):
+@pytest.mark.parametrize("annotations", ["official", "handoccnet"])
+def test_dexycb_left_hands_with_the_official_left_file(tmp_path, mano_official_left, annotations):
     """The official MANO_LEFT.pkl keeps the right file's x shape directions (smplx#48) and DexYCB was
     fitted with it: its mirrored left hand is not exactly the right hand of the same betas. The
-    labels keep the pose exact and the betas as annotated; the contract then misses by the shape
-    difference alone, bounded by the rest-shape gap 2 |shapedirs_x @ betas| (a few bone lengths'
-    worth of it along the kinematic chain)."""
+    labels keep the pose exact, the betas as annotated and the wrist where it is; the contract then
+    misses by the shape difference alone, bounded by the rest-shape gap 2 |shapedirs_x @ betas|
+    carried along the fingers."""
     mano = mano_official_left
     truth = write_dexycb(tmp_path, mano)
-    s = build_dataset(config("dexycb", tmp_path, mano, "data.augment=false"), "test")[0]
+    write_dexycb_handoccnet(tmp_path, mano, truth)
+    s = build_dataset(config("dexycb", tmp_path, mano, "data.augment=false", f"data.annotations={annotations}"), "test")[0]
     (t,) = [t for t in truth if t["split"] == "test"]
     assert s["hand_side"] == "left"
     np.testing.assert_allclose(s["betas"], t["betas"], atol=1e-6)
+    joints, _ = contract_joints(s, hand(mano, TIPS["manopth_right"]), TIPS["manopth_left"])
+    np.testing.assert_allclose(joints[0], t["joints"][0] * np.array([-1.0, 1.0, 1.0]), atol=TOL)  # the wrist is exact
     gap = float(np.abs(2 * mano.right["shapedirs_full"][:, 0, :10] @ t["betas"]).max())
-    ej, _ = contract_error(s, hand(mano, TIPS["manopth_right"]), TIPS["manopth_left"])
+    ej = float(np.abs(joints - s["joints_cam"]).max())
     assert 1e-4 < ej < 8 * gap, (ej, gap)
-    np.testing.assert_allclose(s["joints_cam"][0], t["joints"][0] * np.array([-1.0, 1.0, 1.0]), atol=1e-6)
-    # the same hand from a mirror-consistent left file meets the contract exactly (test above)
 
 
 def test_handoccnet_dexycb_boxes_are_the_official_functions(tmp_path, mano):
@@ -200,6 +209,28 @@ def test_handoccnet_dexycb_boxes_are_the_official_functions(tmp_path, mano):
     box[0] = W - box[0] - box[2] - 1  # the official flip of a left hand's box: centre x -> W - x - 1
     np.testing.assert_allclose(ds[0]["bbox"], box, atol=1e-3)
     assert ds.submission_id(0) == t["image_id"]
+
+
+def test_handoccnet_training_boxes_and_empty_ones_skipped(tmp_path, mano):
+    import json
+
+    truth = write_dexycb(tmp_path, mano)
+    write_dexycb_handoccnet(tmp_path, mano, truth)
+    path = tmp_path / "annotations" / "DEX_YCB_s0_train_data.json"
+    data = json.loads(path.read_text())
+    off = dict(data["annotations"][0], id=999, image_id=999, joints_img=[[-50.0 - i, -40.0] for i in range(21)])
+    data["images"].append(dict(data["images"][0], id=999))
+    data["annotations"].append(off)  # a hand wholly outside the image: the official loader has no box for it, skips it
+    path.write_text(json.dumps(data))
+    ds = build_dataset(config("dexycb", tmp_path, mano, "data.annotations=handoccnet", "data.augment=false"), "train")
+    rows = [t for t in truth if t["split"] == "train"]
+    assert len(ds) == len(rows) - round(0.05 * (len(rows) + 1)) and 999 not in [r.submission_id for r in ds.records]
+    for i, r in enumerate(ds.records):
+        t = next(t for t in rows if t["image_id"] == r.submission_id)
+        box = official_process_bbox(official_get_bbox(pixels(t["joints"]), 1.5), W, H, 1.0)
+        if t["side"] == "left":
+            box[0] = W - box[0] - box[2] - 1
+        np.testing.assert_allclose(ds[i]["bbox"], box, atol=1e-3)
 
 
 # ---------------------------------------------------------------------------------------------- errors

@@ -42,6 +42,7 @@ class Record:
     hand_side: str = "right"
     root_cam: np.ndarray | None = None  # (3) GT wrist given with an evaluation split (HO3D)
     key: str = ""
+    submission_id: int | None = None  # the benchmark's id of this sample (DexYCB: the toolkit's index in the split)
 
 
 def require(path: Path, what: str) -> Path:

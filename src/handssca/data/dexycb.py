@@ -85,6 +85,13 @@ def left_labels(global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: 
     return mirror_pose(pose_r), betas_r, transl_r * MIRROR_X, right.rest_root(betas_r)
 
 
+def _frame_number(label: Path) -> int:
+    try:
+        return int(label.stem.rsplit("_", 1)[1])
+    except (IndexError, ValueError):
+        raise DatasetLayoutError(f"{label}: expected a name labels_<frame>.npz") from None
+
+
 class DexYCB(RecordDataset):
     """DexYCB s0 through the toolkit's files. ``hand_model``: the right MANO
     :class:`~handssca.hand.HandModel`; ``left_hand_model``: MANO_LEFT.pkl's, needed for left sequences."""
@@ -99,10 +106,11 @@ class DexYCB(RecordDataset):
         if not any((root / s).is_dir() for s in SUBJECTS):
             raise DatasetLayoutError(f"{root}: no subject folder ({SUBJECTS[0]}, ...)")
         intr, betas_cache, records = {}, {}, []
+        toolkit_index = 0  # the toolkit's sample index in the split: every (sequence, camera, frame), hand or not
         for subject, seq in s0_sequences(root, split):
             meta_path = root / subject / seq / "meta.yml"
             meta = _yaml(meta_path, "sequence meta")
-            side = (meta.get("mano_sides") or ["right"])[0]
+            side = (meta.get("mano_sides") or [None])[0]
             if side not in ("right", "left"):
                 raise DatasetLayoutError(f"{meta_path}: mano_sides: expected right or left; got {side!r}")
             if side == "left" and left is None:
@@ -117,13 +125,16 @@ class DexYCB(RecordDataset):
                 cam_dir = root / subject / seq / serial
                 if not cam_dir.is_dir():
                     continue
+                labels = sorted(cam_dir.glob("labels_*.npz"))
+                num_frames = int(meta.get("num_frames") or len(labels))
+                offset, toolkit_index = toolkit_index, toolkit_index + num_frames
                 if serial not in intr:
                     c = _yaml(root / "calibration" / "intrinsics" / f"{serial}_640x480.yml", "camera intrinsics").get("color", {})
                     try:
                         intr[serial] = np.array([[c["fx"], 0, c["ppx"]], [0, c["fy"], c["ppy"]], [0, 0, 1.0]])
                     except KeyError as e:
                         raise DatasetLayoutError(f"{serial}_640x480.yml: key color.{e.args[0]} missing") from None
-                for label in sorted(cam_dir.glob("labels_*.npz")):
+                for label in labels:
                     try:
                         with np.load(label, allow_pickle=False) as z:
                             j3d, pose_m = z["joint_3d"], z["pose_m"]
@@ -140,7 +151,8 @@ class DexYCB(RecordDataset):
                         pose, b, transl, root_rest = pca_to_relative(pm[:3], pm[3:48], right.components), betas, pm[48:51], right.rest_root(betas)
                     image = cam_dir / label.name.replace("labels_", "color_").replace(".npz", ".jpg")
                     records.append(Record(image, intr[serial], joints_cam=j3d.astype(np.float64), pose=pose, betas=b, transl=transl,
-                                          root_rest=root_rest, hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}"))  # fmt: skip
+                                          root_rest=root_rest, hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}",
+                                          submission_id=offset + _frame_number(label)))  # fmt: skip
         super().__init__(records, image_size, augment, seed)
 
     def write_submission(self, preds, out_dir) -> list[Path]:
@@ -157,5 +169,6 @@ class DexYCB(RecordDataset):
         return [write_dexycb_results(Path(out_dir) / "results.txt", [self.submission_id(i) for i in idx], joints)]
 
     def submission_id(self, index: int) -> int:
-        """The id of sample ``index`` in the result file."""
-        return int(index)
+        """The id of sample ``index`` in the result file: the toolkit's sample index in the split."""
+        r = self.records[index]
+        return int(index if r.submission_id is None else r.submission_id)

@@ -133,7 +133,7 @@ class HandOccNetDexYCB(DexYCB):
             joints_px = as_array(ann.get("joints_img"), (21, 2), f"{where} joints_img")
             if split != "test" and joints_box(joints_px, im["width"], im["height"]) is None:
                 continue
-            side = ann.get("hand_type", "right")
+            side = ann.get("hand_type")
             if side not in ("right", "left"):
                 raise DatasetLayoutError(f"{where}: hand_type: expected right or left; got {side!r}")
             pose, betas = mano_param(ann, where)
@@ -147,11 +147,8 @@ class HandOccNetDexYCB(DexYCB):
                 betas_r, root_rest = betas, right.rest_root(betas)
                 transl = joints[0] - root_rest
             records.append(Record(root / im["file_name"], camera(ann, where), joints_cam=joints, joints_px=joints_px, pose=pose,
-                                  betas=betas_r, transl=transl, root_rest=root_rest, hand_side=side, key=str(ann["image_id"])))  # fmt: skip
+                                  betas=betas_r, transl=transl, root_rest=root_rest, hand_side=side, key=str(ann["image_id"]),
+                                  submission_id=int(ann["image_id"])))  # fmt: skip
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         RecordDataset.__init__(self, records, image_size, augment, seed)
-
-    def submission_id(self, index: int) -> int:
-        """The annotation's ``image_id`` (the DexYCB toolkit's sample index)."""
-        return int(self.records[index].key)

@@ -21,6 +21,7 @@ Splits: ``train`` = train.txt minus the last ``val_fraction`` of its lines, ``va
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from handssca.data.mano_labels import opengl_to_opencv, relative_to_mean, requir
 from handssca.hand.joint_orders import HO3D_TO_FREIHAND
 
 GL_TO_CV = np.array([1.0, -1.0, -1.0])
+log = logging.getLogger("handssca.data")
 #: Fingertip vertices (thumb..pinky) of HO3D's ``handJoints3D`` (its toolkit's patched MANO layer).
 FINGERTIPS = "ho3d"
 
@@ -68,7 +70,7 @@ class HO3D(RecordDataset):
         if split == "test" and (root / "evaluation_xyz.json").exists():
             eval_xyz = load_json(root / "evaluation_xyz.json", "released evaluation joints")
             eval_verts = load_json(root / "evaluation_verts.json", "released evaluation vertices") if (root / "evaluation_verts.json").exists() else None
-        records = []
+        records, skipped = [], []
         for k, line in enumerate(lines):
             if "/" not in line:
                 raise DatasetLayoutError(f"{root / list_name}:{k + 1}: expected <sequence>/<frame>; got {line!r}")
@@ -76,9 +78,13 @@ class HO3D(RecordDataset):
             meta_path = root / folder / seq / "meta" / f"{frame}.pkl"
             meta = _meta(meta_path)
             where = str(meta_path)
-            for key in ("camMat", "handJoints3D"):
-                if meta.get(key) is None:
-                    raise DatasetLayoutError(f"{meta_path}: key {key!r} missing")
+            if meta.get("camMat") is None:
+                raise DatasetLayoutError(f"{meta_path}: key 'camMat' missing")
+            if meta.get("handJoints3D") is None:  # frames without a hand annotation (they exist in HO3D v3)
+                if split == "test":
+                    raise DatasetLayoutError(f"{meta_path}: key 'handJoints3D' (the GT root) missing")
+                skipped.append(line)
+                continue
             rec = Record(root / folder / seq / "rgb" / f"{frame}{ext}", as_array(meta["camMat"], (3, 3), f"{where} camMat"), key=line)
             if split != "test":
                 joints = as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND] * GL_TO_CV
@@ -93,13 +99,15 @@ class HO3D(RecordDataset):
                 rec.betas, rec.root_rest = betas, root_rest
             else:
                 rec.root_cam = as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)") * GL_TO_CV
-                box = as_array(meta["handBoundingBox"], (4,), f"{where} handBoundingBox")
+                box = as_array(meta.get("handBoundingBox"), (4,), f"{where} handBoundingBox")
                 rec.bbox = np.array([box[0], box[1], box[2] - box[0], box[3] - box[1]])
                 if eval_xyz is not None:
                     rec.joints_cam = as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND] * GL_TO_CV
                 if eval_verts is not None:
                     rec.vertices_cam = as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}") * GL_TO_CV
             records.append(rec)
+        if skipped:
+            log.warning("HO3D %s: %d frame(s) without a hand annotation skipped (first: %s)", split, len(skipped), skipped[0])
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         super().__init__(records, image_size, augment, seed)

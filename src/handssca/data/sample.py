@@ -77,10 +77,9 @@ def make_sample(
         pose[:3] = rotate_root(pose[:3], R)
         out["pose"] = pose.astype(np.float32)
         out["betas"] = np.asarray(betas, dtype=np.float32)
-        if transl is not None and root_rest is not None:
-            out["transl"] = (R @ (root_rest + transl) - root_rest).astype(np.float32)
-        else:
-            out["transl"] = np.zeros(3, np.float32)
+        if transl is None or root_rest is None:  # without them hand(pose, betas) + transl would not be the hand
+            raise ValueError("make_sample: MANO labels need transl and root_rest (the rest wrist J0(betas))")
+        out["transl"] = (R @ (root_rest + transl) - root_rest).astype(np.float32)
         out["valid_mano"] = np.float32(1.0)
     else:
         out.update(pose=np.zeros(48, np.float32), betas=np.zeros(10, np.float32), transl=np.zeros(3, np.float32),
