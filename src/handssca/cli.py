@@ -292,11 +292,16 @@ USER_ERRORS = (FileNotFoundError, ValueError, FloatingPointError, OSError, Memor
 
 
 def one_line(e: BaseException) -> str:
-    """The first non-empty line of an exception's message (its type name when it has none)."""
-    for line in str(e).splitlines():
-        if line.strip():
-            return line.strip()
-    return type(e).__name__
+    """The first non-empty line of an exception's message (its type name when it has none). An error
+    re-raised from a DataLoader worker ("Caught X in DataLoader worker process 0. Original Traceback
+    ...") gives the original error's own message, which names the file."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if not lines:
+        return type(e).__name__
+    if lines[0].startswith("Caught ") and any(ln.startswith("Original Traceback") for ln in lines):
+        last = lines[-1]
+        return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
+    return lines[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -147,6 +147,23 @@ def test_an_empty_training_split_is_an_error(tmp_path):
     assert not (tmp_path / "run" / "last.pt").exists()
 
 
+def test_a_bad_image_read_by_a_worker_is_named(tmp_path, capsys):
+    """A DataLoader worker's error reaches the user as the original one line (not 'Caught ... in worker')."""
+    pytest.importorskip("smplx")
+    from tests.data.real_formats import ManoFiles, write_freihand
+
+    mano = ManoFiles(tmp_path / "mano")
+    write_freihand(tmp_path / "fh", mano, n_train=10, n_eval=1)
+    bad = tmp_path / "fh" / "training" / "rgb" / "00000003.jpg"
+    bad.write_bytes(bad.read_bytes()[:50])
+    code, err = cli(capsys, "train", "--no-progress", "--config", "freihand", f"data.root={tmp_path / 'fh'}",
+                    f"model.hand_model={mano.right_path}", *TINY, "data.num_workers=1", f"train.out_dir={tmp_path / 'run'}",
+                    "data.freihand_version=gs", "train.batch_size=9")  # fmt: skip
+    assert code == 2
+    assert_one_line(err, "00000003.jpg")
+    assert "worker" not in err
+
+
 # ---------------------------------------------------------------------------------------------- 5: resume
 def test_resume_with_another_config_lists_the_differences(tmp_path, capsys):
     run = tmp_path / "run"
