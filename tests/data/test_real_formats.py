@@ -253,3 +253,12 @@ def test_dexycb_left_hand_without_the_left_file_names_the_key(tmp_path, mano):
         assert ds[0]["hand_side"] == "left"
     finally:
         mano.left_path.with_name("elsewhere.pkl").rename(mano.left_path)
+
+
+def test_synthetic_samples_meet_the_same_contract():
+    cfg = load_config("synthetic", ["model.input_size=128", "data.train_size=4", "data.augment=true", "data.renderer=numpy"])
+    ds = build_dataset(cfg, "train", train=True)
+    ref = HandModel.default(dtype=torch.float64)
+    for i in range(4):
+        ej, ev = contract_error(ds[i], ref)
+        assert ej < TOL and ev < TOL, (i, ej, ev)
