@@ -17,13 +17,45 @@ import torch
 from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
 from handssca.geometry import project, solve_translation, translation_from_box
 from handssca.hand.mirror import mirror_faces
-from handssca.io_images import read_image, to_rgb_uint8
+from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
+
+#: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
+#: box needs more to reach the network's full input resolution (see :meth:`HandReconstructor.working_scale`).
+MAX_WORKING_SIDE = 4096
 
 
 def default_intrinsics(width: int, height: int) -> np.ndarray:
     """The camera assumed when none is given: focal length = the longer image side (~53 deg), centred."""
     f = float(max(width, height))
     return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
+
+
+class BoxOutsideImageError(ValueError):
+    """The hand box given (``--bbox``) does not overlap the image."""
+
+
+def _fmt_box(bbox) -> str:
+    return ",".join(f"{float(v):g}" for v in bbox)
+
+
+def check_bbox(bbox) -> np.ndarray:
+    """(4,) float x, y, w, h of a hand box given by the user; ValueError unless finite with w, h > 0."""
+    try:
+        box = np.asarray(bbox, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"bbox (--bbox): expected 4 numbers x,y,w,h in pixels; got {bbox!r}") from None
+    if box.shape != (4,):
+        raise ValueError(f"bbox (--bbox): expected 4 numbers x,y,w,h in pixels; got {box.size}")
+    if not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
+        raise ValueError(f"bbox (--bbox) {_fmt_box(box)}: expected finite x,y,w,h in pixels with w > 0 and h > 0")
+    return box
+
+
+def check_bbox_overlaps(box: np.ndarray, width: int, height: int, name: str = "image") -> None:
+    """:class:`BoxOutsideImageError` when the box (x, y, w, h) has no pixel in common with a width x height image."""
+    x, y, w, h = (float(v) for v in box)
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise BoxOutsideImageError(f"bbox (--bbox) {_fmt_box(box)} lies outside the {width}x{height} image {name}")
 
 
 @dataclass
@@ -75,8 +107,29 @@ class TorchRunner:
 class HandReconstructor:
     """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out."""
 
-    def __init__(self, runner, faces: np.ndarray, input_size: int) -> None:
+    def __init__(self, runner, faces: np.ndarray, input_size: int, max_working_side: int = MAX_WORKING_SIDE) -> None:
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
+        self.max_working_side = int(max_working_side)
+
+    def working_scale(self, width: int, height: int, bbox=None) -> float:
+        """Original pixels per working pixel for a width x height image: the image is reduced until its
+        longer side is ``max_working_side``, but never so far that the hand's crop (the box expanded x1.5,
+        or the whole image) would get fewer pixels than the network's input. >= 1."""
+        longest = float(max(width, height))
+        side = longest if bbox is None else max(float(bbox[2]), float(bbox[3])) * 1.5
+        return max(1.0, min(longest / self.max_working_side, side / self.input_size))
+
+    def load(self, path: str | os.PathLike, bbox=None) -> ScaledImage:
+        """Decode an image file at :meth:`working_scale` (JPEGs at 1/2-1/8 size directly); the box, when
+        given, is checked against the header's size before any decoding."""
+        box = None if bbox is None else check_bbox(bbox)
+
+        def scale(width: int, height: int) -> float:
+            if box is not None:
+                check_bbox_overlaps(box, width, height, str(path))
+            return self.working_scale(width, height, box)
+
+        return load_image(path, scale)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None) -> HandReconstructor:
@@ -90,7 +143,16 @@ class HandReconstructor:
     def from_onnx(cls, path: str | os.PathLike, hand_model: str | None = None) -> HandReconstructor:
         from handssca.export import OnnxRunner
 
-        runner = OnnxRunner(path)
+        try:
+            runner = OnnxRunner(path)
+        except (ImportError, FileNotFoundError):
+            raise
+        except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail ...) are not ValueErrors
+            if isinstance(e, ValueError) and str(path) in str(e):
+                raise
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+            raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
 
         faces = HandModel.load(hand_model).faces if runner.faces is None else runner.faces
@@ -98,36 +160,48 @@ class HandReconstructor:
 
     def __call__(
         self,
-        image: str | os.PathLike | np.ndarray,
+        image: str | os.PathLike | np.ndarray | ScaledImage,
         bbox: tuple[float, float, float, float] | np.ndarray | None = None,
         hand_side: str = "right",
         K: np.ndarray | None = None,
     ) -> HandPrediction:
         """Reconstruct one hand. ``bbox`` (x, y, w, h) is a hand box in pixels (expanded x1.5 and made
         square, as at training); None uses the whole image. ``K`` defaults to :func:`default_intrinsics`.
+
+        ``image``: a file (decoded at :meth:`working_scale`), an (H, W[, C]) array, or a
+        :class:`~handssca.io_images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
+        image size are always in the original image's pixels. Raises ValueError for a box that is not
+        finite, has no size, or lies outside the image (:class:`BoxOutsideImageError`).
         """
         if hand_side not in ("right", "left"):
             raise ValueError(f"hand_side: expected 'right' or 'left'; got {hand_side!r}")
-        img = read_image(image) if isinstance(image, (str, os.PathLike)) else to_rgb_uint8(image)
-        h, w = img.shape[:2]
+        raw = None if bbox is None else check_bbox(bbox)
+        if isinstance(image, ScaledImage):
+            scaled = image
+        elif isinstance(image, (str, os.PathLike)):
+            scaled = self.load(image, raw)
+        else:
+            scaled = ScaledImage.full(to_rgb_uint8(image))
+        h, w = scaled.original_hw
         K_assumed = K is None
         K = default_intrinsics(w, h) if K is None else np.asarray(K, dtype=np.float64)
-        if bbox is None:
+        if raw is None:
             box = square_bbox(np.array([0.0, 0.0, w, h]))
         else:
-            box = square_bbox(np.asarray(bbox, dtype=np.float64), expansion=1.5)
-            if box is None:
-                raise ValueError(f"bbox: expected a box (x, y, w, h) with positive size; got {tuple(bbox)}")
+            check_bbox_overlaps(raw, w, h, scaled.name)
+            box = square_bbox(raw, expansion=1.5)
+        # everything up to the network in the working image's pixels
+        img = scaled.pixels
+        wh, ww = img.shape[:2]
+        work, Kw, boxw = img, scaled.K_to_working(K), scaled.box_to_working(box)
         flip = hand_side == "left"
-        work, Kw, boxw = img, K, box.copy()
         if flip:  # mirror the image (u -> W - 1 - u): a left hand becomes a right hand
             work = img[:, ::-1]
-            Kw = K.copy()
-            Kw[0, 2] = w - 1 - K[0, 2]
-            boxw[0] = w - box[0] - box[2]
+            Kw[0, 2] = ww - 1 - Kw[0, 2]
+            boxw[0] = ww - boxw[0] - boxw[2]
         S = self.input_size
         M = crop_affine(boxw, S)
-        crop = warp_image(work.astype(np.float32) / 255.0, M, S)
+        crop = self._warp_region(work, M, boxw, S)
         out = self.runner(crop.transpose(2, 0, 1)[None].astype(np.float32))
         Kc = crop_intrinsics(Kw, M, 0.0)
         uv = out["joints_img"][0].astype(np.float64) * S - 0.5
@@ -148,6 +222,21 @@ class HandReconstructor:
         return HandPrediction(
             vertices=verts, joints=joints, joints_2d=project(joints, K), faces=np.asarray(faces),
             pose=pose, betas=out["betas"][0].astype(np.float64), transl=np.asarray(t, dtype=np.float64),
-            K=K, K_assumed=K_assumed, bbox=box, hand_side=hand_side, image_size=(h, w),
-            extras={"crop_reprojection_error_px": reproj, "placement": placement},
+            K=K, K_assumed=K_assumed, bbox=box, hand_side=hand_side, image_size=(int(h), int(w)),
+            extras={"crop_reprojection_error_px": reproj, "placement": placement,
+                    "working_scale": float(max(scaled.scale_xy))},
         )  # fmt: skip
+
+    @staticmethod
+    def _warp_region(image: np.ndarray, M: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+        """``warp_image`` of a uint8 image by M, converting to float only the part the square crop samples."""
+        hi, wi = image.shape[:2]
+        x0, y0 = max(0, int(np.floor(box[0])) - 2), max(0, int(np.floor(box[1])) - 2)
+        x1, y1 = min(wi, int(np.ceil(box[0] + box[2])) + 3), min(hi, int(np.ceil(box[1] + box[3])) + 3)
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((size, size, 3), np.float32)
+        region = image[y0:y1, x0:x1].astype(np.float32)
+        region *= np.float32(1.0 / 255.0)
+        Mr = M.copy()
+        Mr[:, 2] += M[:, :2] @ np.array([x0, y0], dtype=np.float64)  # region pixel p is image pixel p + (x0, y0)
+        return warp_image(region, Mr, size)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +40,111 @@ def to_rgb_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
     raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 RGB of an image file; grayscale, RGBA, palette and 16-bit files are converted."""
-    from PIL import Image, UnidentifiedImageError
+#: The most pixels decoded from one image file (100 megapixels, ~300 MB as RGB). A file whose header
+#: declares more is refused before decoding, except a JPEG read at a reduced scale (``load_image(..,
+#: scale=...)``): it is decoded at 1/2, 1/4 or 1/8 of its size and only those pixels count. Pillow's own
+#: decompression-bomb guard refuses any header over ~179 megapixels before that.
+MAX_DECODED_PIXELS = 100_000_000
+
+
+@dataclass
+class ScaledImage:
+    """An image decoded at a working resolution, and the map back to the file's own pixels.
+
+    ``pixels``: (h, w, 3) uint8 RGB at the working resolution. ``original_hw``: (H, W) of the file.
+    ``scale_xy``: original pixels per working pixel along x and y (1 when not reduced). Pixel centres
+    are at integer coordinates in both frames: ``u_original + 0.5 = (u_working + 0.5) * scale``.
+    """
+
+    pixels: np.ndarray
+    original_hw: tuple[int, int]
+    scale_xy: tuple[float, float] = (1.0, 1.0)
+    name: str = "image"
+
+    @classmethod
+    def full(cls, pixels: np.ndarray, name: str = "image") -> ScaledImage:
+        return cls(pixels, (int(pixels.shape[0]), int(pixels.shape[1])), (1.0, 1.0), name)
+
+    def affine_to_working(self) -> np.ndarray:
+        """(2, 3) affine from original pixel coordinates to working pixel coordinates."""
+        sx, sy = self.scale_xy
+        return np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5]])
+
+    def to_working(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) original pixels -> working pixels."""
+        A = self.affine_to_working()
+        return np.asarray(points, dtype=np.float64) @ A[:, :2].T + A[:, 2]
+
+    def to_original(self, points: np.ndarray) -> np.ndarray:
+        """(N, 2) working pixels -> original pixels."""
+        return (np.asarray(points, dtype=np.float64) + 0.5) * np.asarray(self.scale_xy) - 0.5
+
+    def K_to_working(self, K: np.ndarray) -> np.ndarray:
+        """(3, 3) intrinsics of the original image -> those of the working image."""
+        A = np.vstack([self.affine_to_working(), [0.0, 0.0, 1.0]])
+        return A @ np.asarray(K, dtype=np.float64)
+
+    def box_to_working(self, box: np.ndarray) -> np.ndarray:
+        """(4,) x, y, w, h in original pixels -> working pixels."""
+        x, y, w, h = (float(v) for v in box)
+        (x2, y2), sx, sy = self.to_working(np.array([[x, y]]))[0], *self.scale_xy
+        return np.array([x2, y2, w / sx, h / sy])
+
+
+def _describe(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _megapixels(w: int, h: int) -> str:
+    return f"{w}x{h} pixels ({w * h / 1e6:.0f} megapixels)"
+
+
+def _declared_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) from a file's header through Pillow's format registry, without its size guard (messages only)."""
+    from PIL import Image
+
+    Image.init()
+    try:
+        with open(path, "rb") as fp:
+            head = fp.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                if accept is not None and not accept(head):
+                    continue
+                try:
+                    fp.seek(0)
+                    return tuple(factory(fp, str(path)).size)
+                except Exception:
+                    continue
+    except OSError:
+        return None
+    return None
+
+
+def _bomb_message(path: Path, e: Exception) -> str:
+    import re
+
+    size = _declared_size(path)
+    m = re.search(r"\((\d+) pixels\)", str(e))
+    declared = _megapixels(*size) if size else f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
+    return (f"{path}: the header declares {declared}, over the {MAX_DECODED_PIXELS / 1e6:.0f} megapixels decoded at "
+            "most per image; refused before decoding (a decompression bomb or a damaged file?)")  # fmt: skip
+
+
+def load_image(
+    path: str | os.PathLike,
+    scale: float | Callable[[int, int], float] = 1.0,
+    max_pixels: int = MAX_DECODED_PIXELS,
+) -> ScaledImage:
+    """Decode an image file reduced by ``scale`` (>= 1; or a function of the header's (W, H) that returns it).
+
+    JPEGs are decoded directly at 1/2, 1/4 or 1/8 size (``Image.draft``) and every format is then reduced
+    in 8/16-bit pixels (no float copy of the full image) to ``round(W / scale) x round(H / scale)``.
+    Grayscale, RGBA, palette and 16-bit files are converted to RGB. Raises :class:`ImageReadError` naming
+    the file for a missing, empty, truncated, corrupt or oversized (more than ``max_pixels`` decoded) file.
+    """
+    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -47,12 +152,51 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(_bomb_message(path, e)) from None
+    except Exception as e:  # any decoder failure on a damaged file is this file's problem
+        raise ImageReadError(f"{path}: not a readable image ({_describe(e)})") from None
+    with im:
+        W, H = im.size
+        if W <= 0 or H <= 0:
+            raise ImageReadError(f"{path}: empty image ({W}x{H} pixels)")
+        s = float(scale(W, H) if callable(scale) else scale)
+        if not np.isfinite(s) or s < 1.0:
+            s = 1.0
+        target = (max(1, round(W / s)), max(1, round(H / s)))
+        try:
+            k = 1.0
+            if target != (W, H) and im.format == "JPEG":
+                drafted = im.draft(None, target)
+                if drafted is not None:
+                    k = W / drafted[1][2]
+            dw, dh = im.size
+            if dw * dh > max_pixels:
+                at = "" if (dw, dh) == (W, H) else f", {dw}x{dh} at the smallest decodable scale"
+                raise ImageReadError(f"{path}: {_megapixels(W, H)}{at}: over the {max_pixels / 1e6:.0f} megapixels "
+                                     "decoded at most per image")  # fmt: skip
             im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return to_rgb_uint8(np.asarray(im).astype(np.uint16 if im.mode.startswith("I;16") else np.int64), str(path))
-            if im.mode not in ("RGB", "RGBA", "L"):
+            if im.mode not in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-            return to_rgb_uint8(np.asarray(im), str(path))
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ImageReadError(f"{path}: not a readable image ({e})") from None
+            if im.size != target:
+                gap = 3.0 if im.mode in ("RGB", "RGBA", "L", "I") else None
+                im = im.resize(target, Image.Resampling.BILINEAR, reducing_gap=gap)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im).astype(np.uint16 if im.mode.startswith("I;16") else np.int64)
+            else:
+                a = np.asarray(im)
+        except ImageReadError:
+            raise
+        except Exception as e:  # truncated or corrupt data, a decoder error, no memory for this one file
+            raise ImageReadError(f"{path}: not a readable image ({_describe(e)})") from None
+        scale_xy = (k * dw / target[0], k * dh / target[1])
+    return ScaledImage(to_rgb_uint8(a, str(path)), (H, W), scale_xy, str(path))
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """(H, W, 3) uint8 RGB of an image file at full resolution (at most :data:`MAX_DECODED_PIXELS`);
+    grayscale, RGBA, palette and 16-bit files are converted."""
+    return load_image(path).pixels
