@@ -287,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: What the command line reports as one line with exit status 2: bad input, a missing or unreadable
-#: file, a full disk, a diverged run. Everything else is a bug (exit status 70, ``--debug`` for the trace).
-USER_ERRORS = (FileNotFoundError, ValueError, FloatingPointError, OSError, MemoryError, RecursionError)
+#: file, a full disk, a diverged run, no memory left. Everything else is a bug (exit status 70,
+#: ``--debug`` for the trace); Ctrl-C exits with 130, SIGTERM with 143.
+USER_ERRORS = (FileNotFoundError, ValueError, FloatingPointError, OSError, MemoryError)
 
 
 def one_line(e: BaseException) -> str:
@@ -297,7 +298,7 @@ def one_line(e: BaseException) -> str:
     ...") gives the original error's own message, which names the file."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     if not lines:
-        return type(e).__name__
+        return "out of memory (MemoryError)" if isinstance(e, MemoryError) else type(e).__name__
     if lines[0].startswith("Caught ") and any(ln.startswith("Original Traceback") for ln in lines):
         last = lines[-1]
         return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
@@ -313,11 +314,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.debug:
             raise
-        print(f"handssca {args.command}: interrupted", file=sys.stderr)
-        return 130
+        term = str(e) == "SIGTERM"
+        print(f"handssca {args.command}: {'terminated' if term else 'interrupted'}", file=sys.stderr)
+        return 143 if term else 130
     except USER_ERRORS as e:  # expected failures (bad input, missing file, full disk): one clear line, no traceback
         if args.debug:
             raise
@@ -326,6 +328,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: say so, and how to see the trace
         if args.debug:
             raise
+        if type(e).__name__ == "OutOfMemoryError":  # torch's CUDA out of memory: too big a batch, not a bug
+            print(f"handssca {args.command}: error: the GPU ran out of memory ({one_line(e)}); "
+                  "lower train.batch_size or eval.batch_size, or use train.amp=true", file=sys.stderr)  # fmt: skip
+            return 2
         print(f"handssca {args.command}: internal error (a bug in handssca, please report it): {type(e).__name__}: "
               f"{one_line(e)}; rerun with --debug for the traceback", file=sys.stderr)  # fmt: skip
         return 70

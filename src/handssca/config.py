@@ -279,7 +279,9 @@ RESUME_SAFE = ("name", "train.epochs", "train.max_steps", "train.time_budget_s",
 def resume_differences(stored: dict, current: Config) -> list[str]:
     """The settings of ``current`` that differ from a checkpoint's stored config and break an exact
     resume (data, batch size, model, optimiser, schedule, seeds ...), as 'key: stored -> now'."""
+    defaults = flatten(Config().to_dict())
     old, new = flatten(stored), flatten(current.to_dict())
+    old = {**{k: v for k, v in defaults.items() if k in new}, **old}  # a key added since the checkpoint: its default
     out = []
     for key in sorted(set(old) | set(new)):
         if key in RESUME_SAFE or old.get(key, "<absent>") == new.get(key, "<absent>"):

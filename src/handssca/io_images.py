@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -166,6 +167,9 @@ def load_image(
         s = float(scale(W, H) if callable(scale) else scale)
         if not np.isfinite(s) or s < 1.0:
             s = 1.0
+        need = math.sqrt(W * H / max_pixels)
+        if need > 1.0:  # JPEGs decode at 1/2..1/8 rather than over the limit (a small box on a huge photo)
+            s = max(s, float(min(8, 2 ** math.ceil(math.log2(need)))))
         target = (max(1, round(W / s)), max(1, round(H / s)))
         try:
             k = 1.0

@@ -175,6 +175,12 @@ def test_resume_with_another_config_lists_the_differences(tmp_path, capsys):
     code, err = cli(capsys, "train", "--resume", last, "--no-progress", *TINY, f"train.out_dir={run}", "model.block=none")
     assert code == 2
     assert_one_line(err, "model.block: 'ssca' -> 'none'")
+    # a checkpoint from before a setting existed resumes when the setting has its default
+    ckpt = torch.load(last, weights_only=True)
+    del ckpt["config"]["data"]["annotations"]
+    older = run / "older.pt"
+    torch.save(ckpt, older)
+    assert train(tiny(run, "train.max_steps=2"), resume=str(older), progress=False)["step"] == 2
     # harmless changes (a longer run) and explicit consent continue
     assert train(tiny(run, "train.max_steps=2"), resume=last, progress=False)["step"] == 2
     out = train(tiny(run, "train.max_steps=3", "train.batch_size=2"), resume=last, progress=False, resume_anyway=True)
@@ -209,6 +215,47 @@ def test_ctrl_c_saves_last_pt_and_says_so_in_one_line(tmp_path, capsys, monkeypa
     monkeypatch.setattr(trainer_mod, "compute_losses", real)
     out = train(tiny(tmp_path, "train.batch_size=2", "train.epochs=1"), resume=str(tmp_path / "last.pt"), progress=False)
     assert out["step"] == 4  # the two remaining batches of the epoch
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_during_an_optimiser_step_waits_for_its_end(tmp_path, capsys, monkeypatch, signum, code, word):
+    """last.pt never holds half an update: a signal that arrives inside optimizer.step() takes effect after it."""
+    real_step = torch.optim.Adam.step
+    calls = {"n": 0}
+
+    def step_with_signal(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signum)
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step_with_signal)
+    got, err = cli(capsys, "train", "--no-progress", *TINY, f"train.out_dir={tmp_path}", "train.batch_size=2", "train.epochs=1")
+    assert got == code and err.splitlines()[-1] == f"handssca train: {word}"
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == 2 and ckpt["batches_done"] == 2
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGINT) == signal.default_int_handler
+
+
+def test_save_interrupted_mid_write_leaves_no_temp_file(tmp_path, monkeypatch):
+    def interrupted(obj, f, *a, **k):
+        Path(f).write_bytes(b"PK\x03\x04partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "best.pt", {"x": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_with_non_tensor_weights_is_one_line(tmp_path, model_ckpt, capsys):
+    ckpt = torch.load(model_ckpt, weights_only=True)
+    ckpt["model"] = dict(ckpt["model"], **{next(iter(ckpt["model"])): 3})
+    odd = tmp_path / "odd.pt"
+    torch.save(ckpt, odd)
+    code, err = cli(capsys, "export", "--checkpoint", str(odd), "--out", str(tmp_path / "m.onnx"))
+    assert code == 2
+    assert_one_line(err, "odd.pt", "not tensors")
 
 
 # ---------------------------------------------------------------------------------------------- 3: workers

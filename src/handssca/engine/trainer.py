@@ -106,6 +106,7 @@ class Trainer:
         self.cfg = cfg
         self.resume_anyway = resume_anyway
         self.step_batches = 0  # batches of the current epoch consumed at the last optimiser step
+        self._in_step, self._pending_signal = False, None
         self.info = info or init_distributed(cfg.train.device)
         self.device = self.info.device
         self.out = Path(cfg.train.out_dir)
@@ -134,13 +135,30 @@ class Trainer:
             log.warning("train.amp on a CPU without bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
                         "bf16 is emulated there and usually slower than float32; consider train.amp=false")  # fmt: skip
 
+    # ------------------------------------------------------------------ signals
+    def _catch_signals(self) -> dict:
+        """In the main thread: SIGINT and SIGTERM raise KeyboardInterrupt (so the run saves last.pt and
+        its DataLoader workers are shut down), deferred to the end of an optimiser step when they come
+        during one. Returns the previous handlers to restore."""
+        self._in_step, self._pending_signal = False, None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._in_step:
+                self._pending_signal = signum
+                return
+            raise KeyboardInterrupt(signal.Signals(signum).name)
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, complete: bool) -> dict:
         return {
             "format": CHECKPOINT_FORMAT, "version": 1, "config": self.cfg.to_dict(),
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "epoch": self.epoch, "batches_done": 0 if complete else self.step_batches, "step": self.step,
-            "rng": capture_rng(), "history": self.history, "best": self.best,
+            "rng": capture_rng(), "history": self.history, "best": self.best, "world_size": self.info.world_size,
         }  # fmt: skip
 
     def _save(self, name: str, complete: bool) -> Path | None:
@@ -154,6 +172,8 @@ class Trainer:
             if key not in ckpt:
                 raise ValueError(f"{path}: a model-only checkpoint (no {key!r}); --resume needs a training checkpoint")
         diffs = resume_differences(ckpt["config"], self.cfg)
+        if ckpt.get("world_size", 1) != self.info.world_size:  # the sampler's shards depend on it
+            diffs.append(f"processes (world size): {ckpt.get('world_size', 1)} -> {self.info.world_size}")
         if diffs and not self.resume_anyway:
             raise ValueError(f"{path}: the config differs from the checkpoint's in {len(diffs)} setting(s) that break an exact "
                              f"resume: {'; '.join(diffs)} (use the same settings, or --resume-anyway to continue regardless)")  # fmt: skip
@@ -188,7 +208,7 @@ class Trainer:
             (self.out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         start = time.monotonic()
         stopped = None
-        previous = _sigterm_as_interrupt()
+        previous = self._catch_signals()
         try:
             while self.epoch < cfg.train.epochs:
                 self._train_epoch(start)
@@ -209,8 +229,8 @@ class Trainer:
                 log.warning("interrupted at step %d: saved %s (continue with --resume %s)", self.step, path, path)
             raise
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             if self.writer is not None:
                 self.writer.flush()
         return {"epoch": self.epoch, "step": self.step, "history": self.history, "best": self.best, "stopped": stopped}
@@ -258,10 +278,16 @@ class Trainer:
             self.batches_done += 1
             seen += images.shape[0]
             if self.batches_done % t.grad_accum == 0:
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.step += 1
-                self.step_batches = self.batches_done
+                self._in_step = True  # an interrupt here waits: last.pt must not hold half an update
+                try:
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.step += 1
+                    self.step_batches = self.batches_done
+                finally:
+                    self._in_step = False
+                if self._pending_signal is not None:
+                    raise KeyboardInterrupt(signal.Signals(self._pending_signal).name)
                 self._log_step(losses, images, pred, batch, seen / max(time.monotonic() - tick, 1e-9), bar)
 
     def _log_step(self, losses, images, pred, batch, speed: float, bar) -> None:
@@ -320,18 +346,6 @@ class Trainer:
         if t.checkpoint_every and self.epoch % t.checkpoint_every == 0:
             self._save(f"epoch_{self.epoch}.pt", complete=True)
         (self.out / "history.json").write_text(json.dumps(self.history, indent=2))
-
-
-def _sigterm_as_interrupt():
-    """In the main thread: make SIGTERM raise KeyboardInterrupt (so the run saves last.pt and its
-    DataLoader workers are shut down); returns the previous handler, None where it cannot be set."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt("SIGTERM")
-
-    return signal.signal(signal.SIGTERM, handler)
 
 
 def train(cfg: Config, resume: str | None = None, progress: bool = True, resume_anyway: bool = False) -> dict:

@@ -37,8 +37,10 @@ def save_torch_file(path: str | os.PathLike, payload: object) -> Path:
     try:
         torch.save(payload, tmp)
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
+    except BaseException as e:  # also Ctrl-C mid-write: never leave the temporary file behind
         tmp.unlink(missing_ok=True)
+        if not isinstance(e, (OSError, RuntimeError)):  # torch's zip writer reports a full disk as RuntimeError
+            raise
         kept = f"; the previous {path.name} is kept" if path.exists() else ""
         raise OSError(f"{path}: could not write ({first_line(str(e), type(e).__name__)}){kept}") from None
     return path

@@ -153,6 +153,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 def load_weights(model: nn.Module, state: dict, path: str | os.PathLike, what: str = "weights") -> None:
     """``model.load_state_dict(state)`` (strict); keys or shapes that do not fit raise one line naming the file."""
     own = model.state_dict()
+    not_tensors = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ValueError(f"{path}: {what}: {len(not_tensors)} entries are not tensors, e.g. {not_tensors[:3]}")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
