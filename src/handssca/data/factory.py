@@ -8,8 +8,6 @@ from torch.utils.data import Dataset
 
 DATASETS = ("synthetic", "freihand", "ho3d", "dexycb")
 ANNOTATIONS = ("official", "handoccnet")
-#: Datasets whose labels are MANO parameters: their readers convert them with the MANO file's arrays.
-MANO_DATASETS = ("freihand", "ho3d", "dexycb")
 
 
 def left_model_path(cfg) -> Path | None:
