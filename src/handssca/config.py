@@ -1,5 +1,8 @@
 """Experiment configuration: dataclasses loaded from YAML with dotted command-line overrides.
 
+The bottom layer of the package's flow: it imports nothing from it (the model, the data and the
+engine read these dataclasses).
+
 A YAML file has the sections ``model``, ``data``, ``train`` and ``eval`` (and an optional ``name``
 and ``base``: another YAML, relative to this one, whose values this file overrides). Unknown keys
 are errors that list the valid ones. Sizes derived from the input size are never typed twice: the
@@ -11,13 +14,60 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from handssca.model.handssca import ModelConfig
+
+#: The block between backbone and regressor (the paper's ablations) and the ResNet trunks (model/backbone.py).
+BLOCKS = ("none", "self_attention", "ssa", "ssca")
+BACKBONES = ("resnet18", "resnet34", "resnet50")
+
+
+@dataclass
+class ModelConfig:
+    """What builds a HandSSCA network. Every derived size comes from ``input_size``."""
+
+    input_size: int = 256
+    backbone: str = "resnet50"
+    block: str = "ssca"
+    hourglass_depth: int = 2
+    scan_backend: str = "auto"
+    hand_model: str | None = None  # a MANO file; None = the built-in license-free hand
+    # "official": the authors' regressor init (conv N(0, 1e-3), linear N(0, 1e-2)), which starts from random
+    # finger rotations; "mean_pose": the same with the pose output's bias set to identity rotations, so the
+    # network starts at the mean hand (useful for short runs; not in the official code)
+    init: str = "official"
+
+    @property
+    def feature_size(self) -> int:
+        """Side of the backbone's output map and of the heatmaps: input_size / 8 (32 at 256, 28 at 224)."""
+        return self.input_size // 8
+
+    def validate(self) -> ModelConfig:
+        if self.input_size % 8 or not 128 <= self.input_size <= 376:
+            raise ValueError(f"model.input_size: expected a multiple of 8 in [128, 376]; got {self.input_size}")
+        if self.feature_size % (2**self.hourglass_depth):
+            raise ValueError(f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
+                             f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
+        if self.block not in BLOCKS:
+            raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
+        if self.init not in ("official", "mean_pose"):
+            raise ValueError(f"model.init: expected 'official' or 'mean_pose'; got {self.init!r}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"model.backbone: expected one of {BACKBONES}; got {self.backbone!r}")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"model config: unknown keys {unknown}; valid keys are {sorted(names)}")
+        return cls(**d).validate()
+
 
 LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0, "articulation": 0.0,
                 "heatmaps": 0.0}

@@ -63,3 +63,31 @@ def translation_from_box(points: np.ndarray, K: np.ndarray, centre_px: np.ndarra
     x = (centre_px[0] - K[0, 2]) * z / K[0, 0]
     y = (centre_px[1] - K[1, 2]) * z / K[1, 1]
     return np.array([x, y, z]) - c
+
+
+def joints_img_to_pixels(joints_img: np.ndarray, size: int) -> np.ndarray:
+    """Normalised crop coordinates (the soft-argmax grid, cell i's centre at (i + 0.5) / S) -> crop pixels."""
+    return np.asarray(joints_img) * size - 0.5
+
+
+def pixels_to_joints_img(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Crop pixels -> normalised crop coordinates: the inverse of :func:`joints_img_to_pixels`."""
+    return (np.asarray(pixels) + 0.5) / size
+
+
+def place_in_crop(joints: np.ndarray, joints_img: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, str]:
+    """Camera translation t (3,) of a root-relative prediction in a crop, and how it was found.
+
+    ``joints`` (21, 3) m without translation, ``joints_img`` (21, 2) the predicted normalised crop
+    coordinates, ``K`` the crop's intrinsics, ``size`` its side in pixels. The translation that
+    reprojects the joints onto their 2D prediction (``"2d_joints"``); when those are degenerate (an
+    untrained heatmap head puts them all on one pixel), the hand placed in the crop's centre as large
+    as a hand box of the crop (``"box"``).
+    """
+    uv = joints_img_to_pixels(np.asarray(joints_img, dtype=np.float64), size)
+    K = np.asarray(K, dtype=np.float64)
+    t = solve_translation(joints, uv, K)
+    extent = np.ptp(project(np.asarray(joints, dtype=np.float64) + t, K), axis=0).max()
+    if np.isfinite(extent) and extent >= 0.2 * size / 1.5:
+        return t, "2d_joints"
+    return translation_from_box(joints, K, np.array([(size - 1) / 2] * 2), size / 1.5), "box"

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
-from handssca.geometry import project, solve_translation, translation_from_box
+from handssca.geometry import joints_img_to_pixels, place_in_crop, project
 from handssca.hand.mirror import mirror_faces
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
 
@@ -204,13 +204,8 @@ class HandReconstructor:
         crop = self._warp_region(work, M, boxw, S)
         out = self.runner(crop.transpose(2, 0, 1)[None].astype(np.float32))
         Kc = crop_intrinsics(Kw, M, 0.0)
-        uv = out["joints_img"][0].astype(np.float64) * S - 0.5
-        t, placement = solve_translation(out["joints"][0], uv, Kc), "2d_joints"
-        size_px = np.ptp(project(out["joints"][0] + t, Kc), axis=0).max()
-        if not np.isfinite(size_px) or size_px < 0.2 * S / 1.5:
-            # degenerate 2D joints (an untrained heatmap head puts them all on one pixel): place the hand
-            # in the box instead, as large as the crop's hand box
-            t, placement = translation_from_box(out["joints"][0], Kc, np.array([(S - 1) / 2] * 2), S / 1.5), "box"
+        uv = joints_img_to_pixels(out["joints_img"][0].astype(np.float64), S)
+        t, placement = place_in_crop(out["joints"][0], out["joints_img"][0], Kc, S)
         verts, joints = out["vertices"][0] + t, out["joints"][0] + t
         reproj = float(np.linalg.norm(project(joints, Kc) - uv, axis=1).mean())
         pose, faces = out["pose_aa"][0].astype(np.float64), self.faces

@@ -175,7 +175,7 @@ def test_dexycb_contract_right_and_left_hands(tmp_path, mano, annotations):
     assert s["hand_side"] == "left" and t["side"] == "left"
     np.testing.assert_allclose(s["joints_cam"], t["joints"] * np.array([-1.0, 1.0, 1.0]), atol=1e-6)
     np.testing.assert_allclose(s["betas"], t["betas"], atol=1e-6)  # the left file mirrors the right: same shape
-    assert ds.submission_id(0) == t["image_id"] == 1  # the toolkit's index counts the frame without a hand before it
+    assert ds.records[0].submission_id == t["image_id"] == 1  # the toolkit's index counts the frame without a hand before it
 
 
 @pytest.mark.parametrize("annotations", ["official", "handoccnet"])
@@ -208,7 +208,7 @@ def test_handoccnet_dexycb_boxes_are_the_official_functions(tmp_path, mano):
     assert pixels(t["joints"])[:, 0].min() < 0  # the hand leaves the image on the left: the box is clipped
     box[0] = W - box[0] - box[2] - 1  # the official flip of a left hand's box: centre x -> W - x - 1
     np.testing.assert_allclose(ds[0]["bbox"], box, atol=1e-3)
-    assert ds.submission_id(0) == t["image_id"]
+    assert ds.records[0].submission_id == t["image_id"]
 
 
 def test_handoccnet_training_boxes_and_empty_ones_skipped(tmp_path, mano):

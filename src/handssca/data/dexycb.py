@@ -154,21 +154,3 @@ class DexYCB(RecordDataset):
                                           root_rest=root_rest, hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}",
                                           submission_id=offset + _frame_number(label)))  # fmt: skip
         super().__init__(records, image_size, augment, seed)
-
-    def write_submission(self, preds, out_dir) -> list[Path]:
-        """The toolkit's result txt: camera-frame joints (mm) placed on the GT root, un-mirrored for left hands."""
-        from handssca.evaluation.files import write_dexycb_results
-
-        idx = preds.gt["index"].astype(int)
-        joints = preds.pred["joints"] - preds.pred["joints"][:, :1]
-        for n, i in enumerate(idx):
-            r = self.records[i]
-            if r.hand_side == "left":
-                joints[n] = joints[n] * np.array([-1.0, 1.0, 1.0])
-            joints[n] = joints[n] + r.joints_cam[0]
-        return [write_dexycb_results(Path(out_dir) / "results.txt", [self.submission_id(i) for i in idx], joints)]
-
-    def submission_id(self, index: int) -> int:
-        """The id of sample ``index`` in the result file: the toolkit's sample index in the split."""
-        r = self.records[index]
-        return int(index if r.submission_id is None else r.submission_id)

@@ -83,16 +83,3 @@ class FreiHAND(RecordDataset):
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         super().__init__(records, image_size, augment, seed)
-
-    def write_submission(self, preds, out_dir) -> list[Path]:
-        """pred.json for the FreiHAND evaluation: camera-frame joints and vertices (translation solved)."""
-        from handssca.evaluation.files import write_freihand_pred
-        from handssca.geometry import solve_translation
-
-        size = self.image_size
-        joints, verts = [], []
-        for i in range(len(preds.pred["joints"])):
-            t = solve_translation(preds.pred["joints"][i], preds.pred["joints_img"][i] * size - 0.5, preds.gt["K"][i].astype(np.float64))
-            joints.append(preds.pred["joints"][i] + t)
-            verts.append(preds.pred["vertices"][i] + t)
-        return [write_freihand_pred(Path(out_dir) / "pred.json", np.array(joints), np.array(verts))]

@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
-from handssca.data.dexycb import DexYCB, left_labels
-from handssca.data.ho3d import HO3D
+from handssca.data.dexycb import left_labels
 from handssca.data.mano_labels import ManoArrays, require_hand_model
 from handssca.data.transforms import bbox_from_points, project, square_bbox
 
@@ -87,8 +86,6 @@ def joints_box(joints_px: np.ndarray, width: int, height: int) -> np.ndarray | N
 class HandOccNetHO3D(RecordDataset):
     """HO3D v2 through ``HO3D_{train,evaluation}_data.json``; ``hand_model``: the right MANO model."""
 
-    write_submission = HO3D.write_submission
-
     def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
                  seed: int = 0, val_fraction: float = 0.05, left_hand_model=None) -> None:  # fmt: skip
         mano = require_hand_model(hand_model, "HO3D (HandOccNet annotations)")
@@ -116,7 +113,7 @@ class HandOccNetHO3D(RecordDataset):
         super().__init__(records, image_size, augment, seed)
 
 
-class HandOccNetDexYCB(DexYCB):
+class HandOccNetDexYCB(RecordDataset):
     """DexYCB s0 through ``DEX_YCB_s0_{train,test}_data.json``. ``hand_model``: the right MANO model;
     ``left_hand_model``: MANO_LEFT.pkl's, needed for left hands (their pose is the left file's)."""
 
@@ -151,4 +148,4 @@ class HandOccNetDexYCB(DexYCB):
                                   submission_id=int(ann["image_id"])))  # fmt: skip
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
-        RecordDataset.__init__(self, records, image_size, augment, seed)
+        super().__init__(records, image_size, augment, seed)

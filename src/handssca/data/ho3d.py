@@ -111,11 +111,3 @@ class HO3D(RecordDataset):
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         super().__init__(records, image_size, augment, seed)
-
-    def write_submission(self, preds, out_dir) -> list[Path]:
-        """pred.zip for the HO3D evaluation: wrist placed on the given GT root, OpenGL frame, HO3D order."""
-        from handssca.evaluation.files import write_ho3d_pred
-
-        roots = np.stack([r.root_cam if r.root_cam is not None else np.zeros(3) for r in self.records])
-        idx = preds.gt["index"].astype(int)
-        return [write_ho3d_pred(Path(out_dir) / "pred.zip", preds.pred["joints"], preds.pred["vertices"], roots[idx])]

@@ -12,6 +12,7 @@ import torch
 from handssca.config import Config, build_config, load_config
 from handssca.data.factory import build_dataset
 from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
+from handssca.evaluation.submissions import write_submission
 from handssca.engine.trainer import make_loader
 from handssca.evaluation.plots import save_figure
 from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
@@ -116,6 +117,5 @@ def evaluate_checkpoint(
             curves[name] = (meas.thresholds * 1000, meas.pck_curve)
         files.append(plot_pck(curves, out_dir / "pck.png", title=f"{cfg.data.dataset} {split}"))
         files.append(best_worst_picture(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces, out_dir / "best_worst.png"))
-    if hasattr(dataset, "write_submission"):
-        files.extend(dataset.write_submission(preds, out_dir))
+    files.extend(write_submission(cfg.data.dataset, dataset, preds, out_dir, cfg.model.input_size))
     return {"metrics": metrics, "out_dir": out_dir, "files": files}

@@ -3,64 +3,21 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from handssca.config import BLOCKS, ModelConfig
 from handssca.hand import HandModel
 from handssca.model.attention import SelfAttentionBlock
-from handssca.model.backbone import RESNETS, FPNBackbone
+from handssca.model.backbone import FPNBackbone
 from handssca.model.files import first_line, load_torch_file, save_torch_file
 from handssca.model.regressor import Regressor
 from handssca.model.ssca import SSCA
 
-BLOCKS = ("none", "self_attention", "ssa", "ssca")
 CHECKPOINT_FORMAT = "handssca-checkpoint"
-
-
-@dataclass
-class ModelConfig:
-    """What builds a HandSSCA network. Every derived size comes from ``input_size``."""
-
-    input_size: int = 256
-    backbone: str = "resnet50"
-    block: str = "ssca"
-    hourglass_depth: int = 2
-    scan_backend: str = "auto"
-    hand_model: str | None = None  # a MANO file; None = the built-in license-free hand
-    # "official": the authors' regressor init (conv N(0, 1e-3), linear N(0, 1e-2)), which starts from random
-    # finger rotations; "mean_pose": the same with the pose output's bias set to identity rotations, so the
-    # network starts at the mean hand (useful for short runs; not in the official code)
-    init: str = "official"
-
-    @property
-    def feature_size(self) -> int:
-        """Side of the backbone's output map and of the heatmaps: input_size / 8 (32 at 256, 28 at 224)."""
-        return self.input_size // 8
-
-    def validate(self) -> ModelConfig:
-        if self.input_size % 8 or not 128 <= self.input_size <= 376:
-            raise ValueError(f"model.input_size: expected a multiple of 8 in [128, 376]; got {self.input_size}")
-        if self.feature_size % (2**self.hourglass_depth):
-            raise ValueError(f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
-                             f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
-        if self.block not in BLOCKS:
-            raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
-        if self.init not in ("official", "mean_pose"):
-            raise ValueError(f"model.init: expected 'official' or 'mean_pose'; got {self.init!r}")
-        if self.backbone not in RESNETS:
-            raise ValueError(f"model.backbone: expected one of {sorted(RESNETS)}; got {self.backbone!r}")
-        return self
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"model config: unknown keys {unknown}; valid keys are {sorted(names)}")
-        return cls(**d).validate()
 
 
 def build_block(config: ModelConfig, channels: int = 256) -> nn.Module:
