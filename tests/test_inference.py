@@ -7,7 +7,8 @@ from PIL import Image
 
 from handssca.cli import main
 from handssca.data.synthetic import SyntheticHands
-from handssca.geometry import project, solve_translation
+from handssca.frames import project, whole_image_box
+from handssca.geometry import solve_translation
 from handssca.inference import HandReconstructor
 from handssca.model import build_model
 from handssca.model.handssca import checkpoint_dict, save_checkpoint
@@ -75,7 +76,7 @@ def test_reconstructor_geometry_with_known_K(scene):
     hand = HandModel.default()
     img = (scene["image"] * 255).astype(np.uint8)
     h, w = img.shape[:2]
-    box = square_bbox(np.array([0.0, 0.0, w, h]))
+    box = square_bbox(whole_image_box(w, h))  # the reconstructor's box without a given one
     M = crop_affine(box, 128)
     rec = HandReconstructor(PerfectRunner(scene, hand, 128, lambda p: apply_affine(p, M)), hand.faces, 128)
     pred = rec(img, K=scene["K"])

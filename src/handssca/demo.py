@@ -85,7 +85,7 @@ def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) 
 
     from handssca.data.synthetic import SyntheticHands
     from handssca.data.transforms import bbox_from_points
-    from handssca.geometry import project
+    from handssca.frames import project
     from handssca.inference import HandReconstructor
     from handssca.outputs import save_prediction
     from handssca.pictures import draw_joints

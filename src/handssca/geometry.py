@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from handssca.frames import joints_img_to_pixels, project
+
 
 def solve_translation(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None,
                       iterations: int = 5) -> np.ndarray:  # fmt: skip
@@ -44,12 +46,6 @@ def solve_translation(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, wei
     return t
 
 
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection of camera-frame points (N,3) -> pixels (N,2)."""
-    p = np.asarray(points) @ np.asarray(K).T
-    return p[:, :2] / p[:, 2:3]
-
-
 def translation_from_box(points: np.ndarray, K: np.ndarray, centre_px: np.ndarray, size_px: float) -> np.ndarray:
     """Translation that puts points (N,3) at pixel ``centre_px`` with an image extent of ``size_px``.
 
@@ -63,16 +59,6 @@ def translation_from_box(points: np.ndarray, K: np.ndarray, centre_px: np.ndarra
     x = (centre_px[0] - K[0, 2]) * z / K[0, 0]
     y = (centre_px[1] - K[1, 2]) * z / K[1, 1]
     return np.array([x, y, z]) - c
-
-
-def joints_img_to_pixels(joints_img: np.ndarray, size: int) -> np.ndarray:
-    """Normalised crop coordinates (the soft-argmax grid, cell i's centre at (i + 0.5) / S) -> crop pixels."""
-    return np.asarray(joints_img) * size - 0.5
-
-
-def pixels_to_joints_img(pixels: np.ndarray, size: int) -> np.ndarray:
-    """Crop pixels -> normalised crop coordinates: the inverse of :func:`joints_img_to_pixels`."""
-    return (np.asarray(pixels) + 0.5) / size
 
 
 def place_in_crop(joints: np.ndarray, joints_img: np.ndarray, K: np.ndarray, size: int) -> tuple[np.ndarray, str]:

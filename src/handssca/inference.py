@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
-from handssca.geometry import joints_img_to_pixels, place_in_crop, project
-from handssca.hand.mirror import mirror_faces
+from handssca.frames import joints_img_to_pixels, whole_image_box, mirror_box, mirror_faces, mirror_intrinsics, mirror_points, mirror_pose, project
+from handssca.geometry import place_in_crop
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
@@ -186,7 +186,7 @@ class HandReconstructor:
         K_assumed = K is None
         K = default_intrinsics(w, h) if K is None else np.asarray(K, dtype=np.float64)
         if raw is None:
-            box = square_bbox(np.array([0.0, 0.0, w, h]))
+            box = square_bbox(whole_image_box(w, h))
         else:
             check_bbox_overlaps(raw, w, h, scaled.name)
             box = square_bbox(raw, expansion=1.5)
@@ -196,9 +196,8 @@ class HandReconstructor:
         work, Kw, boxw = img, scaled.K_to_working(K), scaled.box_to_working(box)
         flip = hand_side == "left"
         if flip:  # mirror the image (u -> W - 1 - u): a left hand becomes a right hand
-            work = img[:, ::-1]
-            Kw[0, 2] = ww - 1 - Kw[0, 2]
-            boxw[0] = ww - boxw[0] - boxw[2]
+            work = img[:, ::-1]  # a view: no copy of the working image
+            Kw, boxw = mirror_intrinsics(Kw, ww), mirror_box(boxw, ww)
         S = self.input_size
         M = crop_affine(boxw, S)
         crop = self._warp_region(work, M, boxw, S)
@@ -210,10 +209,9 @@ class HandReconstructor:
         reproj = float(np.linalg.norm(project(joints, Kc) - uv, axis=1).mean())
         pose, faces = out["pose_aa"][0].astype(np.float64), self.faces
         if flip:  # back to the left hand in the original camera: x -> -x, faces re-wound, pose mirrored
-            m = np.array([-1.0, 1.0, 1.0])
-            verts, joints, t = verts * m, joints * m, t * m
+            verts, joints, t = mirror_points(verts), mirror_points(joints), mirror_points(t)
             faces = mirror_faces(self.faces)
-            pose = (pose.reshape(16, 3) * np.array([1.0, -1.0, -1.0])).ravel()
+            pose = mirror_pose(pose)
         return HandPrediction(
             vertices=verts, joints=joints, joints_2d=project(joints, K), faces=np.asarray(faces),
             pose=pose, betas=out["betas"][0].astype(np.float64), transl=np.asarray(t, dtype=np.float64),

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from handssca.frames import joints_img_to_pixels
 from handssca.evaluation.plots import save_figure
 from handssca.render import render_mesh
 
@@ -116,7 +117,7 @@ def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4
             shown = shown.copy()
             shown[edge] = (255, 230, 0)
         if s.get("valid_joints_img", 1):
-            shown = draw_joints(shown, s["joints_img"] * size - 0.5, color=(230, 30, 30), radius=2)
+            shown = draw_joints(shown, joints_img_to_pixels(s["joints_img"], size), color=(230, 30, 30), radius=2)
         ax = axes.ravel()[i]
         ax.imshow(shown)
         label = f"#{s['index']}"

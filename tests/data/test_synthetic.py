@@ -4,7 +4,7 @@ import torch
 from scipy import ndimage
 
 from handssca.data.synthetic import SyntheticHands
-from handssca.data.transforms import project
+from handssca.frames import project
 from handssca.hand import HandModel
 from handssca.render.gl import gl_available, make_renderer
 from handssca.render.raster import render_mesh

@@ -1,26 +1,27 @@
 import numpy as np
 
 from handssca.data import transforms as T
+from handssca.frames import project
 
 
 def test_rotated_crop_keeps_projection_consistent():
     rng = np.random.default_rng(0)
     K = np.array([[500.0, 0, 320], [0, 500.0, 240], [0, 0, 1]])
     X = rng.normal(size=(21, 3)) * 0.05 + [0.05, -0.02, 0.6]
-    px = T.project(X, K)
+    px = project(X, K)
     bbox = T.square_bbox(T.bbox_from_points(px, 1.5))
     for rot in (0.0, 0.4, -1.0):
         M = T.crop_affine(bbox, 256, 1.2, rot)
         K2 = T.crop_intrinsics(K, M, rot)
         X2 = X @ T.rot_z(rot).T
-        np.testing.assert_allclose(T.project(X2, K2), T.apply_affine(px, M), atol=1e-9)
+        np.testing.assert_allclose(project(X2, K2), T.apply_affine(px, M), atol=1e-9)
 
 
 def test_unrotated_crop_is_exact_for_non_square_pixels():
     K = np.array([[500.0, 0, 320], [0, 470.0, 240], [0, 0, 1]])
     X = np.array([[0.01, 0.02, 0.5], [-0.03, 0.0, 0.7]])
     M = T.crop_affine(np.array([200.0, 100, 300, 300]), 224)
-    np.testing.assert_allclose(T.project(X, T.crop_intrinsics(K, M, 0.0)), T.apply_affine(T.project(X, K), M))
+    np.testing.assert_allclose(project(X, T.crop_intrinsics(K, M, 0.0)), T.apply_affine(project(X, K), M))
 
 
 def test_warp_moves_a_pixel_where_the_affine_says():

@@ -4,7 +4,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from handssca.hand import HandModel
-from handssca.hand.mirror import mirror_faces, mirror_points, mirror_pose
+from handssca.frames import mirror_faces, mirror_points, mirror_pose
 
 from .mano_files import write_model
 

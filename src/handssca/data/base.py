@@ -10,7 +10,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from handssca.data.sample import make_sample
-from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, project, sample_augment, square_bbox
+from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, sample_augment, square_bbox
+from handssca.frames import mirror_box, mirror_image, mirror_intrinsics, mirror_pixels, mirror_points, mirror_pose, project, whole_image_box
 from handssca.io_images import ImageReadError, read_image
 
 
@@ -72,11 +73,6 @@ def as_array(value, shape: tuple, where: str) -> np.ndarray:
     return a
 
 
-def mirror_box(box: np.ndarray, width: int) -> np.ndarray:
-    """(x, y, w, h) box of an image flipped left-right: its centre u -> W - 1 - u, as the points'."""
-    return np.array([width - 1 - box[0] - box[2], box[1], box[2], box[3]], dtype=np.float64)
-
-
 def crop_box(r: Record, width: int, height: int) -> np.ndarray:
     """The square crop box (x, y, w, h) of a record in its image, as the official code makes it:
     the whole image (FreiHAND), the dataset's box through ``process_bbox(box, expansion)``, or
@@ -84,29 +80,25 @@ def crop_box(r: Record, width: int, height: int) -> np.ndarray:
     joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
     box = None
     if r.whole_image:
-        box = square_bbox(np.array([0.0, 0.0, width, height]))
+        box = square_bbox(whole_image_box(width, height))
     elif r.bbox is not None:
         box = square_bbox(r.bbox, (width, height), r.bbox_expansion)
     elif joints_px is not None:
         box = square_bbox(bbox_from_points(joints_px, 1.5), (width, height), 1.0)
-    return box if box is not None else square_bbox(np.array([0.0, 0.0, width, height]))
+    return box if box is not None else square_bbox(whole_image_box(width, height))
 
 
 def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
     """Flip a left-hand image and its labels to a right hand (u -> W - 1 - u, x -> -x, pose mirrored)."""
     w = image.shape[1]
-    m = np.array([-1.0, 1.0, 1.0])
-    flip = lambda a: None if a is None else a * m  # noqa: E731
-    K = r.K.copy()
-    K[0, 2] = w - 1 - K[0, 2]
+    flip = lambda a: None if a is None else mirror_points(a)  # noqa: E731
     out = replace(
-        r, K=K, joints_cam=flip(r.joints_cam), vertices_cam=flip(r.vertices_cam), transl=flip(r.transl),
-        root_cam=flip(r.root_cam),
-        pose=None if r.pose is None else (r.pose.reshape(16, 3) * np.array([1.0, -1.0, -1.0])).ravel(),
+        r, K=mirror_intrinsics(r.K, w), joints_cam=flip(r.joints_cam), vertices_cam=flip(r.vertices_cam),
+        transl=flip(r.transl), root_cam=flip(r.root_cam), pose=None if r.pose is None else mirror_pose(r.pose),
         bbox=None if r.bbox is None else mirror_box(r.bbox, w),
-        joints_px=None if r.joints_px is None else np.stack([w - 1 - r.joints_px[:, 0], r.joints_px[:, 1]], 1),
+        joints_px=None if r.joints_px is None else mirror_pixels(r.joints_px, w),
     )
-    return np.ascontiguousarray(image[:, ::-1]), out
+    return mirror_image(image), out
 
 
 class RecordDataset(Dataset):

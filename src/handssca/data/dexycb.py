@@ -31,11 +31,10 @@ import numpy as np
 import yaml
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, require
+from handssca.frames import mirror_points, mirror_pose
 from handssca.data.mano_labels import (
-    MIRROR_X,
     ManoArrays,
     left_fit_to_right,
-    mirror_pose,
     pca_to_relative,
     require_hand_model,
 )
@@ -82,7 +81,7 @@ def left_labels(global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: 
     of the mirrored hand, stored un-mirrored (the exact mirror of the right model) for the dataset
     step, which mirrors the record to right."""
     pose_r, betas_r, transl_r = left_fit_to_right(global_orient, finger_pose_full, betas, transl, left, right)
-    return mirror_pose(pose_r), betas_r, transl_r * MIRROR_X, right.rest_root(betas_r)
+    return mirror_pose(pose_r), betas_r, mirror_points(transl_r), right.rest_root(betas_r)
 
 
 def _frame_number(label: Path) -> int:

@@ -30,7 +30,8 @@ import numpy as np
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
 from handssca.data.dexycb import left_labels
 from handssca.data.mano_labels import ManoArrays, require_hand_model
-from handssca.data.transforms import bbox_from_points, project, square_bbox
+from handssca.data.transforms import bbox_from_points, square_bbox
+from handssca.frames import project
 
 FILES = {"ho3d": ("HO3D_{}_data.json", {"train": "train", "val": "train", "test": "evaluation"}),
          "dexycb": ("DEX_YCB_s0_{}_data.json", {"train": "train", "val": "train", "test": "test"})}  # fmt: skip

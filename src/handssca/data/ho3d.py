@@ -28,9 +28,9 @@ import numpy as np
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
 from handssca.data.mano_labels import opengl_to_opencv, relative_to_mean, require_hand_model
+from handssca.frames import opengl_to_opencv as opengl_to_opencv_points
 from handssca.hand.joint_orders import HO3D_TO_FREIHAND
 
-GL_TO_CV = np.array([1.0, -1.0, -1.0])
 log = logging.getLogger("handssca.data")
 #: Fingertip vertices (thumb..pinky) of HO3D's ``handJoints3D`` (its toolkit's patched MANO layer).
 FINGERTIPS = "ho3d"
@@ -87,7 +87,7 @@ class HO3D(RecordDataset):
                 continue
             rec = Record(root / folder / seq / "rgb" / f"{frame}{ext}", as_array(meta["camMat"], (3, 3), f"{where} camMat"), key=line)
             if split != "test":
-                joints = as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND] * GL_TO_CV
+                joints = opengl_to_opencv_points(as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND])
                 rec.joints_cam = joints
                 for key in ("handPose", "handBeta", "handTrans"):
                     if meta.get(key) is None:
@@ -98,13 +98,13 @@ class HO3D(RecordDataset):
                 rec.pose, rec.transl = opengl_to_opencv(pose_gl, as_array(meta["handTrans"], (3,), f"{where} handTrans"), root_rest)
                 rec.betas, rec.root_rest = betas, root_rest
             else:
-                rec.root_cam = as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)") * GL_TO_CV
+                rec.root_cam = opengl_to_opencv_points(as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)"))
                 box = as_array(meta.get("handBoundingBox"), (4,), f"{where} handBoundingBox")
                 rec.bbox = np.array([box[0], box[1], box[2] - box[0], box[3] - box[1]])
                 if eval_xyz is not None:
-                    rec.joints_cam = as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND] * GL_TO_CV
+                    rec.joints_cam = opengl_to_opencv_points(as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND])
                 if eval_verts is not None:
-                    rec.vertices_cam = as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}") * GL_TO_CV
+                    rec.vertices_cam = opengl_to_opencv_points(as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}"))
             records.append(rec)
         if skipped:
             log.warning("HO3D %s: %d frame(s) without a hand annotation skipped (first: %s)", split, len(skipped), skipped[0])

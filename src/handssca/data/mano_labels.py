@@ -19,12 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-#: OpenGL <-> OpenCV camera frame: diag(1, -1, -1), a rotation by 180 degrees about x (its own inverse).
-GL_TO_CV = np.diag([1.0, -1.0, -1.0])
-#: Mirror across the camera's x = 0 plane (left <-> right hands), per point.
-MIRROR_X = np.array([-1.0, 1.0, 1.0])
-#: Per-joint axis-angle of a mirrored hand: (x, y, z) -> (x, -y, -z).
-MIRROR_AA = np.array([1.0, -1.0, -1.0])
+from handssca.frames import OPENGL_TO_OPENCV, mirror_points, mirror_pose
+
+#: OpenGL <-> OpenCV camera frame as a rotation: diag(1, -1, -1), 180 degrees about x (its own inverse).
+GL_TO_CV = np.diag(OPENGL_TO_OPENCV)
 
 
 @dataclass(frozen=True)
@@ -124,11 +122,6 @@ def opengl_to_opencv(pose: np.ndarray, transl: np.ndarray, root_rest: np.ndarray
     return rotate_hand(pose, transl, root_rest, GL_TO_CV)
 
 
-def mirror_pose(pose: np.ndarray) -> np.ndarray:
-    """(48) per-joint axis-angle of the x-mirrored hand: (x, y, z) -> (x, -y, -z)."""
-    return (np.asarray(pose, dtype=np.float64).reshape(-1, 3) * MIRROR_AA).ravel()
-
-
 def left_fit_to_right(
     global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: np.ndarray, transl: np.ndarray,
     left: ManoArrays, right: ManoArrays,
@@ -146,5 +139,5 @@ def left_fit_to_right(
     full_left = np.concatenate([np.asarray(global_orient, dtype=np.float64), np.asarray(finger_pose_full, dtype=np.float64)])
     pose = relative_to_mean(mirror_pose(full_left), right.hands_mean)
     betas = np.asarray(betas, dtype=np.float64)
-    wrist = (left.rest_root(betas) + np.asarray(transl, dtype=np.float64)) * MIRROR_X
+    wrist = mirror_points(left.rest_root(betas) + np.asarray(transl, dtype=np.float64))
     return pose, betas, wrist - right.rest_root(betas)

@@ -23,11 +23,11 @@ from handssca.data.transforms import (
     apply_affine,
     crop_affine,
     crop_intrinsics,
-    project,
     rot_z,
     rotate_root,
     warp_image,
 )
+from handssca.frames import pixels_to_joints_img, project
 
 LABEL_KEYS = ("joints_cam", "vertices_cam", "pose", "betas", "transl")
 
@@ -63,7 +63,7 @@ def make_sample(
     if joints_img_px is None and joints_cam is not None and K is not None:
         joints_img_px = project(joints_cam, K)
     if joints_img_px is not None:
-        out["joints_img"] = ((apply_affine(joints_img_px, M) + 0.5) / image_size).astype(np.float32)
+        out["joints_img"] = pixels_to_joints_img(apply_affine(joints_img_px, M), image_size).astype(np.float32)
     else:
         out["joints_img"] = np.zeros((21, 2), np.float32)
     out["valid_joints_img"] = np.float32(joints_img_px is not None)

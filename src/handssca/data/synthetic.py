@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from handssca.data.sample import make_sample
-from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, project, sample_augment, square_bbox
+from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, sample_augment, square_bbox
+from handssca.frames import project
 
 log = logging.getLogger("handssca.data")
 

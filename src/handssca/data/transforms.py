@@ -116,9 +116,3 @@ def rotate_root(global_orient: np.ndarray, R: np.ndarray) -> np.ndarray:
     from scipy.spatial.transform import Rotation
 
     return (Rotation.from_matrix(R) * Rotation.from_rotvec(global_orient)).as_rotvec()
-
-
-def project(points: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Pinhole projection of camera-frame points (N, 3) to pixels (N, 2)."""
-    p = points @ K.T
-    return p[:, :2] / p[:, 2:3]

@@ -44,7 +44,8 @@ def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from handssca.geometry import solve_translation
+    from handssca.frames import joints_img_to_pixels
+    from handssca.geometry import place_in_crop
     from handssca.pictures import draw_joints
     from handssca.render.gl import make_renderer
     from handssca.render.overlay import overlay_mesh
@@ -58,8 +59,8 @@ def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, pa
         img = sample["image"].transpose(1, 2, 0)
         size = img.shape[0]
         K = np.asarray(sample["K"], dtype=np.float64)
-        uv = preds.pred["joints_img"][i] * size - 0.5
-        t = solve_translation(preds.pred["joints"][i], uv, K)
+        uv = joints_img_to_pixels(preds.pred["joints_img"][i], size)
+        t, _ = place_in_crop(preds.pred["joints"][i], preds.pred["joints_img"][i], K, size)
         shown = overlay_mesh(img, preds.pred["vertices"][i] + t, faces, K, render, alpha=0.6)
         shown = draw_joints(shown, uv, color=(230, 30, 30))
         ax.imshow(shown)

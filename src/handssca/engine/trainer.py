@@ -309,12 +309,13 @@ class Trainer:
             self.writer.add_scalar("lr", self.optimizer.param_groups[0]["lr"], self.step)
             self.writer.add_scalar("speed/images_per_s", speed * self.info.world_size, self.step)
         if t.image_every and self.step % t.image_every == 0:
+            from handssca.frames import joints_img_to_pixels
             from handssca.pictures import draw_joints
 
             img = images[0].detach().float().cpu().numpy().transpose(1, 2, 0)
             size = img.shape[0]
-            drawn = draw_joints(img, batch["joints_img"][0].cpu().numpy() * size - 0.5, color=(0, 200, 0))
-            drawn = draw_joints(drawn, pred["joints_img"][0].detach().cpu().numpy() * size - 0.5, color=(230, 30, 30))
+            drawn = draw_joints(img, joints_img_to_pixels(batch["joints_img"][0].cpu().numpy(), size), color=(0, 200, 0))
+            drawn = draw_joints(drawn, joints_img_to_pixels(pred["joints_img"][0].detach().cpu().numpy(), size), color=(230, 30, 30))
             self.writer.add_image("train/joints (green GT, red predicted)", drawn.transpose(2, 0, 1), self.step)
 
     def validate(self) -> dict[str, float]:

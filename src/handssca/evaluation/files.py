@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from handssca.frames import opengl_to_opencv
 from handssca.hand.joint_orders import FREIHAND_TO_HO3D
 
 #: HO3D's OpenCV <-> OpenGL conversion (a 180 degree rotation about x).
-OPENCV_TO_OPENGL = np.array([1.0, -1.0, -1.0])
 
 
 class FileFormatError(ValueError):
@@ -122,7 +122,7 @@ def write_ho3d_pred(
     if gt_root is not None:
         shift = np.asarray(gt_root, dtype=np.float64)[:, None, :] - joints[:, :1, :]
         joints, verts = joints + shift, verts + shift
-    data = _pred_json_bytes(joints[:, FREIHAND_TO_HO3D] * OPENCV_TO_OPENGL, verts * OPENCV_TO_OPENGL)
+    data = _pred_json_bytes(opengl_to_opencv(joints[:, FREIHAND_TO_HO3D]), opengl_to_opencv(verts))
     path = Path(path)
     if path.suffix == ".zip":
         tmp = path.with_name(f".{path.name}.tmp")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from handssca.evaluation.files import write_dexycb_results, write_freihand_pred, write_ho3d_pred
+from handssca.frames import mirror_points
 from handssca.geometry import place_in_crop
 
 
@@ -43,7 +44,7 @@ def dexycb(dataset, preds, out_dir: Path, crop_size: int) -> list[Path]:
     for n, i in enumerate(idx):
         r = dataset.records[i]
         if r.hand_side == "left":
-            joints[n] = joints[n] * np.array([-1.0, 1.0, 1.0])
+            joints[n] = mirror_points(joints[n])
         joints[n] = joints[n] + r.joints_cam[0]
         ids.append(int(i) if r.submission_id is None else int(r.submission_id))
     return [write_dexycb_results(out_dir / "results.txt", ids, joints)]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from handssca.frames import mirror_faces, mirror_points, mirror_pose
 from handssca.hand import lbs
 from handssca.hand.joint_orders import MANO_TO_FREIHAND
 from handssca.hand.loader import HandModelData, HandModelFileError, load_hand_model_data
@@ -38,10 +39,9 @@ def _mirror_data(d: HandModelData) -> HandModelData:
     if "axes" in extras:  # (15, 3, 3) columns are axes; mirrored axes are proper: flip x rows, negate
         extras["axes"] = extras["axes"] * m[None, :, None] * -1.0
     return HandModelData(
-        v_template=d.v_template * m, faces=d.faces[:, [0, 2, 1]], shapedirs=d.shapedirs * m[None, :, None],
+        v_template=mirror_points(d.v_template), faces=mirror_faces(d.faces), shapedirs=d.shapedirs * m[None, :, None],
         posedirs=posedirs, J_regressor=d.J_regressor, weights=d.weights, parents=d.parents,
-        hands_components=(d.hands_components.reshape(-1, 15, 3) * np.array([1.0, -1.0, -1.0])).reshape(-1, 45),
-        hands_mean=(d.hands_mean.reshape(15, 3) * np.array([1.0, -1.0, -1.0])).ravel(),
+        hands_components=mirror_pose(d.hands_components), hands_mean=mirror_pose(d.hands_mean),
         hands_coeffs=d.hands_coeffs, tip_ids=d.tip_ids, extras=extras, name=d.name.replace("right", "left"),
     )  # fmt: skip
 
