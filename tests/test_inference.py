@@ -11,7 +11,7 @@ from handssca.frames import project, whole_image_box
 from handssca.geometry import solve_translation
 from handssca.inference import HandReconstructor
 from handssca.model import build_model
-from handssca.model.handssca import checkpoint_dict, save_checkpoint
+from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -21,7 +21,7 @@ def tiny_checkpoint(tmp_path_factory):
     """A ResNet-18 HandSSCA at 128 trained for a few steps on synthetic data."""
     from handssca.config import load_config
     from handssca.data.factory import build_dataset
-    from handssca.engine.trainer import make_loader
+    from handssca.data.loader import make_loader
     from handssca.losses import compute_losses
 
     torch.manual_seed(0)

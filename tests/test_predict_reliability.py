@@ -18,7 +18,7 @@ from handssca.data.transforms import square_bbox
 from handssca.inference import HandReconstructor, default_intrinsics
 from handssca.io_images import ImageReadError, read_image
 from handssca.model import build_model
-from handssca.model.handssca import checkpoint_dict, save_checkpoint
+from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 from handssca.predict import run_predict
 
 

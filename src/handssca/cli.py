@@ -7,12 +7,27 @@ import sys
 from collections.abc import Sequence
 
 
+def _parameters_section(config: str | None = None):
+    """``handssca info``: trainable parameters per module of the network a config builds (the defaults when None)."""
+    from handssca.config import load_config
+    from handssca.environment import Section
+    from handssca.model import build_model, count_parameters
+
+    cfg = load_config(config)
+    counts = count_parameters(build_model(cfg.model))
+    name = cfg.name if config is not None else "default config"
+    sec = Section(f"parameters ({name}: {cfg.model.block}, {cfg.model.backbone}, input {cfg.model.input_size})")
+    for k, v in counts.items():
+        sec.add(k, f"{v:,}")
+    return sec
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from handssca import environment as env
 
     sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model),
                 env.renderer_section()]
-    sections.append(env.parameters_section(args.config))
+    sections.append(_parameters_section(args.config))
     print(env.format_sections(sections))
     return 0
 

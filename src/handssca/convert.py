@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 
 from handssca.model.files import load_torch_file
-from handssca.model.handssca import ModelConfig, build_model, checkpoint_dict, load_weights, save_checkpoint
+from handssca.model.handssca import ModelConfig, build_model
+from handssca.model.checkpoint import checkpoint_dict, load_weights, save_checkpoint
 
 log = logging.getLogger("handssca.convert")
 

@@ -179,11 +179,12 @@ handssca evaluate --checkpoint {html.escape(str(out / 'last.pt'))}</pre>
 def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> Path:
     """Train (fixed budget), evaluate next to the mean pose, predict held-out images, write the report."""
     from handssca.engine.evaluate import compute_metrics, mean_pose_prediction, predict
-    from handssca.engine.trainer import make_loader, train
+    from handssca.data.loader import make_loader
+    from handssca.engine.trainer import train
     from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
     from handssca.evaluation.plots import plot_pck
     from handssca.data.factory import build_dataset
-    from handssca.model.handssca import load_model
+    from handssca.model.checkpoint import load_model
 
     out = Path(out_dir)
     cfg = load_config("demo", [f"train.out_dir={out}", *overrides])

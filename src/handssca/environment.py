@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+from pathlib import Path
 from dataclasses import dataclass, field
 
 
@@ -89,18 +90,19 @@ def renderer_section() -> Section:
     return sec
 
 
-def parameters_section(config: str | None = None) -> Section:
-    """Trainable parameters per module of the network a config builds (the defaults when None)."""
-    from handssca.config import load_config
-    from handssca.model import build_model, count_parameters
-
-    cfg = load_config(config)
-    counts = count_parameters(build_model(cfg.model))
-    name = cfg.name if config is not None else "default config"
-    sec = Section(f"parameters ({name}: {cfg.model.block}, {cfg.model.backbone}, input {cfg.model.input_size})")
-    for k, v in counts.items():
-        sec.add(k, f"{v:,}")
-    return sec
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether this CPU has native bf16 arithmetic (x86 AVX512-BF16 or AMX, ARM bf16), from
+    /proc/cpuinfo's flags; None where that cannot be told (no /proc/cpuinfo)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("flags", "features")):
+            flags.update(line.split(":", 1)[-1].split())
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 def format_sections(sections: list[Section]) -> str:

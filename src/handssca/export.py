@@ -36,7 +36,7 @@ class ExportWrapper(nn.Module):
 def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", hand_model: str | None = None,
                  opset: int = 17) -> Path:  # fmt: skip
     """Write ``out`` (.onnx or TorchScript .pt) from a handssca checkpoint."""
-    from handssca.model.handssca import load_model
+    from handssca.model.checkpoint import load_model
 
     model = load_model(checkpoint, hand_model).eval()
     wrapper = ExportWrapper(model).eval()

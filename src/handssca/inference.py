@@ -133,7 +133,7 @@ class HandReconstructor:
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None) -> HandReconstructor:
-        from handssca.model.handssca import load_model
+        from handssca.model.checkpoint import load_model
 
         dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
         model = load_model(path, hand_model).to(dev)

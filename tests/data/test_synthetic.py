@@ -55,7 +55,7 @@ def test_same_sample_on_every_run():
 
 
 def test_dataloader_with_two_workers():
-    from handssca.engine.trainer import make_loader
+    from handssca.data.loader import make_loader
 
     ds = SyntheticHands("train", 4, seed=1, image_size=128)
     ds[0]  # this process now holds a GL context: workers must not inherit it

@@ -8,7 +8,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -19,7 +18,8 @@ from handssca.cli import main
 from handssca.config import ConfigError, load_config
 from handssca.engine import trainer as trainer_mod
 from handssca.engine.trainer import Trainer, train
-from handssca.model.handssca import build_model, checkpoint_dict, load_model, read_checkpoint, save_checkpoint
+from handssca.model.handssca import build_model
+from handssca.model.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
 
 TINY = ["model.input_size=128", "model.backbone=resnet18", "data.train_size=8", "data.val_size=2",
         "data.test_size=4", "data.num_workers=0", "train.batch_size=4", "train.tensorboard=false",

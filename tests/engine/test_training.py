@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from handssca.config import load_config
-from handssca.engine.checkpoint import seed_everything
+from handssca.engine.rng import seed_everything
 from handssca.data.factory import build_dataset
-from handssca.engine.trainer import Trainer, lr_at, make_loader, train
+from handssca.data.loader import make_loader
+from handssca.engine.trainer import Trainer, lr_at, train
 from handssca.losses import compute_losses
 from handssca.model import build_model
 
@@ -133,7 +134,7 @@ def test_evaluate_command_writes_its_report(tmp_path, capsys):
     import json
 
     from handssca.cli import main
-    from handssca.model.handssca import checkpoint_dict, save_checkpoint
+    from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 
     torch.manual_seed(0)
     model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
@@ -150,7 +151,7 @@ def test_evaluate_command_writes_its_report(tmp_path, capsys):
 
 
 def test_cpu_bf16_detection_reads_the_flags():
-    from handssca.engine.trainer import cpu_has_bf16
+    from handssca.environment import cpu_has_bf16
 
     assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n") is True
     assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n") is False

@@ -9,7 +9,7 @@ from handssca.cli import main
 from handssca.convert import convert_official_state_dict
 from handssca.model import SSCA, build_model, count_parameters, load_model
 from handssca.model.backbone import FPNBackbone
-from handssca.model.handssca import checkpoint_dict, save_checkpoint
+from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec"
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
 from handssca.data.mano_labels import require_hand_model

@@ -13,10 +13,10 @@ from handssca.config import Config, build_config, load_config
 from handssca.data.factory import build_dataset
 from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
 from handssca.evaluation.submissions import write_submission
-from handssca.engine.trainer import make_loader
+from handssca.data.loader import make_loader
 from handssca.evaluation.plots import save_figure
 from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
-from handssca.model.handssca import load_model, read_checkpoint
+from handssca.model.checkpoint import model_from_checkpoint, read_checkpoint
 
 
 def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
@@ -86,7 +86,7 @@ def evaluate_checkpoint(
         cfg.model.hand_model = hand_model
     split = split or cfg.eval.split
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-    model = load_model(checkpoint, cfg.model.hand_model).to(dev)
+    model = model_from_checkpoint(ckpt, checkpoint, cfg.model.hand_model).to(dev)  # the file is read once
     dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False, hand_model=model.hand)
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
     preds = predict(model, loader, dev, progress, desc=f"evaluate {split}")

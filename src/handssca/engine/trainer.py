@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
-import os
 import signal
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from handssca.config import Config, resume_differences
 from handssca.data.factory import build_dataset
-from handssca.engine.checkpoint import capture_rng, restore_rng, seed_everything
+from handssca.data.loader import make_loader
+from handssca.environment import cpu_has_bf16
+from handssca.engine.rng import capture_rng, restore_rng, seed_everything
 from handssca.engine.distributed import DistInfo, EpochSampler, cleanup_distributed, init_distributed
 from handssca.engine.evaluate import compute_metrics, predict
 from handssca.losses import compute_losses
-from handssca.model.handssca import CHECKPOINT_FORMAT, build_model, load_weights, read_checkpoint, save_checkpoint
+from handssca.model.handssca import build_model
+from handssca.model.checkpoint import checkpoint_dict, load_weights, read_checkpoint, save_checkpoint
 
 log = logging.getLogger("handssca.train")
 
@@ -34,64 +33,10 @@ def lr_at(cfg: Config, epoch: int) -> float:
     return cfg.train.lr * cfg.train.lr_factor ** sum(1 for m in cfg.train.lr_milestones if m <= epoch)
 
 
-def _exit_when_gone(pid: int, every_s: float = 1.0) -> None:
-    """Watchdog thread of a worker: end this process once process ``pid`` (the trainer) is gone.
-
-    Workers start from the forkserver, so they are not the trainer's children and a killed trainer
-    (SIGKILL, OOM killer) would leave them, and the forkserver, running."""
-    while True:
-        time.sleep(every_s)
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:  # the pid was reused by another user's process: ours is gone
-            os._exit(0)
-
-
-def _worker_init(parent_pid: int, worker_id: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    np.random.seed((info.seed if info else worker_id) % 2**32)
-    torch.set_num_threads(1)
-    threading.Thread(target=_exit_when_gone, args=(parent_pid,), daemon=True, name="handssca-parent-watch").start()
-
-
-def make_loader(dataset, batch_size: int, sampler=None, workers: int = 0, shuffle: bool = False) -> DataLoader:
-    """A DataLoader whose workers start from a clean process (forkserver): a worker forked from a
-    process that holds a GL context (the synthetic renderer, overlays) hangs in Mesa. Workers exit
-    by themselves within a second when the process that made the loader dies."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-                      num_workers=workers, worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
-                      multiprocessing_context=worker_context() if workers else None,
-                      persistent_workers=False, drop_last=False)  # fmt: skip
-
-
-def worker_context() -> str:
-    """The multiprocessing start method for DataLoader workers: forkserver where it exists, else spawn."""
-    import multiprocessing
-
-    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-
-
 def _freeze_bn(model: torch.nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.eval()
-
-
-def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
-    """Whether this CPU has native bf16 arithmetic (x86 AVX512-BF16 or AMX, ARM bf16), from
-    /proc/cpuinfo's flags; None where that cannot be told (no /proc/cpuinfo)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.lower().startswith(("flags", "features")):
-            flags.update(line.split(":", 1)[-1].split())
-    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
 class StopTraining(Exception):
@@ -154,12 +99,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, complete: bool) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT, "version": 1, "config": self.cfg.to_dict(),
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "epoch": self.epoch, "batches_done": 0 if complete else self.step_batches, "step": self.step,
-            "rng": capture_rng(), "history": self.history, "best": self.best, "world_size": self.info.world_size,
-        }  # fmt: skip
+        return checkpoint_dict(
+            self.model, self.cfg.to_dict(), optimizer=self.optimizer.state_dict(), epoch=self.epoch,
+            batches_done=0 if complete else self.step_batches, step=self.step, rng=capture_rng(), history=self.history,
+            best=self.best, world_size=self.info.world_size,
+        )  # fmt: skip
 
     def _save(self, name: str, complete: bool) -> Path | None:
         if not self.info.is_main:

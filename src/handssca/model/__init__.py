@@ -1,17 +1,9 @@
-"""The HandSSCA network and its parts."""
+"""The HandSSCA network and its parts, and the checkpoint format that stores it."""
 
+from handssca.config import BLOCKS, ModelConfig
 from handssca.model.backbone import FPNBackbone
-from handssca.model.handssca import (
-    BLOCKS,
-    HandSSCA,
-    ModelConfig,
-    build_model,
-    checkpoint_dict,
-    count_parameters,
-    load_model,
-    read_checkpoint,
-    save_checkpoint,
-)
+from handssca.model.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
+from handssca.model.handssca import HandSSCA, build_model, count_parameters
 from handssca.model.regressor import Regressor
 from handssca.model.ssca import SS2D, SSCA, cross_scan
 

@@ -1,4 +1,4 @@
-"""Training checkpoints: everything needed to continue a run exactly, stored safely and atomically."""
+"""Random number generator states: seeding a run, and capturing / restoring them for an exact resume."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import random
 
 import numpy as np
 import torch
-
-from handssca.model.handssca import CHECKPOINT_FORMAT, save_checkpoint  # noqa: F401  (re-exported)
 
 
 def capture_rng() -> dict:
