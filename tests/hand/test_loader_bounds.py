@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from handssca.hand import HandModel
-from handssca.hand.loader import HandModelFileError, load_hand_model_data, safe_pickle_load
+from handssca.hand.loader import HandModelFileError, load_hand_model_data
+from handssca.safe_pickle import PickleFileError, safe_pickle_load
 
 from . import mano_files
 from .mano_files import plain_arrays, random_model_arrays
@@ -126,14 +127,14 @@ def test_unknown_codec_is_a_typed_error(tmp_path):
     path.write_bytes(_encode_pickle(b"no-such-codec"))
     with pytest.raises(HandModelFileError, match=r"m.pkl: .*no-such-codec"):
         load_hand_model_data(path)
-    with pytest.raises(HandModelFileError, match=r"m.pkl: "):
+    with pytest.raises(PickleFileError, match=r"m.pkl: "):
         safe_pickle_load(path)
 
 
 def test_codec_other_than_latin1_is_refused(tmp_path):
     path = tmp_path / "m.pkl"
     path.write_bytes(_encode_pickle(b"hex"))  # a str -> bytes codec the official files never use
-    with pytest.raises(HandModelFileError, match=r"m.pkl: _codecs.encode with encoding 'hex': expected 'latin1'"):
+    with pytest.raises(PickleFileError, match=r"m.pkl: _codecs.encode with encoding 'hex': expected 'latin1'"):
         safe_pickle_load(path)
 
 
@@ -152,7 +153,7 @@ def test_a_pickle_cannot_modify_the_allowed_functions(tmp_path):
     # BUILD on the allowed _codecs.encode with slot state {'__defaults__': ('hex',)}
     path = tmp_path / "m.pkl"
     path.write_bytes(b"\x80\x02c_codecs\nencode\nN}" + unicode(b"__defaults__") + unicode(b"hex") + b"\x85s\x86b.")
-    with pytest.raises(HandModelFileError, match=r"m.pkl: refusing to set '__defaults__'"):
+    with pytest.raises(PickleFileError, match=r"m.pkl: refusing to set '__defaults__'"):
         safe_pickle_load(path)
     path.write_bytes(b"\x80\x02c_codecs\nencode\n" + unicode(b"abc") + b"\x85R.")  # encode('abc'): latin1
     assert safe_pickle_load(path) == b"abc"
