@@ -196,6 +196,7 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
+    from handssca.config import DATASETS
 
     parser = argparse.ArgumentParser(
         prog="handssca",
@@ -257,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     b = data.add_parser("preview", help="a grid of samples with 2D joints and the mesh outline drawn")
     b.add_argument("--config", help="show what this config trains on (a name in configs/ or a YAML path)")
-    b.add_argument("--dataset", choices=("synthetic", "freihand", "ho3d", "dexycb"), help="default: the config's, else synthetic")
+    b.add_argument("--dataset", choices=DATASETS, help="default: the config's, else synthetic")
     b.add_argument("--root", help="dataset folder (official layout)")
     b.add_argument("--split", choices=("train", "val", "test"), default="train")
     b.add_argument("--augment", action="store_true", help="apply the training augmentation")

@@ -21,6 +21,9 @@ from typing import Any
 import yaml
 
 
+#: The datasets a config can name, and the annotation files of the real ones.
+DATASETS = ("synthetic", "freihand", "ho3d", "dexycb")
+ANNOTATIONS = ("official", "handoccnet")
 #: The block between backbone and regressor (the paper's ablations) and the ResNet trunks (model/backbone.py).
 BLOCKS = ("none", "self_attention", "ssa", "ssca")
 BACKBONES = ("resnet18", "resnet34", "resnet50")
@@ -298,8 +301,8 @@ def validate_values(cfg: Config) -> list[str]:
             out.append(f"train.loss_weights.{k}: expected a finite weight >= 0; got {w!r}")
     if any(m < 0 for m in cfg.train.lr_milestones):
         out.append(f"train.lr_milestones: expected epochs >= 0; got {cfg.train.lr_milestones}")
-    choices = {"data.dataset": ("synthetic", "freihand", "ho3d", "dexycb"), "data.renderer": ("auto", "gl", "numpy"),
-               "data.version": ("v2", "v3"), "data.annotations": ("official", "handoccnet"),
+    choices = {"data.dataset": DATASETS, "data.renderer": ("auto", "gl", "numpy"),
+               "data.version": ("v2", "v3"), "data.annotations": ANNOTATIONS,
                "data.freihand_version": ("gs", "hom", "sample", "auto", "all"), "train.device": ("auto", "cpu", "cuda")}  # fmt: skip
     for key, valid in choices.items():
         v = flat[key]
@@ -361,6 +364,11 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
     if path is not None:
         path = resolve_config_path(path)
     data = _read_yaml(Path(path)) if path is not None else {}
+    return build_config(apply_overrides(data, overrides), str(path) if path else "config")
+
+
+def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
+    """Dotted ``section.key=value`` overrides applied to a nested config dict (in place; returned)."""
     for text in overrides:
         keys, value = parse_override(text)
         node = data
@@ -369,4 +377,4 @@ def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tu
             if not isinstance(node, dict):
                 raise ConfigError(f"override {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
-    return build_config(data, str(path) if path else "config")
+    return data

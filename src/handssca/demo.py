@@ -181,7 +181,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] 
     from handssca.engine.evaluate import compute_metrics, mean_pose_prediction, predict
     from handssca.data.loader import make_loader
     from handssca.engine.trainer import train
-    from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
+    from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
     from handssca.evaluation.plots import plot_pck
     from handssca.data.factory import build_dataset
     from handssca.model.checkpoint import load_model
@@ -207,8 +207,7 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] 
     base = mean_pose_prediction(model.hand, len(gj))["joints"]
     curves = {}
     for name, p in (("trained model", preds.pred["joints"]), ("mean-pose predictor", base)):
-        meas = pck_measures(point_errors(gj, procrustes_align(gj, p.astype(np.float64))), 0.0, 0.05, 100)
-        curves[name] = (meas.thresholds * 1000, meas.pck_curve)
+        curves[name] = pck_curve_mm(gj, procrustes_align(gj, p.astype(np.float64)))
     figures = {
         "pck": plot_pck(curves, files / "pck.png", title="PA joints, held-out synthetic images"),
         "curve": learning_curve(out, summary["history"], metrics.get("pa_mpjpe_mm_meanpose"), files / "learning_curve.png"),

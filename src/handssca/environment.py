@@ -90,6 +90,23 @@ def renderer_section() -> Section:
     return sec
 
 
+def resolve_device(name: str | None = "auto", local_rank: int = 0, key: str = "device"):
+    """The torch device for ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` (this process's
+    ``local_rank``) or ``cuda:N``; one error naming ``key`` when CUDA is asked for and absent."""
+    import torch
+
+    name = "auto" if name is None else str(name)
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"{key}: {name!r} asked for but no CUDA device is available")
+        return torch.device(name) if ":" in name else torch.device("cuda", local_rank)
+    if name != "cpu":
+        raise ValueError(f"{key}: expected auto, cpu, cuda or cuda:N; got {name!r}")
+    return torch.device("cpu")
+
+
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:
     """Whether this CPU has native bf16 arithmetic (x86 AVX512-BF16 or AMX, ARM bf16), from
     /proc/cpuinfo's flags; None where that cannot be told (no /proc/cpuinfo)."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from handssca.atomic import atomic_path
 from torch import nn
 
 OUTPUTS = ("vertices", "joints", "joints_img", "pose_aa", "betas")
@@ -43,36 +45,31 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
     size = model.config.input_size
     dummy = torch.rand(1, 3, size, size)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if fmt == "torchscript":
-        import warnings
-
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            traced = torch.jit.trace(wrapper, dummy, check_trace=False)
-        traced.save(str(tmp))
-        os.replace(tmp, out)
-        return out
-    if fmt != "onnx":
+    if fmt not in ("onnx", "torchscript"):
         raise ValueError(f"format: expected 'onnx' or 'torchscript'; got {fmt!r}")
     import warnings
 
-    import onnx
+    with atomic_path(out) as tmp:
+        if fmt == "torchscript":
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                traced = torch.jit.trace(wrapper, dummy, check_trace=False)
+            traced.save(str(tmp))
+            return out
+        import onnx
 
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
-        # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
-        torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
-                          opset_version=opset, dynamo=False)  # fmt: skip
-    proto = onnx.load(str(tmp))
-    meta = {"handssca_input_size": str(size), "handssca_faces": json.dumps(model.hand.faces.tolist()),
-            "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()})}  # fmt: skip
-    for k, v in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
+            # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
+            torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
+                              opset_version=opset, dynamo=False)  # fmt: skip
+        proto = onnx.load(str(tmp))
+        meta = {"handssca_input_size": str(size), "handssca_faces": json.dumps(model.hand.faces.tolist()),
+                "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()})}  # fmt: skip
+        for k, v in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = k, v
+        onnx.save(proto, str(tmp))
     return out
 
 

@@ -16,6 +16,7 @@ import torch
 
 from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
 from handssca.frames import joints_img_to_pixels, whole_image_box, mirror_box, mirror_faces, mirror_intrinsics, mirror_points, mirror_pose, project
+from handssca.environment import resolve_device
 from handssca.geometry import place_in_crop
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
 
@@ -135,7 +136,7 @@ class HandReconstructor:
     def from_checkpoint(cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None) -> HandReconstructor:
         from handssca.model.checkpoint import load_model
 
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        dev = resolve_device(device)
         model = load_model(path, hand_model).to(dev)
         return cls(TorchRunner(model, dev), model.hand.faces, model.config.input_size)
 

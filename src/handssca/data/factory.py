@@ -6,8 +6,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-DATASETS = ("synthetic", "freihand", "ho3d", "dexycb")
-ANNOTATIONS = ("official", "handoccnet")
+from handssca.config import ANNOTATIONS, DATASETS
+
 
 
 def left_model_path(cfg) -> Path | None:

@@ -29,9 +29,6 @@ from handssca.data.transforms import (
 )
 from handssca.frames import pixels_to_joints_img, project
 
-LABEL_KEYS = ("joints_cam", "vertices_cam", "pose", "betas", "transl")
-
-
 def make_sample(
     image: np.ndarray,
     bbox: np.ndarray,

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 
 import torch
+
+from handssca.environment import resolve_device
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
@@ -26,24 +28,12 @@ class DistInfo:
         return self.world_size > 1
 
 
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("train.device: 'cuda' asked for but no CUDA device is available")
-        return torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise ValueError(f"train.device: expected auto, cpu or cuda; got {name!r}")
-    return torch.device("cpu")
-
-
 def init_distributed(device: str = "auto") -> DistInfo:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1): gloo on CPU, nccl on CUDA."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local)
+    dev = resolve_device(device, local, key="train.device")
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
@@ -86,11 +76,3 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self.indices()) - self.start
-
-
-def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.distributed:
-        value = value.clone()
-        dist.all_reduce(value)
-        value /= info.world_size
-    return value

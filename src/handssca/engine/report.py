@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from handssca.config import Config, build_config, load_config
+from handssca.config import Config, apply_overrides, build_config, load_config
 from handssca.data.factory import build_dataset
+from handssca.environment import resolve_device
 from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
 from handssca.evaluation.submissions import write_submission
 from handssca.data.loader import make_loader
 from handssca.evaluation.plots import save_figure
-from handssca.evaluation.metrics import pck_measures, point_errors, procrustes_align
+from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
 from handssca.model.checkpoint import model_from_checkpoint, read_checkpoint
 
 
@@ -26,15 +26,7 @@ def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
         cfg.model = build_config({"model": stored["model"]}).model  # the weights decide the architecture
         return cfg
     data = {k: v for k, v in stored.items() if k in ("model", "data", "train", "eval", "name")}
-    from handssca.config import parse_override
-
-    for text in overrides:
-        keys, value = parse_override(text)
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-        node[keys[-1]] = value
-    return build_config(data, "checkpoint config")
+    return build_config(apply_overrides(data, overrides), "checkpoint config")
 
 
 def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, path: Path, k: int = 4) -> Path:
@@ -85,7 +77,7 @@ def evaluate_checkpoint(
     if hand_model is not None:
         cfg.model.hand_model = hand_model
     split = split or cfg.eval.split
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    dev = resolve_device(device, key="--device")
     model = model_from_checkpoint(ckpt, checkpoint, cfg.model.hand_model).to(dev)  # the file is read once
     dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False, hand_model=model.hand)
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
@@ -114,8 +106,7 @@ def evaluate_checkpoint(
         curves = {}
         for name, aligned in (("PA joints", procrustes_align(gj, preds.pred["joints"].astype(np.float64))),
                               ("root-relative joints", preds.pred["joints"] - preds.pred["joints"][:, :1] + gj[:, :1])):  # fmt: skip
-            meas = pck_measures(point_errors(gj, aligned), 0.0, 0.05, 100)
-            curves[name] = (meas.thresholds * 1000, meas.pck_curve)
+            curves[name] = pck_curve_mm(gj, aligned)
         files.append(plot_pck(curves, out_dir / "pck.png", title=f"{cfg.data.dataset} {split}"))
         files.append(best_worst_picture(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces, out_dir / "best_worst.png"))
     files.extend(write_submission(cfg.data.dataset, dataset, preds, out_dir, cfg.model.input_size))

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from handssca.atomic import atomic_path, atomic_write_bytes
 from handssca.frames import opengl_to_opencv
 from handssca.hand.joint_orders import FREIHAND_TO_HO3D
 
@@ -83,18 +83,6 @@ def read_points_json(path: str | os.PathLike, points: int | None = None, count: 
     return _as_points(_load_json(path), str(path), points, count)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _pred_json_bytes(joints: np.ndarray, verts: np.ndarray) -> bytes:
     joints = _as_points(joints, "joints", 21, None)
     verts = _as_points(verts, "verts", None, joints.shape[0])
@@ -104,7 +92,7 @@ def _pred_json_bytes(joints: np.ndarray, verts: np.ndarray) -> bytes:
 def write_freihand_pred(path: str | os.PathLike, joints: np.ndarray, verts: np.ndarray) -> Path:
     """Write a FreiHAND ``pred.json``. joints (N,21,3) FreiHAND order, verts (N,V,3); metres, OpenCV."""
     path = Path(path)
-    _atomic_write_bytes(path, _pred_json_bytes(joints, verts))
+    atomic_write_bytes(path, _pred_json_bytes(joints, verts))
     return path
 
 
@@ -125,12 +113,10 @@ def write_ho3d_pred(
     data = _pred_json_bytes(opengl_to_opencv(joints[:, FREIHAND_TO_HO3D]), opengl_to_opencv(verts))
     path = Path(path)
     if path.suffix == ".zip":
-        tmp = path.with_name(f".{path.name}.tmp")
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("pred.json", data)
-        os.replace(tmp, path)
     else:
-        _atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data)
     return path
 
 
@@ -141,7 +127,7 @@ def write_dexycb_results(path: str | os.PathLike, ids: Iterable[int], joints: np
     if len(ids) != len(joints):
         raise ValueError(f"expected one id per sample; got {len(ids)} ids for {len(joints)} samples")
     lines = [",".join([str(i)] + [f"{v:.6f}" for v in j.ravel()]) for i, j in zip(ids, joints)]
-    _atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode("ascii"))
+    atomic_write_bytes(Path(path), ("\n".join(lines) + "\n").encode("ascii"))
     return Path(path)
 
 

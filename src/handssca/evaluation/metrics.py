@@ -55,26 +55,8 @@ def procrustes_align(gt: np.ndarray, pred: np.ndarray, allow_reflection: bool = 
     aligns with near-zero error. ``allow_reflection=False`` forces a proper rotation (Umeyama, as
     HandOccNet's ``rigid_align``), for training-time monitoring. gt, pred: (N, K, 3) -> (N, K, 3).
     """
-    gt, pred = _check_pair(gt, pred)
-    t1 = gt.mean(axis=1, keepdims=True)
-    t2 = pred.mean(axis=1, keepdims=True)
-    g = gt - t1
-    p = pred - t2
-    s1 = np.linalg.norm(g, axis=(1, 2)) + 1e-8
-    s2 = np.linalg.norm(p, axis=(1, 2)) + 1e-8
-    g = g / s1[:, None, None]
-    p = p / s2[:, None, None]
-    u, sv, vt = np.linalg.svd(np.swapaxes(g, 1, 2) @ p)  # G^T P = U S V^T
-    if not allow_reflection:
-        d = np.sign(np.linalg.det(u @ vt))
-        d = np.where(d == 0, 1.0, d)
-        u = u.copy()
-        u[:, :, -1] *= d[:, None]
-        sv = sv.copy()
-        sv[:, -1] *= d
-    rot = u @ vt  # maps G onto P: G R ~ P
-    scale = sv.sum(axis=1)
-    return (p @ np.swapaxes(rot, 1, 2)) * (scale * s1)[:, None, None] + t1
+    scale, rot, trans = similarity_from_points(gt, pred, allow_reflection)
+    return scale[:, None, None] * np.asarray(pred, dtype=np.float64) @ np.swapaxes(rot, 1, 2) + trans[:, None]
 
 
 def point_errors(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -141,11 +123,12 @@ def mean_fscore(gt: np.ndarray, pred: np.ndarray, threshold: float) -> float:
     return float(np.mean([fscore(g, p, threshold)[0] for g, p in zip(gt, pred)]))
 
 
-def similarity_from_points(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def similarity_from_points(gt: np.ndarray, pred: np.ndarray, allow_reflection: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The official Procrustes similarity as (scale (N,), rotation (N,3,3), translation (N,3)).
 
-    ``pred_aligned = scale * pred @ R.T + t`` reproduces :func:`procrustes_align`. Used to carry a
-    keypoint alignment over to a mesh with a different vertex count.
+    ``pred_aligned = scale * pred @ R.T + t`` is :func:`procrustes_align`; also used to carry a
+    keypoint alignment over to a mesh with a different vertex count. ``allow_reflection=False``
+    forces a proper rotation (Umeyama).
     """
     gt, pred = _check_pair(gt, pred)
     t1 = gt.mean(axis=1)
@@ -154,8 +137,22 @@ def similarity_from_points(gt: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray
     p = pred - t2[:, None]
     s1 = np.linalg.norm(g, axis=(1, 2)) + 1e-8
     s2 = np.linalg.norm(p, axis=(1, 2)) + 1e-8
-    u, sv, vt = np.linalg.svd(np.swapaxes(g / s1[:, None, None], 1, 2) @ (p / s2[:, None, None]))
-    rot = u @ vt
+    u, sv, vt = np.linalg.svd(np.swapaxes(g / s1[:, None, None], 1, 2) @ (p / s2[:, None, None]))  # G^T P = U S V^T
+    if not allow_reflection:
+        d = np.sign(np.linalg.det(u @ vt))
+        d = np.where(d == 0, 1.0, d)
+        u = u.copy()
+        u[:, :, -1] *= d[:, None]
+        sv = sv.copy()
+        sv[:, -1] *= d
+    rot = u @ vt  # maps G onto P: G R ~ P
     scale = sv.sum(axis=1) * s1 / s2
     trans = t1 - scale[:, None] * np.einsum("nij,nj->ni", rot, t2)
     return scale, rot, trans
+
+
+def pck_curve_mm(gt: np.ndarray, aligned: np.ndarray, max_m: float = 0.05, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """(thresholds in mm, fraction of points within each) over 0..``max_m`` metres: the curves of the
+    reports' PCK plots. gt, aligned: (N, K, 3) metres."""
+    meas = pck_measures(point_errors(gt, aligned), 0.0, max_m, steps)
+    return meas.thresholds * 1000.0, meas.pck_curve

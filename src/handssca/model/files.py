@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from handssca.atomic import atomic_path
+
 
 def first_line(text: str, default: str = "") -> str:
     """The first non-empty line of ``text`` (``default`` when there is none)."""
@@ -29,18 +31,13 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint"):
 
 
 def save_torch_file(path: str | os.PathLike, payload: object) -> Path:
-    """Write atomically (temporary file + rename): a crash or a full disk never leaves a half file,
+    """Write atomically (``atomic.atomic_path``): a crash or a full disk never leaves a half file,
     and the previous file at ``path`` is kept when writing fails (``OSError`` naming the file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException as e:  # also Ctrl-C mid-write: never leave the temporary file behind
-        tmp.unlink(missing_ok=True)
-        if not isinstance(e, (OSError, RuntimeError)):  # torch's zip writer reports a full disk as RuntimeError
-            raise
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
+    except (OSError, RuntimeError) as e:  # torch's zip writer reports a full disk as RuntimeError
         kept = f"; the previous {path.name} is kept" if path.exists() else ""
         raise OSError(f"{path}: could not write ({first_line(str(e), type(e).__name__)}){kept}") from None
     return path
