@@ -59,9 +59,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
         report = ev.evaluate_dexycb(ev.read_dexycb_results(args.pred), ev.read_dexycb_results(args.gt))
     _print_report(report, args.json)
     if args.plot:
-        from handssca.evaluation.plots import plot_pck
+        from handssca.pictures import pck_figure, save_figure
 
-        path = plot_pck(report.curves, args.plot, title=f"{report.benchmark}, {report.num_samples} samples")
+        path = save_figure(pck_figure(report.curves, title=f"{report.benchmark}, {report.num_samples} samples"), args.plot)
         if not args.json:
             print(f"PCK plot written to {path}")
     return 0
@@ -69,10 +69,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def _cmd_hand_show(args: argparse.Namespace) -> int:
     from handssca.hand import HandModel
-    from handssca.pictures import hand_sheet
+    from handssca.pictures import hand_sheet, save_figure
 
     model = HandModel.load(args.model, side=args.side) if args.model is None else HandModel.from_file(args.model)
-    path = hand_sheet(model, args.out, samples=args.samples, seed=args.seed)
+    path = save_figure(hand_sheet(model, samples=args.samples, seed=args.seed), args.out)
     print(f"{model.describe()}\nwrote {path}")
     return 0
 
@@ -171,7 +171,7 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
     from handssca.config import load_config
     from handssca.data.factory import build_dataset
     from handssca.hand import HandModel
-    from handssca.pictures import sample_grid
+    from handssca import pictures
 
     overrides = []  # flags given on the command line win over the config's values
     if args.dataset:
@@ -187,8 +187,8 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
         setattr(cfg.data, f"{args.split}_size", args.count)
     ds = build_dataset(cfg, getattr(cfg.data, f"{args.split}_split"), train=args.augment)
     faces = HandModel.load(cfg.model.hand_model).faces
-    path = sample_grid(ds, args.out, args.count, faces=faces,
-                       title=f"{cfg.data.dataset} {args.split}: 2D joints (red), mesh outline (yellow)")  # fmt: skip
+    grid = pictures.sample_grid(ds, args.count, faces=faces, title=f"{cfg.data.dataset} {args.split}: 2D joints (red), mesh outline (yellow)")
+    path = pictures.save_figure(grid, args.out)
     print(f"wrote {path}")
     return 0
 

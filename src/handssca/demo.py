@@ -8,7 +8,6 @@ curve, the PCK plot and pictures of predictions on held-out images.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import time
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 
 from handssca.config import Config, load_config
-from handssca.evaluation.plots import save_figure
+from handssca.pictures import learning_curve, pck_figure, save_figure
 
 
 def _view(cfg) -> str:
@@ -37,48 +36,6 @@ def _img_tag(path: Path, width: int | None = None) -> str:
     return f'<img src="data:image/png;base64,{data}"{w} alt="{html.escape(path.stem)}">'
 
 
-def learning_curve(out: Path, history: list[dict], baseline: float | None, path: Path) -> Path:
-    """Training loss per step and validation PA-MPJPE per epoch (with the mean-pose level)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    steps, losses = [], []
-    log = out / "train_log.csv"
-    if log.is_file():
-        with open(log) as f:
-            for row in csv.DictReader(f):
-                steps.append(int(row["step"]))
-                losses.append(float(row["total"]))
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
-    if losses:
-        k = max(1, len(losses) // 50)
-        smooth = np.convolve(losses, np.ones(k) / k, mode="valid")
-        axes[0].plot(steps, losses, color="0.75", lw=0.8, label="per step")
-        axes[0].plot(steps[k - 1 :], smooth, color="C0", label=f"mean of {k} steps")
-        axes[0].set_yscale("log")
-        axes[0].legend()
-    axes[0].set_xlabel("optimiser step")
-    axes[0].set_ylabel("training loss (weighted sum)")
-    axes[0].set_title("training loss")
-    for key, color, label in (("mpjpe_rr_mm", "C1", "root-relative MPJPE"), ("pa_mpjpe_mm", "C2", "PA-MPJPE")):
-        xs = [h["step"] for h in history if key in h]
-        ys = [h[key] for h in history if key in h]
-        if ys:
-            axes[1].plot(xs, ys, "o-", color=color, label=f"model, {label}")
-        base = next((h[f"{key}_meanpose"] for h in history if f"{key}_meanpose" in h), None)
-        if base is not None:
-            axes[1].axhline(base, color=color, ls="--", lw=1, label=f"mean-pose predictor, {label}")
-    axes[1].set_xlabel("optimiser step")
-    axes[1].set_ylabel("error on validation images (mm)")
-    axes[1].set_title("validation error")
-    axes[1].legend()
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    return save_figure(fig, path)
-
-
 def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) -> list[tuple[Path, dict]]:
     """Predict on held-out full images (known camera, a box around the hand as a user would give)."""
     from PIL import Image
@@ -89,6 +46,7 @@ def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) 
     from handssca.inference import HandReconstructor
     from handssca.outputs import save_prediction
     from handssca.pictures import draw_joints
+    from handssca.pictures.prediction import prediction_pictures
     from handssca.render.gl import make_renderer
     from handssca.render.overlay import overlay_mesh
 
@@ -102,11 +60,11 @@ def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) 
         gt_px = project(scene["joints_cam"], scene["K"])
         box = bbox_from_points(gt_px, 1.0)
         pred = rec(image, bbox=box, K=scene["K"])
-        files = save_prediction(pred, image, out / "predictions", f"heldout_{i:02d}", render)
+        save_prediction(pred, image, out / "predictions", f"heldout_{i:02d}", render)
+        over, side = prediction_pictures(pred, image, render)
         gt = overlay_mesh(scene["image"], scene["vertices_cam"], ds.hand.faces, scene["K"], render, alpha=0.7, color=(0.6, 0.9, 0.6))
         gt = draw_joints(gt, gt_px, color=(20, 160, 20), radius=2)
-        side = np.asarray(Image.open(files[4]).convert("RGB").resize(image.shape[1::-1]))
-        over = np.asarray(Image.open(files[3]).convert("RGB"))
+        side = np.asarray(Image.fromarray(side).resize(image.shape[1::-1]))
         strip = np.concatenate([image, over, side, gt], axis=1)
         path = out / "report_files" / f"heldout_{i:02d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,7 +140,6 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] 
     from handssca.data.loader import make_loader
     from handssca.engine.trainer import train
     from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
-    from handssca.evaluation.plots import plot_pck
     from handssca.data.factory import build_dataset
     from handssca.model.checkpoint import load_model
 
@@ -209,8 +166,8 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] 
     for name, p in (("trained model", preds.pred["joints"]), ("mean-pose predictor", base)):
         curves[name] = pck_curve_mm(gj, procrustes_align(gj, p.astype(np.float64)))
     figures = {
-        "pck": plot_pck(curves, files / "pck.png", title="PA joints, held-out synthetic images"),
-        "curve": learning_curve(out, summary["history"], metrics.get("pa_mpjpe_mm_meanpose"), files / "learning_curve.png"),
+        "pck": save_figure(pck_figure(curves, title="PA joints, held-out synthetic images"), files / "pck.png"),
+        "curve": save_figure(learning_curve(out / "train_log.csv", summary["history"]), files / "learning_curve.png"),
     }
     panels = prediction_panels(cfg, checkpoint, out)
     return write_report(out, cfg, metrics, train_s, summary, figures, panels)

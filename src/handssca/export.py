@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from handssca.atomic import atomic_path
+from handssca.model.handssca import OUTPUT_KEYS
 from torch import nn
 
-OUTPUTS = ("vertices", "joints", "joints_img", "pose_aa", "betas")
 
 
 class ExportWrapper(nn.Module):
@@ -32,7 +32,7 @@ class ExportWrapper(nn.Module):
 
     def forward(self, images: torch.Tensor):
         out = self.model(images)
-        return tuple(out[k] for k in OUTPUTS)
+        return tuple(out[k] for k in OUTPUT_KEYS)
 
 
 def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", hand_model: str | None = None,
@@ -61,7 +61,7 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
             # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
-            torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUTS),
+            torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUT_KEYS),
                               opset_version=opset, dynamo=False)  # fmt: skip
         proto = onnx.load(str(tmp))
         meta = {"handssca_input_size": str(size), "handssca_faces": json.dumps(model.hand.faces.tolist()),
@@ -92,5 +92,5 @@ class OnnxRunner:
         self.faces = np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        runs = [self.session.run(list(OUTPUTS), {"images": c[None].astype(np.float32)}) for c in crops]
-        return {k: np.concatenate([r[i] for r in runs]) for i, k in enumerate(OUTPUTS)}
+        runs = [self.session.run(list(OUTPUT_KEYS), {"images": c[None].astype(np.float32)}) for c in crops]
+        return {k: np.concatenate([r[i] for r in runs]) for i, k in enumerate(OUTPUT_KEYS)}

@@ -18,6 +18,7 @@ from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, 
 from handssca.frames import joints_img_to_pixels, whole_image_box, mirror_box, mirror_faces, mirror_intrinsics, mirror_points, mirror_pose, project
 from handssca.environment import resolve_device
 from handssca.geometry import place_in_crop
+from handssca.model.handssca import OUTPUT_KEYS
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
@@ -102,7 +103,7 @@ class TorchRunner:
     @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         out = self.model(torch.from_numpy(crops).to(self.device))
-        return {k: out[k].float().cpu().numpy() for k in ("vertices", "joints", "joints_img", "pose_aa", "betas")}
+        return {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
 
 
 class HandReconstructor:

@@ -64,9 +64,11 @@ def test_data_preview_shows_what_a_config_trains_on(tmp_path, monkeypatch):
 
     seen = {}
 
-    def fake_grid(ds, path, count, **kw):
+    def fake_grid(ds, count, **kw):
+        import matplotlib.pyplot as plt
+
         seen.update(ds=ds, count=count)
-        return path
+        return plt.figure()
 
     monkeypatch.setattr(handssca.pictures, "sample_grid", fake_grid)
     out = str(tmp_path / "g.png")

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from handssca.model.handssca import OUTPUT_KEYS
 from handssca.evaluation.metrics import mean_fscore, pck_measures, point_errors, procrustes_align
 
 
@@ -20,7 +21,6 @@ class Predictions:
     gt: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-_PRED_KEYS = ("joints", "vertices", "joints_img", "pose_aa", "betas")
 _GT_KEYS = ("joints_cam", "vertices_cam", "joints_img", "K", "index", "valid_joints_cam", "valid_vertices",
             "valid_joints_img", "pose", "betas", "occlusion")  # fmt: skip
 
@@ -30,12 +30,12 @@ def predict(model, loader: DataLoader, device: torch.device, progress: bool = Tr
             max_batches: int | None = None) -> Predictions:  # fmt: skip
     """Model outputs for every batch of ``loader`` with the matching labels."""
     model.eval()
-    out = Predictions({k: [] for k in _PRED_KEYS}, {k: [] for k in _GT_KEYS})
+    out = Predictions({k: [] for k in OUTPUT_KEYS}, {k: [] for k in _GT_KEYS})
     for i, batch in enumerate(tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)):
         if max_batches is not None and i >= max_batches:
             break
         res = model(batch["image"].to(device))
-        for k in _PRED_KEYS:
+        for k in OUTPUT_KEYS:
             out.pred[k].append(res[k].float().cpu().numpy())
         for k in _GT_KEYS:
             if k in batch:

@@ -14,7 +14,7 @@ from handssca.environment import resolve_device
 from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
 from handssca.evaluation.submissions import write_submission
 from handssca.data.loader import make_loader
-from handssca.evaluation.plots import save_figure
+from handssca.pictures import best_worst, pck_figure, save_figure
 from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
 from handssca.model.checkpoint import model_from_checkpoint, read_checkpoint
 
@@ -27,38 +27,6 @@ def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
         return cfg
     data = {k: v for k, v in stored.items() if k in ("model", "data", "train", "eval", "name")}
     return build_config(apply_overrides(data, overrides), "checkpoint config")
-
-
-def best_worst_picture(dataset, preds, errors: np.ndarray, faces: np.ndarray, path: Path, k: int = 4) -> Path:
-    """A grid of the k best and k worst samples: input with predicted mesh and 2D joints drawn on it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from handssca.frames import joints_img_to_pixels
-    from handssca.geometry import place_in_crop
-    from handssca.pictures import draw_joints
-    from handssca.render.gl import make_renderer
-    from handssca.render.overlay import overlay_mesh
-
-    render = make_renderer("auto")
-    order = np.argsort(errors)
-    picks = [("best", i) for i in order[:k]] + [("worst", i) for i in order[::-1][:k]]
-    fig, axes = plt.subplots(2, k, figsize=(3 * k, 6.6), dpi=100)
-    for ax, (tag, i) in zip(np.ravel(axes), picks):
-        sample = dataset[int(preds.gt["index"][i])] if "index" in preds.gt else dataset[int(i)]
-        img = sample["image"].transpose(1, 2, 0)
-        size = img.shape[0]
-        K = np.asarray(sample["K"], dtype=np.float64)
-        uv = joints_img_to_pixels(preds.pred["joints_img"][i], size)
-        t, _ = place_in_crop(preds.pred["joints"][i], preds.pred["joints_img"][i], K, size)
-        shown = overlay_mesh(img, preds.pred["vertices"][i] + t, faces, K, render, alpha=0.6)
-        shown = draw_joints(shown, uv, color=(230, 30, 30))
-        ax.imshow(shown)
-        ax.set_title(f"{tag}: {errors[i]:.1f} mm PA-MPJPE", fontsize=9)
-        ax.axis("off")
-    return save_figure(fig, path)
 
 
 def evaluate_checkpoint(
@@ -100,14 +68,12 @@ def evaluate_checkpoint(
             for i in range(len(px)):
                 w.writerow([int(preds.gt["index"][i]), *(f"{errs[k][i]:.3f}" for k in keys), f"{px[i]:.3f}"])
         files.append(out_dir / "per_sample.csv")
-        from handssca.evaluation.plots import plot_pck
-
         gj = preds.gt["joints_cam"].astype(np.float64)
         curves = {}
         for name, aligned in (("PA joints", procrustes_align(gj, preds.pred["joints"].astype(np.float64))),
                               ("root-relative joints", preds.pred["joints"] - preds.pred["joints"][:, :1] + gj[:, :1])):  # fmt: skip
             curves[name] = pck_curve_mm(gj, aligned)
-        files.append(plot_pck(curves, out_dir / "pck.png", title=f"{cfg.data.dataset} {split}"))
-        files.append(best_worst_picture(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces, out_dir / "best_worst.png"))
+        files.append(save_figure(pck_figure(curves, title=f"{cfg.data.dataset} {split}"), out_dir / "pck.png"))
+        files.append(save_figure(best_worst(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces), out_dir / "best_worst.png"))
     files.extend(write_submission(cfg.data.dataset, dataset, preds, out_dir, cfg.model.input_size))
     return {"metrics": metrics, "out_dir": out_dir, "files": files}

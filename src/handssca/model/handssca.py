@@ -12,6 +12,12 @@ from handssca.model.backbone import FPNBackbone
 from handssca.model.regressor import Regressor
 from handssca.model.ssca import SSCA
 
+#: The outputs of the network that leave it (inference, export, evaluation), in this order: vertices
+#: (B,V,3) m, joints (B,21,3) m, joints_img (B,21,2) normalised crop coordinates, pose_aa (B,48),
+#: betas (B,10). See :meth:`HandSSCA.forward` for the rest of its dict.
+OUTPUT_KEYS = ("vertices", "joints", "joints_img", "pose_aa", "betas")
+
+
 def build_block(config: ModelConfig, channels: int = 256) -> nn.Module:
     """The block between backbone and regressor for ``config.block``."""
     size = config.feature_size

@@ -1,55 +1,19 @@
-"""Pictures people look at: contact sheets of hands rendered on the CPU."""
+"""Contact sheets: the hand model and its prior (``handssca hand show``), dataset samples
+(``handssca data preview``). Functions return matplotlib figures; callers save them."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from handssca.frames import joints_img_to_pixels
-from handssca.evaluation.plots import save_figure
+from handssca.pictures.draw import draw_joints, orbit_view
 from handssca.render import render_mesh
 
 
-#: Bones of the 21 FreiHAND-order joints, for drawing skeletons.
-BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
-         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]  # fmt: skip
-
-
-def draw_joints(image: np.ndarray, joints_px: np.ndarray, color=(230, 30, 30), radius: int = 2) -> np.ndarray:
-    """Draw a 21-joint skeleton (pixels, centres at integers) on an (H,W,3) float or uint8 image -> uint8."""
-    from PIL import Image, ImageDraw
-
-    img = image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).astype(np.uint8)
-    pil = Image.fromarray(np.ascontiguousarray(img))
-    draw = ImageDraw.Draw(pil)
-    pts = [tuple(float(v) for v in p) for p in joints_px]
-    for a, b in BONES:
-        draw.line([pts[a], pts[b]], fill=tuple(color), width=max(1, radius // 2 + 1))
-    for x, y in pts:
-        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=tuple(color))
-    return np.asarray(pil)
-
-
-def orbit_view(vertices: np.ndarray, yaw_deg: float, pitch_deg: float, size: int = 256, fill: float = 0.8):
-    """Place a mesh (V,3) in front of a camera looking at its centre from (yaw, pitch); returns (verts_cam, K)."""
-    from scipy.spatial.transform import Rotation
-
-    c = (vertices.max(0) + vertices.min(0)) / 2
-    R = Rotation.from_euler("yx", [yaw_deg, pitch_deg], degrees=True).as_matrix()
-    v = (vertices - c) @ R.T
-    dist = 0.6
-    v = v + np.array([0.0, 0.0, dist])
-    extent = np.abs(v[:, :2] / v[:, 2:3]).max()
-    f = fill * size / 2 / max(extent, 1e-6)
-    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
-    return v, K
-
-
-def hand_sheet(model, path: str | os.PathLike, samples: int = 4, seed: int = 0, size: int = 256) -> Path:
-    """Render the template from three sides and ``samples`` poses from the model's prior; write a PNG."""
+def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
+    """A figure of the template from three sides and ``samples`` poses from the model's prior (save it with
+    :func:`~handssca.pictures.figures.save_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -86,12 +50,12 @@ def hand_sheet(model, path: str | os.PathLike, samples: int = 4, seed: int = 0, 
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
     fig.suptitle(model.describe(), fontsize=8)
-    return save_figure(fig, path)
+    return fig
 
 
-def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4, faces: np.ndarray | None = None,
-                title: str = "") -> Path:  # fmt: skip
-    """A grid of dataset samples with their 2D joints and, where vertices are known, the mesh outline."""
+def sample_grid(dataset, count: int = 12, cols: int = 4, faces: np.ndarray | None = None, title: str = ""):
+    """A figure: a grid of dataset samples with their 2D joints and, where vertices are known, the mesh
+    outline (save it with :func:`~handssca.pictures.figures.save_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,4 +92,4 @@ def sample_grid(dataset, path: str | os.PathLike, count: int = 12, cols: int = 4
         ax.set_title(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    return save_figure(fig, path)
+    return fig

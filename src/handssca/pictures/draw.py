@@ -1,0 +1,53 @@
+"""Drawing on images and placing meshes for a view: skeletons, orbit cameras, side views."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+#: Bones of the 21 FreiHAND-order joints, for drawing skeletons.
+BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (0, 9), (9, 10), (10, 11), (11, 12),
+         (0, 13), (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20)]  # fmt: skip
+
+
+def draw_joints(image: np.ndarray, joints_px: np.ndarray, color=(230, 30, 30), radius: int = 2) -> np.ndarray:
+    """Draw a 21-joint skeleton (pixels, centres at integers) on an (H,W,3) float or uint8 image -> uint8."""
+    from PIL import Image, ImageDraw
+
+    img = image if image.dtype == np.uint8 else (np.clip(image, 0, 1) * 255).astype(np.uint8)
+    pil = Image.fromarray(np.ascontiguousarray(img))
+    draw = ImageDraw.Draw(pil)
+    pts = [tuple(float(v) for v in p) for p in joints_px]
+    for a, b in BONES:
+        draw.line([pts[a], pts[b]], fill=tuple(color), width=max(1, radius // 2 + 1))
+    for x, y in pts:
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=tuple(color))
+    return np.asarray(pil)
+
+
+def orbit_view(vertices: np.ndarray, yaw_deg: float, pitch_deg: float, size: int = 256, fill: float = 0.8):
+    """Place a mesh (V,3) in front of a camera looking at its centre from (yaw, pitch); returns (verts_cam, K)."""
+    from scipy.spatial.transform import Rotation
+
+    c = (vertices.max(0) + vertices.min(0)) / 2
+    R = Rotation.from_euler("yx", [yaw_deg, pitch_deg], degrees=True).as_matrix()
+    v = (vertices - c) @ R.T
+    dist = 0.6
+    v = v + np.array([0.0, 0.0, dist])
+    extent = np.abs(v[:, :2] / v[:, 2:3]).max()
+    f = fill * size / 2 / max(extent, 1e-6)
+    K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
+    return v, K
+
+
+def side_view(vertices: np.ndarray, faces: np.ndarray, size: int = 320, render=None) -> np.ndarray:
+    """The mesh seen from its side (rotated 90 degrees about the image's vertical axis), on grey."""
+    from handssca.render.raster import render_mesh
+
+    v, K = orbit_view(np.asarray(vertices, dtype=np.float64), 90.0, 0.0, size)
+    if render is not None:
+        r = render(v, faces, K, (size, size), color=(0.55, 0.75, 0.95))
+        img = np.full((size, size, 3), 0.92, np.float32)
+        img[r.mask] = r.rgb[r.mask]
+        return img
+    return render_mesh(v, faces, K, (size, size), color=(0.55, 0.75, 0.95)).rgb

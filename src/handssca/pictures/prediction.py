@@ -1,0 +1,46 @@
+"""The pictures of one prediction: the mesh and joints over the image it was found in, and a side view."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from handssca.pictures.draw import draw_joints, side_view
+
+
+#: The longest side of a written overlay picture; larger inputs get an overlay reduced to it.
+OVERLAY_MAX_SIDE = 2048
+
+
+def overlay_frame(image_hw: tuple[int, int], picture_hw: tuple[int, int], max_side: int = OVERLAY_MAX_SIDE):
+    """Size (h, w) of the overlay of a ``picture_hw`` picture of an ``image_hw`` image (the same view at
+    any resolution), and the (3, 3) map from the image's pixels to the overlay's (pixel centres at integers)."""
+    H, W = image_hw
+    ph, pw = picture_hw
+    r = min(1.0, max_side / max(ph, pw))
+    oh, ow = max(1, round(ph * r)), max(1, round(pw * r))
+    sx, sy = W / ow, H / oh
+    A = np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
+    return (oh, ow), A
+
+
+def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 320) -> tuple[np.ndarray, np.ndarray]:
+    """(overlay, side view) uint8 RGB images of a :class:`~handssca.inference.HandPrediction`.
+
+    ``image``: the picture the hand was found in, at its original size (``pred.image_size``) or reduced
+    (a working copy of a large file); the overlay is drawn at that size, at most :data:`OVERLAY_MAX_SIDE`
+    pixels long.
+    """
+    from PIL import Image
+
+    from handssca.render.overlay import overlay_mesh
+
+    (oh, ow), A = overlay_frame(tuple(pred.image_size), image.shape[:2])
+    if (oh, ow) != image.shape[:2]:
+        picture = Image.fromarray(np.ascontiguousarray(image))
+        image = np.asarray(picture.resize((ow, oh), Image.Resampling.BILINEAR, reducing_gap=3.0))
+    K = A @ np.asarray(pred.K, dtype=np.float64)
+    joints_2d = np.asarray(pred.joints_2d, dtype=np.float64) @ A[:2, :2].T + A[:2, 2]
+    over = overlay_mesh(image.astype(np.float32) / 255.0, pred.vertices, pred.faces, K, render, alpha=0.7)
+    over = draw_joints(over, joints_2d, color=(230, 40, 40), radius=max(2, int(max(image.shape[:2]) / 200)))
+    side = side_view(pred.vertices, pred.faces, size=side_size, render=render)
+    return over, (np.clip(side, 0, 1) * 255).astype(np.uint8)
