@@ -1,6 +1,6 @@
 """Forward latency of every HandSSCA variant at batch 1 (256 input) on this machine, in one run.
 
-    python benchmarks/model.py [--repeats 10] [--backbone resnet50]
+python benchmarks/model.py [--repeats 10] [--backbone resnet50]
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet50")
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
-    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{args.backbone}, input {args.size}, batch 1, eval mode, no grad")  # fmt: skip
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.backbone}, input {args.size}, batch 1, eval mode, no grad"
+    )
     x = torch.rand(1, 3, args.size, args.size)
     rows = []
     for block in BLOCKS:

@@ -72,7 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     status = backend_status()
     backends = [b for b, why in status.items() if why is None and b != "mamba"]
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     for b, why in status.items():
         print(f"#   {b:9s} {'available' if why is None else 'unavailable: ' + why}")
     header = f"{'shape':8s} {'case':18s} {'backend':10s} {'median s':>10s} {'vs reference':>13s} {'vs floor':>9s}"
@@ -92,7 +94,10 @@ def main() -> None:
                 if backend == "torch" and batch > 1 and backward:
                     print(f"{shape:8s} {case:18s} {backend:10s} {'skipped (> 8 GB of autograd buffers)':>10s}")
                     continue
-                t = median_time(lambda: run(backend, inputs, backward), args.repeats if backend != "reference" else min(args.repeats, 5))
+                t = median_time(
+                    lambda: run(backend, inputs, backward),
+                    args.repeats if backend != "reference" else min(args.repeats, 5),
+                )
                 if backend == "reference":
                     ref_time = t
                 ratio = f"{ref_time / t:12.1f}x" if ref_time else f"{'-':>13s}"

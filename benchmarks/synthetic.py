@@ -1,6 +1,6 @@
 """Synthetic data generation speed: samples per second per core at 256x256 (and the renderer used).
 
-    python benchmarks/synthetic.py [--size 256] [--count 40]
+python benchmarks/synthetic.py [--size 256] [--count 40]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ok, name = gl_available()
     print(f"# {platform.machine()}, one thread, crop {a.size}x{a.size}, renderer: {name if ok else 'numpy'}")
-    for renderer in (("gl", "numpy") if ok else ("numpy",)):
+    for renderer in ("gl", "numpy") if ok else ("numpy",):
         ds = SyntheticHands("train", a.count, seed=0, image_size=a.size, renderer=renderer)
         ds[0]  # warm-up: hand model, GL context, photos
         n = a.count if renderer == "gl" else max(4, a.count // 10)

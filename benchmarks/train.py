@@ -29,9 +29,13 @@ def measure(block: str, size: int, backbone: str, batch: int, steps: int, amp: b
     model = build_model({"block": block, "input_size": size, "backbone": backbone}).train()
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     data = {
-        "image": torch.rand(batch, 3, size, size), "pose": torch.randn(batch, 48) * 0.3, "betas": torch.randn(batch, 10),
-        "joints_img": torch.rand(batch, 21, 2), "valid_mano": torch.ones(batch), "valid_joints_img": torch.ones(batch),
-    }  # fmt: skip
+        "image": torch.rand(batch, 3, size, size),
+        "pose": torch.randn(batch, 48) * 0.3,
+        "betas": torch.randn(batch, 10),
+        "joints_img": torch.rand(batch, 21, 2),
+        "valid_mano": torch.ones(batch),
+        "valid_joints_img": torch.ones(batch),
+    }
 
     def step():
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
@@ -62,8 +66,10 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--amp", action="store_true", help="bf16 autocast (train.amp)")
     a = p.parse_args()
-    print(f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {a.backbone}, "
-          f"input {a.size}, batch {a.batch}, {a.steps} timed steps after one warm-up{', bf16 autocast' if a.amp else ''}")  # fmt: skip
+    print(
+        f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {a.backbone}, "
+        f"input {a.size}, batch {a.batch}, {a.steps} timed steps after one warm-up{', bf16 autocast' if a.amp else ''}"
+    )
     print(f"{'variant':8s} {'images/s':>9s} {'peak extra memory':>18s}")
     rows = {}
     for block in ("none", "ssca"):

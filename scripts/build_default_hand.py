@@ -27,8 +27,18 @@ PALM_RING = 28
 # MANO joint ids (MCP, PIP, DIP) per finger, thumb (CMC, MCP, IP)
 CHAINS = {"index": (1, 2, 3), "middle": (4, 5, 6), "pinky": (7, 8, 9), "ring": (10, 11, 12), "thumb": (13, 14, 15)}
 TIP_ORDER = ("thumb", "index", "middle", "ring", "pinky")
-PARAMS = ("scale", "finger_length", "thickness", "palm_width", "palm_length", "thumb_length",
-          "spread", "palm_thickness", "index_ring_ratio", "pinky_length")  # fmt: skip
+PARAMS = (
+    "scale",
+    "finger_length",
+    "thickness",
+    "palm_width",
+    "palm_length",
+    "thumb_length",
+    "spread",
+    "palm_thickness",
+    "index_ring_ratio",
+    "pinky_length",
+)
 SIGMA = np.array([0.05, 0.06, 0.08, 0.06, 0.06, 0.08, 0.05, 0.10, 0.04, 0.07])
 
 WRIST = np.array([0.090, 0.0, 0.0])
@@ -63,7 +73,11 @@ def skeleton(p: dict[str, float]) -> dict[str, np.ndarray]:
         out[name] = (np.array(pts), radius)
     tl = 1 + p["thumb_length"]
     cmc = WRIST + np.array([-0.020 * pl, -0.010, 0.022 * pw])
-    dirs = [_normalize(np.array([-0.62, -0.40, 0.68])), _normalize(np.array([-0.80, -0.35, 0.50])), _normalize(np.array([-0.90, -0.30, 0.32]))]
+    dirs = [
+        _normalize(np.array([-0.62, -0.40, 0.68])),
+        _normalize(np.array([-0.80, -0.35, 0.50])),
+        _normalize(np.array([-0.90, -0.30, 0.32])),
+    ]
     pts = [cmc + np.array([0.018, 0.004, -0.012]), cmc]
     for d, length in zip(dirs, (0.046, 0.032, 0.030)):
         pts.append(pts[-1] + d * length * tl)
@@ -208,7 +222,7 @@ def build_mesh(p: dict[str, float]):
         levels = []
         for s_j in joint_arcs:
             levels.append(np.clip(0.5 + (arcs - s_j) / (2 * blend), 0, 1) ** 1)
-        smooth = [l * l * (3 - 2 * l) for l in levels]
+        smooth = [s * s * (3 - 2 * s) for s in levels]
         w[:, 0] = 1 - smooth[0]
         w[:, chain[0]] = smooth[0] - smooth[1]
         w[:, chain[1]] = smooth[1] - smooth[2]
@@ -287,12 +301,16 @@ def build(seed: int = 0) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "src/handssca/assets/default_hand_right.npz"))
+    parser.add_argument(
+        "--out", default=str(Path(__file__).resolve().parents[1] / "src/handssca/assets/default_hand_right.npz")
+    )
     args = parser.parse_args()
     arrays = build()
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out}: {len(arrays['v_template'])} vertices, {len(arrays['f'])} faces, "
-          f"{Path(args.out).stat().st_size / 1024:.0f} KiB")  # fmt: skip
+    print(
+        f"wrote {args.out}: {len(arrays['v_template'])} vertices, {len(arrays['f'])} faces, "
+        f"{Path(args.out).stat().st_size / 1024:.0f} KiB"
+    )
 
 
 if __name__ == "__main__":

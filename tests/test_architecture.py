@@ -45,7 +45,10 @@ def _unit(module: str) -> str | None:
 
 
 def _modules() -> dict[str, Path]:
-    return {".".join(("handssca", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__"): p for p in SRC.rglob("*.py")}
+    return {
+        ".".join(("handssca", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__"): p
+        for p in SRC.rglob("*.py")
+    }
 
 
 def test_every_unit_has_a_layer():
@@ -65,7 +68,9 @@ def test_no_import_goes_up_or_sideways():
             if dst is None or dst == src:
                 continue
             if LEVEL[dst] >= LEVEL[src]:
-                bad.append(f"{path.relative_to(SRC)}:{line} {src} (layer {LEVEL[src]}) imports {target} (layer {LEVEL[dst]})")
+                bad.append(
+                    f"{path.relative_to(SRC)}:{line} {src} (layer {LEVEL[src]}) imports {target} (layer {LEVEL[dst]})"
+                )
     assert not bad, "imports against the layers:\n" + "\n".join(bad)
 
 
@@ -87,7 +92,7 @@ def test_no_import_cycle_between_modules():
         stack.append(m)
         for d in graph.get(m, ()):
             if state.get(d) == 1:
-                cycles.append(" -> ".join(stack[stack.index(d):] + [d]))
+                cycles.append(" -> ".join(stack[stack.index(d) :] + [d]))
             elif d not in state:
                 visit(d)
         stack.pop()
@@ -104,6 +109,8 @@ def test_top_level_entry_points_are_lazy(name):
     import subprocess
     import sys
 
-    code = f"import sys, handssca; f = handssca.{name}; assert 'torch' not in sys.modules, 'import did work'; print('ok')"
+    code = (
+        f"import sys, handssca; f = handssca.{name}; assert 'torch' not in sys.modules, 'import did work'; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"

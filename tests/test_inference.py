@@ -25,7 +25,9 @@ def tiny_checkpoint(tmp_path_factory):
     from handssca.losses import compute_losses
 
     torch.manual_seed(0)
-    cfg = load_config(None, ["model.input_size=128", "model.backbone=resnet18", "data.train_size=4", "model.init=mean_pose"])
+    cfg = load_config(
+        None, ["model.input_size=128", "model.backbone=resnet18", "data.train_size=4", "model.init=mean_pose"]
+    )
     model = build_model(cfg.model)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
     batch = next(iter(make_loader(build_dataset(cfg, "train", train=True), 4)))
@@ -65,8 +67,13 @@ class PerfectRunner:
         s = self.scene
         local_j = s["joints_cam"] - s["transl"]
         uv = self.crop_fn(project(s["joints_cam"], s["K"]))
-        return {"vertices": (s["vertices_cam"] - s["transl"])[None], "joints": local_j[None],
-                "joints_img": ((uv + 0.5) / self.size)[None], "pose_aa": s["pose"][None], "betas": s["betas"][None]}  # fmt: skip
+        return {
+            "vertices": (s["vertices_cam"] - s["transl"])[None],
+            "joints": local_j[None],
+            "joints_img": ((uv + 0.5) / self.size)[None],
+            "pose_aa": s["pose"][None],
+            "betas": s["betas"][None],
+        }
 
 
 def test_reconstructor_geometry_with_known_K(scene):
@@ -103,14 +110,25 @@ def test_predict_writes_every_file_and_survives_bad_inputs(tiny_checkpoint, scen
     Image.fromarray(rgb).save(inputs / "a_rgb.png")
     Image.fromarray(rgb[..., 0]).save(inputs / "b_gray.png")
     Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])).save(inputs / "c_rgba.png")
-    Image.fromarray((rgb[..., 1].astype(np.uint16) * 257)).save(inputs / "d_16bit.png")
+    Image.fromarray(rgb[..., 1].astype(np.uint16) * 257).save(inputs / "d_16bit.png")
     (inputs / "e_empty.png").write_bytes(b"")
     (inputs / "f_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     frames = [Image.fromarray(rgb), Image.fromarray(rgb[:, ::-1].copy())]
     frames[0].save(inputs / "g_clip.gif", save_all=True, append_images=frames[1:], duration=100)
     out = tmp_path / "out"
-    code = main(["predict", str(inputs), "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--no-progress",
-                 "--bbox", "20,20,150,150"])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            str(inputs),
+            "--checkpoint",
+            str(tiny_checkpoint),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--bbox",
+            "20,20,150,150",
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert "5 input(s) reconstructed, 2 skipped" in text and "e_empty.png: " in text and "f_corrupt.jpg" in text

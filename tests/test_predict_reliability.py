@@ -46,8 +46,12 @@ def png_bomb(path: Path, w: int = 15000, h: int = 15000) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     rows = zlib.compress(b"\x00" * (w + 1) * 8)  # 8 rows of a grayscale image
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", rows) + chunk(b"IEND", b""))  # fmt: skip
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
     assert path.stat().st_size < 10_000
     return path
 
@@ -130,8 +134,13 @@ class MarkerRunner:
         ys, xs = np.nonzero(red)
         centre = np.array([xs.mean(), ys.mean()])
         uv = centre + self.joints[:, :2] / 0.08 * 0.3 * self.size  # a spread of ~0.3 crop
-        return {"vertices": self.joints[None], "joints": self.joints[None], "joints_img": ((uv + 0.5) / self.size)[None],
-                "pose_aa": np.zeros((1, 48)), "betas": np.zeros((1, 10))}  # fmt: skip
+        return {
+            "vertices": self.joints[None],
+            "joints": self.joints[None],
+            "joints_img": ((uv + 0.5) / self.size)[None],
+            "pose_aa": np.zeros((1, 48)),
+            "betas": np.zeros((1, 10)),
+        }
 
 
 def disc_picture(w: int, h: int, centre: tuple[float, float], radius: float) -> np.ndarray:
@@ -211,8 +220,18 @@ def test_peak_memory_of_a_large_photo_stays_bounded(checkpoint, tmp_path):
 @pytest.mark.parametrize("box", ["nan,10,50,50", "10,10,inf,50", "10,10,0,50", "5000,5000,50,50", "-300,-300,100,100"])
 def test_bad_bbox_is_one_line_and_exit_status_2(checkpoint, tmp_path, capsys, box):
     Image.fromarray(picture(160, 120)).save(tmp_path / "a.png")
-    code = main(["predict", str(tmp_path / "a.png"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"),
-                 "--no-progress", f"--bbox={box}"])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            str(tmp_path / "a.png"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+            f"--bbox={box}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and "--bbox" in err, err

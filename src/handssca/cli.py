@@ -25,8 +25,13 @@ def _parameters_section(config: str | None = None):
 def _cmd_info(args: argparse.Namespace) -> int:
     from handssca import environment as env
 
-    sections = [env.versions_section(), env.devices_section(), env.scan_section(), env.hand_section(args.hand_model),
-                env.renderer_section()]
+    sections = [
+        env.versions_section(),
+        env.devices_section(),
+        env.scan_section(),
+        env.hand_section(args.hand_model),
+        env.renderer_section(),
+    ]
     sections.append(_parameters_section(args.config))
     print(env.format_sections(sections))
     return 0
@@ -61,7 +66,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.plot:
         from handssca.pictures import pck_figure, save_figure
 
-        path = save_figure(pck_figure(report.curves, title=f"{report.benchmark}, {report.num_samples} samples"), args.plot)
+        path = save_figure(
+            pck_figure(report.curves, title=f"{report.benchmark}, {report.num_samples} samples"), args.plot
+        )
         if not args.json:
             print(f"PCK plot written to {path}")
     return 0
@@ -103,8 +110,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     summary = train(cfg, resume=args.resume, progress=not args.no_progress, resume_anyway=args.resume_anyway)
     if summary is not None and summary.get("history"):
         last = summary["history"][-1]
-        print(f"trained {summary['step']} steps, {summary['epoch']} epochs; last validation: "
-              + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "step")))
+        print(
+            f"trained {summary['step']} steps, {summary['epoch']} epochs; last validation: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k not in ("epoch", "step"))
+        )
     print(f"checkpoints in {cfg.train.out_dir}")
     return 0
 
@@ -113,8 +122,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from handssca.engine.report import evaluate_checkpoint
 
     _setup_logging()
-    result = evaluate_checkpoint(args.checkpoint, args.config, args.split, args.out, args.overrides,
-                                 hand_model=args.hand_model, progress=not args.no_progress)  # fmt: skip
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.config,
+        args.split,
+        args.out,
+        args.overrides,
+        hand_model=args.hand_model,
+        progress=not args.no_progress,
+    )
     _print_metrics(result["metrics"])
     print(f"wrote {result['out_dir']}: " + ", ".join(sorted(p.name for p in result["files"])))
     return 0
@@ -142,8 +158,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.onnx is None):
         raise ValueError("give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
-    rec = (HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model) if args.checkpoint
-           else HandReconstructor.from_onnx(args.onnx, args.hand_model))  # fmt: skip
+    rec = (
+        HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model)
+        if args.checkpoint
+        else HandReconstructor.from_onnx(args.onnx, args.hand_model)
+    )
     summary = run_predict(rec, args.inputs, args.out, _parse_bbox(args.bbox), args.hand, progress=not args.no_progress)
     print(summary.text())
     print(f"outputs in {args.out}")
@@ -168,10 +187,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_preview(args: argparse.Namespace) -> int:
+    from handssca import pictures
     from handssca.config import load_config
     from handssca.data.factory import build_dataset
     from handssca.hand import HandModel
-    from handssca import pictures
 
     overrides = []  # flags given on the command line win over the config's values
     if args.dataset:
@@ -187,7 +206,9 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
         setattr(cfg.data, f"{args.split}_size", args.count)
     ds = build_dataset(cfg, getattr(cfg.data, f"{args.split}_split"), train=args.augment)
     faces = HandModel.load(cfg.model.hand_model).faces
-    grid = pictures.sample_grid(ds, args.count, faces=faces, title=f"{cfg.data.dataset} {args.split}: 2D joints (red), mesh outline (yellow)")
+    grid = pictures.sample_grid(
+        ds, args.count, faces=faces, title=f"{cfg.data.dataset} {args.split}: 2D joints (red), mesh outline (yellow)"
+    )
     path = pictures.save_figure(grid, args.out)
     print(f"wrote {path}")
     return 0
@@ -208,14 +229,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="versions, devices, kernels, hand model and parameter counts")
     p.add_argument("--hand-model", metavar="PATH", help="a MANO file to describe instead of the default hand")
-    p.add_argument("--config", help="config whose parameter counts to print (path or shipped name; default: HandSSCA at 256)")
+    p.add_argument(
+        "--config", help="config whose parameter counts to print (path or shipped name; default: HandSSCA at 256)"
+    )
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("train", help="train a model (use torchrun for several GPUs or nodes)")
     p.add_argument("--config", help="YAML config (configs/*.yaml); default: the built-in defaults")
     p.add_argument("--resume", metavar="CKPT", help="continue a run exactly from its last.pt")
-    p.add_argument("--resume-anyway", action="store_true",
-                   help="with --resume: continue although the config differs in settings that break exactness")
+    p.add_argument(
+        "--resume-anyway",
+        action="store_true",
+        help="with --resume: continue although the config differs in settings that break exactness",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. train.batch_size=32")
     p.set_defaults(func=_cmd_train)
@@ -345,11 +371,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         if type(e).__name__ == "OutOfMemoryError":  # torch's CUDA out of memory: too big a batch, not a bug
-            print(f"handssca {args.command}: error: the GPU ran out of memory ({one_line(e)}); "
-                  "lower train.batch_size or eval.batch_size, or use train.amp=true", file=sys.stderr)  # fmt: skip
+            print(
+                f"handssca {args.command}: error: the GPU ran out of memory ({one_line(e)}); "
+                "lower train.batch_size or eval.batch_size, or use train.amp=true",
+                file=sys.stderr,
+            )
             return 2
-        print(f"handssca {args.command}: internal error (a bug in handssca, please report it): {type(e).__name__}: "
-              f"{one_line(e)}; rerun with --debug for the traceback", file=sys.stderr)  # fmt: skip
+        print(
+            f"handssca {args.command}: internal error (a bug in handssca, please report it): {type(e).__name__}: "
+            f"{one_line(e)}; rerun with --debug for the traceback",
+            file=sys.stderr,
+        )
         return 70
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import yaml
 
-
 #: The datasets a config can name, and the annotation files of the real ones.
 DATASETS = ("synthetic", "freihand", "ho3d", "dexycb")
 ANNOTATIONS = ("official", "handoccnet")
@@ -53,8 +52,10 @@ class ModelConfig:
         if self.input_size % 8 or not 128 <= self.input_size <= 376:
             raise ValueError(f"model.input_size: expected a multiple of 8 in [128, 376]; got {self.input_size}")
         if self.feature_size % (2**self.hourglass_depth):
-            raise ValueError(f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
-                             f"{2 ** self.hourglass_depth}; input_size/8 = {self.feature_size}")  # fmt: skip
+            raise ValueError(
+                f"model.hourglass_depth: {self.hourglass_depth} needs input_size/8 divisible by "
+                f"{2**self.hourglass_depth}; input_size/8 = {self.feature_size}"
+            )
         if self.block not in BLOCKS:
             raise ValueError(f"model.block: expected one of {BLOCKS}; got {self.block!r}")
         if self.init not in ("official", "mean_pose"):
@@ -72,8 +73,15 @@ class ModelConfig:
         return cls(**d).validate()
 
 
-LOSS_WEIGHTS = {"vertices": 1e4, "joints": 1e4, "pose": 10.0, "shape": 0.1, "joints_img": 100.0, "articulation": 0.0,
-                "heatmaps": 0.0}
+LOSS_WEIGHTS = {
+    "vertices": 1e4,
+    "joints": 1e4,
+    "pose": 10.0,
+    "shape": 0.1,
+    "joints_img": 100.0,
+    "articulation": 0.0,
+    "heatmaps": 0.0,
+}
 
 
 @dataclass
@@ -150,7 +158,9 @@ class ConfigError(ValueError):
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "loss_weights" else v
+        out[k] = (
+            _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "loss_weights" else v
+        )
     return out
 
 
@@ -252,7 +262,9 @@ def build_config(data: dict, source: str = "config") -> Config:
         valid = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(values) - valid)
         if bad:
-            raise ConfigError(f"{source}: unknown keys {[f'{sec}.{b}' for b in bad]}; valid keys in {sec!r} are {sorted(valid)}")
+            raise ConfigError(
+                f"{source}: unknown keys {[f'{sec}.{b}' for b in bad]}; valid keys in {sec!r} are {sorted(valid)}"
+            )
         import typing
 
         hints = typing.get_type_hints(cls)
@@ -276,13 +288,25 @@ def build_config(data: dict, source: str = "config") -> Config:
 
 #: Lower bounds of the numeric settings (key: (bound, inclusive)); None values are allowed where the type says so.
 _BOUNDS = {
-    "train.epochs": (1, True), "train.batch_size": (1, True), "train.grad_accum": (1, True), "train.lr": (0, False),
-    "train.lr_factor": (0, False), "train.checkpoint_every": (0, True), "train.log_every": (1, True),
-    "train.image_every": (0, True), "train.max_steps": (1, True), "train.time_budget_s": (0, False),
-    "eval.batch_size": (1, True), "data.num_workers": (0, True), "data.train_size": (1, True),
-    "data.val_size": (0, True), "data.test_size": (1, True), "data.synthetic_max_occluders": (0, True),
-    "data.synthetic_max_tilt_deg": (0, True), "data.synthetic_max_roll_deg": (0, True),
-}  # fmt: skip
+    "train.epochs": (1, True),
+    "train.batch_size": (1, True),
+    "train.grad_accum": (1, True),
+    "train.lr": (0, False),
+    "train.lr_factor": (0, False),
+    "train.checkpoint_every": (0, True),
+    "train.log_every": (1, True),
+    "train.image_every": (0, True),
+    "train.max_steps": (1, True),
+    "train.time_budget_s": (0, False),
+    "eval.batch_size": (1, True),
+    "data.num_workers": (0, True),
+    "data.train_size": (1, True),
+    "data.val_size": (0, True),
+    "data.test_size": (1, True),
+    "data.synthetic_max_occluders": (0, True),
+    "data.synthetic_max_tilt_deg": (0, True),
+    "data.synthetic_max_roll_deg": (0, True),
+}
 
 
 def validate_values(cfg: Config) -> list[str]:
@@ -301,9 +325,14 @@ def validate_values(cfg: Config) -> list[str]:
             out.append(f"train.loss_weights.{k}: expected a finite weight >= 0; got {w!r}")
     if any(m < 0 for m in cfg.train.lr_milestones):
         out.append(f"train.lr_milestones: expected epochs >= 0; got {cfg.train.lr_milestones}")
-    choices = {"data.dataset": DATASETS, "data.renderer": ("auto", "gl", "numpy"),
-               "data.version": ("v2", "v3"), "data.annotations": ANNOTATIONS,
-               "data.freihand_version": ("gs", "hom", "sample", "auto", "all"), "train.device": ("auto", "cpu", "cuda")}  # fmt: skip
+    choices = {
+        "data.dataset": DATASETS,
+        "data.renderer": ("auto", "gl", "numpy"),
+        "data.version": ("v2", "v3"),
+        "data.annotations": ANNOTATIONS,
+        "data.freihand_version": ("gs", "hom", "sample", "auto", "all"),
+        "train.device": ("auto", "cpu", "cuda"),
+    }
     for key, valid in choices.items():
         v = flat[key]
         if v not in valid and not (key == "train.device" and str(v).startswith("cuda:")):
@@ -324,9 +353,24 @@ def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
 
 
 #: Settings that may change on ``--resume`` without breaking the exact continuation.
-RESUME_SAFE = ("name", "train.epochs", "train.max_steps", "train.time_budget_s", "train.out_dir", "train.checkpoint_every",
-               "train.log_every", "train.image_every", "train.tensorboard", "train.backbone_weights", "data.num_workers",
-               "data.root", "eval.batch_size", "eval.split", "model.hand_model", "data.hand_model_left")  # fmt: skip
+RESUME_SAFE = (
+    "name",
+    "train.epochs",
+    "train.max_steps",
+    "train.time_budget_s",
+    "train.out_dir",
+    "train.checkpoint_every",
+    "train.log_every",
+    "train.image_every",
+    "train.tensorboard",
+    "train.backbone_weights",
+    "data.num_workers",
+    "data.root",
+    "eval.batch_size",
+    "eval.split",
+    "model.hand_model",
+    "data.hand_model_left",
+)
 
 
 def resume_differences(stored: dict, current: Config) -> list[str]:

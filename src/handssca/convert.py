@@ -9,9 +9,9 @@ from pathlib import Path
 
 import torch
 
+from handssca.model.checkpoint import checkpoint_dict, load_weights, save_checkpoint
 from handssca.model.files import load_torch_file
 from handssca.model.handssca import ModelConfig, build_model
-from handssca.model.checkpoint import checkpoint_dict, load_weights, save_checkpoint
 
 log = logging.getLogger("handssca.convert")
 
@@ -71,7 +71,9 @@ def convert_official_state_dict(
     if unknown:
         raise ValueError(f"official state dict: {len(unknown)} keys this converter does not know: {unknown[:8]}")
     if any("mano_layer" in k for k in dropped):
-        log.warning("ignored the MANO layer buffers stored in the official checkpoint (the hand model is loaded separately)")
+        log.warning(
+            "ignored the MANO layer buffers stored in the official checkpoint (the hand model is loaded separately)"
+        )
     return out
 
 
@@ -83,8 +85,10 @@ def infer_config(state: dict[str, torch.Tensor], input_size: int | None = None) 
         if input_size is None:
             input_size = width * 8
         elif input_size != width * 8:
-            raise ValueError(f"--input-size {input_size} does not match the checkpoint: its channel branch has "
-                             f"W={width}, i.e. input size {width * 8}")  # fmt: skip
+            raise ValueError(
+                f"--input-size {input_size} does not match the checkpoint: its channel branch has "
+                f"W={width}, i.e. input size {width * 8}"
+            )
     elif "block.self_attention.x_proj_weight" in state:
         block = "ssa"
     else:
@@ -99,7 +103,9 @@ def convert_official_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, 
     ckpt = load_torch_file(src, "official HandS3C checkpoint")
     state = ckpt.get("network") if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise ValueError(f"{src}: expected an official checkpoint {{'epoch', 'network', 'optimizer'}}; key 'network' missing")
+        raise ValueError(
+            f"{src}: expected an official checkpoint {{'epoch', 'network', 'optimizer'}}; key 'network' missing"
+        )
     converted = convert_official_state_dict(state)
     config = infer_config(converted, input_size)
     model = build_model(config)

@@ -25,9 +25,13 @@ def _view(cfg) -> str:
     d = cfg.data
     if d.synthetic_max_tilt_deg >= 180:
         return ""
-    roll = "" if d.synthetic_max_roll_deg >= 180 else f", turned at most {d.synthetic_max_roll_deg:g} degrees in the image"
-    return (f" (palm or back towards the camera within {d.synthetic_max_tilt_deg:g} degrees{roll}; "
-            f"at most {d.synthetic_max_occluders} occluder{'s' if d.synthetic_max_occluders != 1 else ''})")
+    roll = (
+        "" if d.synthetic_max_roll_deg >= 180 else f", turned at most {d.synthetic_max_roll_deg:g} degrees in the image"
+    )
+    return (
+        f" (palm or back towards the camera within {d.synthetic_max_tilt_deg:g} degrees{roll}; "
+        f"at most {d.synthetic_max_occluders} occluder{'s' if d.synthetic_max_occluders != 1 else ''})"
+    )
 
 
 def _img_tag(path: Path, width: int | None = None) -> str:
@@ -62,7 +66,9 @@ def prediction_panels(cfg: Config, checkpoint: Path, out: Path, count: int = 4) 
         pred = rec(image, bbox=box, K=scene["K"])
         save_prediction(pred, image, out / "predictions", f"heldout_{i:02d}", render)
         over, side = prediction_pictures(pred, image, render)
-        gt = overlay_mesh(scene["image"], scene["vertices_cam"], ds.hand.faces, scene["K"], render, alpha=0.7, color=(0.6, 0.9, 0.6))
+        gt = overlay_mesh(
+            scene["image"], scene["vertices_cam"], ds.hand.faces, scene["K"], render, alpha=0.7, color=(0.6, 0.9, 0.6)
+        )
         gt = draw_joints(gt, gt_px, color=(20, 160, 20), radius=2)
         side = np.asarray(Image.fromarray(side).resize(image.shape[1::-1]))
         strip = np.concatenate([image, over, side, gt], axis=1)
@@ -104,30 +110,37 @@ def write_report(out: Path, cfg: Config, metrics: dict, train_s: float, summary:
 td,th{{border:1px solid #ccc;padding:4px 10px}} figure{{margin:1em 0}} img{{max-width:100%}} .big{{font-size:1.2em}}</style>
 </head><body>
 <h1>handssca demo: HandSSCA trained on synthetic occluded hands</h1>
-<p class="big">After <b>{train_s / 60:.1f} minutes</b> of training on this CPU ({summary['step']} steps of
-{cfg.train.batch_size} images, {cfg.model.backbone} backbone, {cfg.model.block} block, {cfg.model.input_size}x{cfg.model.input_size} crops),
+<p class="big">After <b>{train_s / 60:.1f} minutes</b> of training on this CPU ({summary["step"]} steps of
+{cfg.train.batch_size} images, {cfg.model.backbone} backbone, {cfg.model.block} block, {cfg.model.input_size}x{
+        cfg.model.input_size
+    } crops),
 the network's root-relative joint error (MPJPE, which includes the hand's 3D orientation) on
-{metrics.get('samples', '?')} held-out images is <b>{model_rr:.1f} mm</b>, against <b>{base_rr:.1f} mm</b> for the
+{metrics.get("samples", "?")} held-out images is <b>{model_rr:.1f} mm</b>, against <b>{base_rr:.1f} mm</b> for the
 mean-pose predictor (always answering the average hand, unrotated): <b>{compare(model_rr, base_rr)}</b>.
-Its 2D joints are {metrics.get('joints_img_px', float('nan')):.1f} pixels off in the {cfg.model.input_size}-pixel crops.
+Its 2D joints are {metrics.get("joints_img_px", float("nan")):.1f} pixels off in the {cfg.model.input_size}-pixel crops.
 After Procrustes alignment, which removes orientation and scale and leaves only the finger articulation, its error
 (PA-MPJPE) is {model_pa:.1f} mm against {base_pa:.1f} mm for the mean pose ({compare(model_pa, base_pa)}):
-{"the network has started to learn the fingers' articulation, but learning it well takes" if model_pa < base_pa
- else "finger articulation takes"} far longer than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
+{
+        "the network has started to learn the fingers' articulation, but learning it well takes"
+        if model_pa < base_pa
+        else "finger articulation takes"
+    } far longer than a few minutes on a CPU (the paper trains for ~100 epochs on a GPU).</p>
 <p>Everything here runs without licensed data: the hand model is the package's license-free default hand and
-the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders{_view(cfg)}.</p>
+the images are rendered on the CPU with random poses, shapes, skin tones, lights, backgrounds and occluders{
+        _view(cfg)
+    }.</p>
 <h2>Metrics on held-out images</h2>
 <table><tr><th>metric</th><th>trained model</th><th>mean-pose predictor</th></tr>{table}</table>
-<h2>Learning curve</h2>{_img_tag(figures['curve'])}
-<h2>PCK on held-out images</h2>{_img_tag(figures['pck'], 560)}
+<h2>Learning curve</h2>{_img_tag(figures["curve"])}
+<h2>PCK on held-out images</h2>{_img_tag(figures["pck"], 560)}
 <h2>Predictions on held-out images</h2>
 <p>The box given to the model is the ground-truth joints' box (as a user would draw one); the camera is known.
 Meshes, JSON and pictures of each prediction are in <code>predictions/</code>.</p>
 {pics}
 <h2>Reproduce</h2><pre>handssca demo            # or: make demo
 handssca train --config demo   # the training part alone
-handssca evaluate --checkpoint {html.escape(str(out / 'last.pt'))}</pre>
-<p>Configuration: <code>{html.escape(json.dumps(cfg.to_dict()['train']))}</code></p>
+handssca evaluate --checkpoint {html.escape(str(out / "last.pt"))}</pre>
+<p>Configuration: <code>{html.escape(json.dumps(cfg.to_dict()["train"]))}</code></p>
 </body></html>"""
     path = out / "report.html"
     path.write_text(page)
@@ -136,11 +149,11 @@ handssca evaluate --checkpoint {html.escape(str(out / 'last.pt'))}</pre>
 
 def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> Path:
     """Train (fixed budget), evaluate next to the mean pose, predict held-out images, write the report."""
-    from handssca.engine.evaluate import compute_metrics, mean_pose_prediction, predict
+    from handssca.data.factory import build_dataset
     from handssca.data.loader import make_loader
+    from handssca.engine.evaluate import compute_metrics, mean_pose_prediction, predict
     from handssca.engine.trainer import train
     from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
-    from handssca.data.factory import build_dataset
     from handssca.model.checkpoint import load_model
 
     out = Path(out_dir)
@@ -153,8 +166,13 @@ def run_demo(out_dir: str = "runs/demo", overrides: list[str] | tuple[str, ...] 
     checkpoint = out / "last.pt"
     model = load_model(checkpoint)
     test_set = build_dataset(cfg, cfg.data.test_split, train=False)
-    preds = predict(model, make_loader(test_set, cfg.eval.batch_size, None, cfg.data.num_workers), torch.device("cpu"),
-                    progress, desc="evaluate held-out")  # fmt: skip
+    preds = predict(
+        model,
+        make_loader(test_set, cfg.eval.batch_size, None, cfg.data.num_workers),
+        torch.device("cpu"),
+        progress,
+        desc="evaluate held-out",
+    )
     metrics = compute_metrics(preds, model.hand, cfg.model.input_size)
     metrics["samples"] = len(preds.pred["joints"])
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

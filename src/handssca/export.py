@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from handssca.atomic import atomic_path
 from handssca.model.handssca import OUTPUT_KEYS
-from torch import nn
-
 
 
 class ExportWrapper(nn.Module):
@@ -35,8 +34,13 @@ class ExportWrapper(nn.Module):
         return tuple(out[k] for k in OUTPUT_KEYS)
 
 
-def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "onnx", hand_model: str | None = None,
-                 opset: int = 17) -> Path:  # fmt: skip
+def export_model(
+    checkpoint: str | os.PathLike,
+    out: str | os.PathLike,
+    fmt: str = "onnx",
+    hand_model: str | None = None,
+    opset: int = 17,
+) -> Path:
     """Write ``out`` (.onnx or TorchScript .pt) from a handssca checkpoint."""
     from handssca.model.checkpoint import load_model
 
@@ -61,11 +65,21 @@ def export_model(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shape checks turned into constants
             # batch 1: the unrolled scan's shapes are traced as constants; OnnxRunner loops over a batch
-            torch.onnx.export(wrapper, (dummy,), str(tmp), input_names=["images"], output_names=list(OUTPUT_KEYS),
-                              opset_version=opset, dynamo=False)  # fmt: skip
+            torch.onnx.export(
+                wrapper,
+                (dummy,),
+                str(tmp),
+                input_names=["images"],
+                output_names=list(OUTPUT_KEYS),
+                opset_version=opset,
+                dynamo=False,
+            )
         proto = onnx.load(str(tmp))
-        meta = {"handssca_input_size": str(size), "handssca_faces": json.dumps(model.hand.faces.tolist()),
-                "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()})}  # fmt: skip
+        meta = {
+            "handssca_input_size": str(size),
+            "handssca_faces": json.dumps(model.hand.faces.tolist()),
+            "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()}),
+        }
         for k, v in meta.items():
             entry = proto.metadata_props.add()
             entry.key, entry.value = k, v
@@ -89,7 +103,9 @@ class OnnxRunner:
         if "handssca_input_size" not in meta:
             raise ValueError(f"{path}: not exported by handssca (no handssca_input_size metadata)")
         self.input_size = int(meta["handssca_input_size"])
-        self.faces = np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
+        self.faces = (
+            np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
+        )
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         runs = [self.session.run(list(OUTPUT_KEYS), {"images": c[None].astype(np.float32)}) for c in crops]

@@ -7,8 +7,9 @@ import numpy as np
 from handssca.frames import joints_img_to_pixels, project
 
 
-def solve_translation(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None,
-                      iterations: int = 5) -> np.ndarray:  # fmt: skip
+def solve_translation(
+    points: np.ndarray, pixels: np.ndarray, K: np.ndarray, weights: np.ndarray | None = None, iterations: int = 5
+) -> np.ndarray:
     """Translation t (3,) so that points (N,3) + t project through K onto pixels (N,2), least squares.
 
     A linear solve of the cross-multiplied projection equations gives the start; Gauss-Newton on the

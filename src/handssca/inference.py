@@ -1,9 +1,9 @@
 """The user-facing API: images in, hand meshes in the camera frame out.
 
-    from handssca.inference import HandReconstructor
-    rec = HandReconstructor.from_checkpoint("runs/demo/best.pt")
-    hand = rec("photo.jpg", bbox=(x, y, w, h), hand_side="left")
-    hand.vertices, hand.joints, hand.joints_2d   # metres (camera frame) and pixels
+from handssca.inference import HandReconstructor
+rec = HandReconstructor.from_checkpoint("runs/demo/best.pt")
+hand = rec("photo.jpg", bbox=(x, y, w, h), hand_side="left")
+hand.vertices, hand.joints, hand.joints_2d   # metres (camera frame) and pixels
 """
 
 from __future__ import annotations
@@ -15,11 +15,20 @@ import numpy as np
 import torch
 
 from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
-from handssca.frames import joints_img_to_pixels, whole_image_box, mirror_box, mirror_faces, mirror_intrinsics, mirror_points, mirror_pose, project
 from handssca.environment import resolve_device
+from handssca.frames import (
+    joints_img_to_pixels,
+    mirror_box,
+    mirror_faces,
+    mirror_intrinsics,
+    mirror_points,
+    mirror_pose,
+    project,
+    whole_image_box,
+)
 from handssca.geometry import place_in_crop
-from handssca.model.handssca import OUTPUT_KEYS
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
+from handssca.model.handssca import OUTPUT_KEYS
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
 #: box needs more to reach the network's full input resolution (see :meth:`HandReconstructor.working_scale`).
@@ -81,15 +90,23 @@ class HandPrediction:
     def to_json(self) -> dict:
         """Plain JSON-able dict of everything except the mesh."""
         return {
-            "hand_side": self.hand_side, "image_size_hw": list(self.image_size),
-            "bbox_xywh": self.bbox.tolist(), "K": self.K.tolist(), "K_assumed": self.K_assumed,
-            "joints_2d_px": self.joints_2d.tolist(), "joints_3d_m": self.joints.tolist(),
-            "mano": {"pose_axis_angle": self.pose.tolist(), "betas": self.betas.tolist(), "transl_m": self.transl.tolist(),
-                     "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)"},
+            "hand_side": self.hand_side,
+            "image_size_hw": list(self.image_size),
+            "bbox_xywh": self.bbox.tolist(),
+            "K": self.K.tolist(),
+            "K_assumed": self.K_assumed,
+            "joints_2d_px": self.joints_2d.tolist(),
+            "joints_3d_m": self.joints.tolist(),
+            "mano": {
+                "pose_axis_angle": self.pose.tolist(),
+                "betas": self.betas.tolist(),
+                "transl_m": self.transl.tolist(),
+                "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)",
+            },
             "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
             "units": "metres, OpenCV camera frame (x right, y down, z forward)",
             **self.extras,
-        }  # fmt: skip
+        }
 
 
 class TorchRunner:
@@ -134,7 +151,9 @@ class HandReconstructor:
         return load_image(path, scale)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None) -> HandReconstructor:
+    def from_checkpoint(
+        cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None
+    ) -> HandReconstructor:
         from handssca.model.checkpoint import load_model
 
         dev = resolve_device(device)
@@ -215,12 +234,24 @@ class HandReconstructor:
             faces = mirror_faces(self.faces)
             pose = mirror_pose(pose)
         return HandPrediction(
-            vertices=verts, joints=joints, joints_2d=project(joints, K), faces=np.asarray(faces),
-            pose=pose, betas=out["betas"][0].astype(np.float64), transl=np.asarray(t, dtype=np.float64),
-            K=K, K_assumed=K_assumed, bbox=box, hand_side=hand_side, image_size=(int(h), int(w)),
-            extras={"crop_reprojection_error_px": reproj, "placement": placement,
-                    "working_scale": float(max(scaled.scale_xy))},
-        )  # fmt: skip
+            vertices=verts,
+            joints=joints,
+            joints_2d=project(joints, K),
+            faces=np.asarray(faces),
+            pose=pose,
+            betas=out["betas"][0].astype(np.float64),
+            transl=np.asarray(t, dtype=np.float64),
+            K=K,
+            K_assumed=K_assumed,
+            bbox=box,
+            hand_side=hand_side,
+            image_size=(int(h), int(w)),
+            extras={
+                "crop_reprojection_error_px": reproj,
+                "placement": placement,
+                "working_scale": float(max(scaled.scale_xy)),
+            },
+        )
 
     @staticmethod
     def _warp_region(image: np.ndarray, M: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:

@@ -30,7 +30,9 @@ def to_rgb_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
         a = np.repeat(a, 3, axis=2)
     if a.shape[2] == 4:
         alpha = a[..., 3:4].astype(np.float64) / (np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)
-        a = (a[..., :3] * alpha + (1 - alpha) * (np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)).astype(a.dtype)
+        a = (a[..., :3] * alpha + (1 - alpha) * (np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)).astype(
+            a.dtype
+        )
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
     if a.dtype.kind in "ui":
@@ -129,8 +131,10 @@ def _bomb_message(path: Path, e: Exception) -> str:
     size = _declared_size(path)
     m = re.search(r"\((\d+) pixels\)", str(e))
     declared = _megapixels(*size) if size else f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many pixels"
-    return (f"{path}: the header declares {declared}, over the {MAX_DECODED_PIXELS / 1e6:.0f} megapixels decoded at "
-            "most per image; refused before decoding (a decompression bomb or a damaged file?)")  # fmt: skip
+    return (
+        f"{path}: the header declares {declared}, over the {MAX_DECODED_PIXELS / 1e6:.0f} megapixels decoded at "
+        "most per image; refused before decoding (a decompression bomb or a damaged file?)"
+    )
 
 
 def load_image(
@@ -180,8 +184,10 @@ def load_image(
             dw, dh = im.size
             if dw * dh > max_pixels:
                 at = "" if (dw, dh) == (W, H) else f", {dw}x{dh} at the smallest decodable scale"
-                raise ImageReadError(f"{path}: {_megapixels(W, H)}{at}: over the {max_pixels / 1e6:.0f} megapixels "
-                                     "decoded at most per image")  # fmt: skip
+                raise ImageReadError(
+                    f"{path}: {_megapixels(W, H)}{at}: over the {max_pixels / 1e6:.0f} megapixels "
+                    "decoded at most per image"
+                )
             im.load()
             if im.mode not in ("RGB", "RGBA", "L", "I;16", "I;16B", "I;16L", "I"):
                 im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")

@@ -37,7 +37,9 @@ def heatmap_log_targets(joints_img: torch.Tensor, size: int, sigma: float = 1.0)
     dx = (grid - joints_img[..., 0:1]) * size  # (B, J, S) in cells
     dy = (grid - joints_img[..., 1:2]) * size
     g = -(dy[..., :, None].square() + dx[..., None, :].square()) / (2 * sigma**2)
-    return g - torch.logsumexp(g.flatten(-2), dim=-1)[..., None, None]  # normalised in log space: joints far outside stay finite
+    return (
+        g - torch.logsumexp(g.flatten(-2), dim=-1)[..., None, None]
+    )  # normalised in log space: joints far outside stay finite
 
 
 def heatmap_kl(heatmaps: torch.Tensor, joints_img: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
@@ -68,8 +70,9 @@ def compute_losses(
         "joints": _masked_mse(pred["joints"], tgt["joints"], valid_mano),
         "pose": _masked_mse(pred["rotmats"], gt_rot, valid_mano),
         "shape": _masked_mse(pred["betas"], betas, valid_mano),
-        "joints_img": _masked_mse(pred["joints_img"], batch["joints_img"].to(pred["joints_img"]),
-                                  batch["valid_joints_img"].to(pred["betas"])),  # fmt: skip
+        "joints_img": _masked_mse(
+            pred["joints_img"], batch["joints_img"].to(pred["joints_img"]), batch["valid_joints_img"].to(pred["betas"])
+        ),
     }
     if weights.get("heatmaps", 0.0):
         valid = batch["valid_joints_img"].to(pred["betas"])

@@ -19,9 +19,11 @@ def write_obj(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) 
 def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) -> Path:
     """Binary little-endian PLY."""
     path = Path(path)
-    header = (f"ply\nformat binary_little_endian 1.0\ncomment handssca hand mesh, metres\nelement vertex {len(vertices)}\n"
-              f"property float x\nproperty float y\nproperty float z\nelement face {len(faces)}\n"
-              "property list uchar int vertex_indices\nend_header\n")  # fmt: skip
+    header = (
+        f"ply\nformat binary_little_endian 1.0\ncomment handssca hand mesh, metres\nelement vertex {len(vertices)}\n"
+        f"property float x\nproperty float y\nproperty float z\nelement face {len(faces)}\n"
+        "property list uchar int vertex_indices\nend_header\n"
+    )
     face_rec = np.zeros(len(faces), dtype=[("n", "u1"), ("v", "<i4", (3,))])
     face_rec["n"], face_rec["v"] = 3, faces
     with open(path, "wb") as f:
@@ -31,8 +33,9 @@ def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) 
     return path
 
 
-def save_prediction(pred, image: np.ndarray, out_dir: str | os.PathLike, stem: str, render=None,
-                    source: str | os.PathLike | None = None) -> list[Path]:  # fmt: skip
+def save_prediction(
+    pred, image: np.ndarray, out_dir: str | os.PathLike, stem: str, render=None, source: str | os.PathLike | None = None
+) -> list[Path]:
     """Write <stem>.obj, .ply, .json, _overlay.png and _side.png for one HandPrediction.
 
     ``image``: the picture the hand was found in, at its original size (``pred.image_size``) or reduced
@@ -45,7 +48,10 @@ def save_prediction(pred, image: np.ndarray, out_dir: str | os.PathLike, stem: s
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = [write_obj(out / f"{stem}.obj", pred.vertices, pred.faces), write_ply(out / f"{stem}.ply", pred.vertices, pred.faces)]
+    files = [
+        write_obj(out / f"{stem}.obj", pred.vertices, pred.faces),
+        write_ply(out / f"{stem}.ply", pred.vertices, pred.faces),
+    ]
     info = pred.to_json()
     if source is not None:
         info["input_file"] = str(source)

@@ -39,7 +39,9 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     seen: set[Path] = set()
     for item in inputs:
         p = Path(item)
-        for q in sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES) if p.is_dir() else [p]:
+        for q in (
+            sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES) if p.is_dir() else [p]
+        ):
             key = q.resolve()
             if key not in seen:
                 seen.add(key)
@@ -82,7 +84,9 @@ def read_video(path: Path) -> tuple[list[np.ndarray], float]:
         meta = iio.immeta(path)
         return frames, float(meta.get("fps", 25.0))
     except Exception as e:
-        raise ImageReadError(f"{path}: cannot read video ({e}); `pip install imageio-ffmpeg` adds mp4/avi support") from None
+        raise ImageReadError(
+            f"{path}: cannot read video ({e}); `pip install imageio-ffmpeg` adds mp4/avi support"
+        ) from None
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
@@ -134,7 +138,9 @@ def run_predict(
     summary = PredictSummary()
     paths = expand_inputs(inputs)
     box_errors: list[BoxOutsideImageError] = []
-    for path, name in tqdm(list(zip(paths, output_names(paths))), desc="predict", disable=not progress, dynamic_ncols=True):
+    for path, name in tqdm(
+        list(zip(paths, output_names(paths))), desc="predict", disable=not progress, dynamic_ncols=True
+    ):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
                 frames, fps = read_video(path)
@@ -162,7 +168,9 @@ def run_predict(
         except (ImageReadError, ValueError, OSError, MemoryError) as e:
             summary.skipped.append((str(path), str(e) or type(e).__name__))
     if box_errors and not summary.ok and len(box_errors) == len(summary.skipped):
-        raise box_errors[0] if len(box_errors) == 1 else BoxOutsideImageError(f"{box_errors[0]} (and every other input)")
+        raise (
+            box_errors[0] if len(box_errors) == 1 else BoxOutsideImageError(f"{box_errors[0]} (and every other input)")
+        )
     return summary
 
 

@@ -198,7 +198,9 @@ class _SafeUnpickler(pickle.Unpickler):
         raise self._error(f"{self._path}: persistent ids are not allowed in a pickle read with the allow-list")
 
 
-def unpickle_bytes(raw: bytes, path: str | os.PathLike, what: str = "pickle", error: type[ValueError] = PickleFileError) -> object:
+def unpickle_bytes(
+    raw: bytes, path: str | os.PathLike, what: str = "pickle", error: type[ValueError] = PickleFileError
+) -> object:
     """Run the allow-list unpickler on a file's bytes; whatever goes wrong becomes one ``error``
     naming the file."""
     try:

@@ -17,8 +17,18 @@ def test_help_lists_the_commands(capsys):
 def test_info_prints_versions_devices_backends_and_hand(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for fact in ("python", "torch", "numpy", "[devices]", "[selective scan]", "auto on cpu", "[hand model]", "default hand",
-                 "[renderer]", "30,864,852"):
+    for fact in (
+        "python",
+        "torch",
+        "numpy",
+        "[devices]",
+        "[selective scan]",
+        "auto on cpu",
+        "[hand model]",
+        "default hand",
+        "[renderer]",
+        "30,864,852",
+    ):
         assert fact in out
 
 
@@ -41,15 +51,80 @@ def test_data_preview_synthetic_and_freihand(tmp_path, capsys):
     pytest.importorskip("smplx")
     from tests.data.real_formats import ManoFiles, write_freihand
 
-    assert main(["data", "preview", "--dataset", "synthetic", "--count", "3", "--size", "128", "--out", str(tmp_path / "s.png")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "preview",
+                "--dataset",
+                "synthetic",
+                "--count",
+                "3",
+                "--size",
+                "128",
+                "--out",
+                str(tmp_path / "s.png"),
+            ]
+        )
+        == 0
+    )
     mano = ManoFiles(tmp_path / "mano")
     write_freihand(tmp_path / "fh", mano, n_train=2, n_eval=2)
-    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--split", "test", "--count", "2",
-                 "--size", "128", "--out", str(tmp_path / "f.png"), "--hand-model", str(mano.right_path)]) == 0  # fmt: skip
-    assert main(["data", "preview", "--dataset", "freihand", "--root", str(tmp_path / "fh"), "--out", str(tmp_path / "y.png")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "preview",
+                "--dataset",
+                "freihand",
+                "--root",
+                str(tmp_path / "fh"),
+                "--split",
+                "test",
+                "--count",
+                "2",
+                "--size",
+                "128",
+                "--out",
+                str(tmp_path / "f.png"),
+                "--hand-model",
+                str(mano.right_path),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "data",
+                "preview",
+                "--dataset",
+                "freihand",
+                "--root",
+                str(tmp_path / "fh"),
+                "--out",
+                str(tmp_path / "y.png"),
+            ]
+        )
+        == 2
+    )
     assert "model.hand_model" in capsys.readouterr().err  # MANO labels need the MANO file: one line, exit 2
     assert Image.open(tmp_path / "s.png").size[0] > 300 and Image.open(tmp_path / "f.png").size[0] > 300
-    assert main(["data", "preview", "--dataset", "ho3d", "--root", str(tmp_path / "missing"), "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "preview",
+                "--dataset",
+                "ho3d",
+                "--root",
+                str(tmp_path / "missing"),
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        == 2
+    )
     assert "missing" in capsys.readouterr().err
 
 
@@ -77,7 +152,22 @@ def test_data_preview_shows_what_a_config_trains_on(tmp_path, monkeypatch):
     # the config's crop size, view limits and augmentation setting (off in the synthetic config)
     assert (ds.image_size, ds.max_tilt_deg, ds.max_roll_deg, ds.max_occluders, ds.augment) == (128, 30, 30, 1, False)
     assert len(ds) == 2
-    assert main(["data", "preview", "--config", "synthetic", "--size", "160", "--out", out, "data.synthetic_max_roll_deg=10"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "preview",
+                "--config",
+                "synthetic",
+                "--size",
+                "160",
+                "--out",
+                out,
+                "data.synthetic_max_roll_deg=10",
+            ]
+        )
+        == 0
+    )
     assert (seen["ds"].image_size, seen["ds"].max_roll_deg) == (160, 10)
     assert main(["data", "preview", "--out", out]) == 0  # no config: the defaults (any view, 256)
     assert (seen["ds"].image_size, seen["ds"].max_tilt_deg) == (256, 180)

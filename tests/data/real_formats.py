@@ -82,14 +82,19 @@ class ManoFiles:
         for side, arrays in (("right", self.right), ("left", self.left)):
             p = plain / f"MANO_{side.upper()}.pkl"
             p.write_bytes(pickle.dumps(plain_arrays(arrays), protocol=2))
-            self.layers[side] = smplx.MANO(str(p), is_rhand=side == "right", use_pca=False, flat_hand_mean=True,
-                                           dtype=torch.float64, batch_size=1)  # fmt: skip
+            self.layers[side] = smplx.MANO(
+                str(p), is_rhand=side == "right", use_pca=False, flat_hand_mean=True, dtype=torch.float64, batch_size=1
+            )
 
-    def pose(self, side: str, full_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray, tips) -> tuple[np.ndarray, np.ndarray]:
+    def pose(
+        self, side: str, full_pose: np.ndarray, betas: np.ndarray, transl: np.ndarray, tips
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(vertices (778, 3), MANO16 + tips joints (21, 3)) for an ABSOLUTE pose (48), metres."""
         t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64)[None])  # noqa: E731
         with torch.no_grad():
-            out = self.layers[side](global_orient=t(full_pose[:3]), hand_pose=t(full_pose[3:]), betas=t(betas), transl=t(transl))
+            out = self.layers[side](
+                global_orient=t(full_pose[:3]), hand_pose=t(full_pose[3:]), betas=t(betas), transl=t(transl)
+            )
         v = out.vertices[0].numpy()
         return v, np.concatenate([out.joints[0, :16].numpy(), v[list(tips)]])
 
@@ -135,7 +140,7 @@ def write_freihand(root: Path, mano: ManoFiles, n_train: int = 10, n_eval: int =
     truth = {}
     for prefix, n in (("training", n_train), ("evaluation", n_eval)):
         items = []
-        for i in range(n):
+        for _ in range(n):
             pose = np.concatenate([random_rotvec(rng), rng.normal(size=45) * 0.3])  # fingers relative to hands_mean
             betas = rng.normal(size=10)
             full = pose.copy()
@@ -148,8 +153,9 @@ def write_freihand(root: Path, mano: ManoFiles, n_train: int = 10, n_eval: int =
         (root / f"{prefix}_K.json").write_text(json.dumps([Kf for _ in items]))
         (root / f"{prefix}_xyz.json").write_text(json.dumps([s["xyz"].tolist() for s in items]))
         (root / f"{prefix}_verts.json").write_text(json.dumps([s["verts"].tolist() for s in items]))
-        (root / f"{prefix}_mano.json").write_text(json.dumps([[np.concatenate([s["pose"], s["betas"], [100, 100], [1.0]]).tolist()]
-                                                              for s in items]))  # fmt: skip
+        (root / f"{prefix}_mano.json").write_text(
+            json.dumps([[np.concatenate([s["pose"], s["betas"], [100, 100], [1.0]]).tolist()] for s in items])
+        )
         for v in range(4 if prefix == "training" else 1):
             for i in range(n):
                 save_image(root / prefix / "rgb" / f"{i + v * n:08d}.jpg", rng, "JPEG", (size, size))
@@ -164,16 +170,37 @@ def write_ho3d(root: Path, mano: ManoFiles, n_train: int = 4, seed: int = 2) -> 
     train, lines = [], []
     for i in range(n_train):
         seq, frame = f"SEQ{i % 2}", f"{i:04d}"
-        hand_pose = np.concatenate([random_rotvec(rng), mano.right["hands_mean"] + rng.normal(size=45) * 0.3])  # absolute
+        hand_pose = np.concatenate(
+            [random_rotvec(rng), mano.right["hands_mean"] + rng.normal(size=45) * 0.3]
+        )  # absolute
         beta = rng.normal(size=10)
         v_gl, j_gl, trans = mano.place("right", hand_pose, beta, wrist_at(rng) * GL, TIPS["ho3d"])
-        dump_meta(root / "train" / seq / "meta" / f"{frame}.pkl", {
-            "camMat": K, "handJoints3D": j_gl, "handPose": hand_pose, "handBeta": beta, "handTrans": trans,
-            "objName": "004_sugar_box", "objRot": np.zeros((3, 1)), "objTrans": np.zeros(3)})  # fmt: skip
+        dump_meta(
+            root / "train" / seq / "meta" / f"{frame}.pkl",
+            {
+                "camMat": K,
+                "handJoints3D": j_gl,
+                "handPose": hand_pose,
+                "handBeta": beta,
+                "handTrans": trans,
+                "objName": "004_sugar_box",
+                "objRot": np.zeros((3, 1)),
+                "objTrans": np.zeros(3),
+            },
+        )
         save_image(root / "train" / seq / "rgb" / f"{frame}.png", rng)
         lines.append(f"{seq}/{frame}")
-        train.append(dict(key=f"{seq}/{frame}", handPose=hand_pose, handBeta=beta, handTrans=trans, joints_gl=j_gl,
-                          joints_cv=(j_gl * GL)[TO_FREIHAND], verts_cv=v_gl * GL))  # fmt: skip
+        train.append(
+            dict(
+                key=f"{seq}/{frame}",
+                handPose=hand_pose,
+                handBeta=beta,
+                handTrans=trans,
+                joints_gl=j_gl,
+                joints_cv=(j_gl * GL)[TO_FREIHAND],
+                verts_cv=v_gl * GL,
+            )
+        )
     (root / "train.txt").write_text("\n".join(lines) + "\n")
     test = []
     for i in range(2):
@@ -181,9 +208,20 @@ def write_ho3d(root: Path, mano: ManoFiles, n_train: int = 4, seed: int = 2) -> 
         v_gl, j_gl, _ = mano.place("right", hand_pose, rng.normal(size=10), wrist_at(rng) * GL, TIPS["ho3d"])
         px = pixels(j_gl * GL)
         box = np.array([*px.min(0) - 5, *px.max(0) + 5])  # x1, y1, x2, y2
-        dump_meta(root / "evaluation" / "EV0" / "meta" / f"{i:04d}.pkl", {"camMat": K, "handJoints3D": j_gl[0], "handBoundingBox": box})
+        dump_meta(
+            root / "evaluation" / "EV0" / "meta" / f"{i:04d}.pkl",
+            {"camMat": K, "handJoints3D": j_gl[0], "handBoundingBox": box},
+        )
         save_image(root / "evaluation" / "EV0" / "rgb" / f"{i:04d}.png", rng)
-        test.append(dict(key=f"EV0/{i:04d}", root_cv=j_gl[0] * GL, box=box, joints_cv=(j_gl * GL)[TO_FREIHAND], verts_cv=v_gl * GL))
+        test.append(
+            dict(
+                key=f"EV0/{i:04d}",
+                root_cv=j_gl[0] * GL,
+                box=box,
+                joints_cv=(j_gl * GL)[TO_FREIHAND],
+                verts_cv=v_gl * GL,
+            )
+        )
     (root / "evaluation.txt").write_text("".join(f"{t['key']}\n" for t in test))
     return {"train": train, "test": test}
 
@@ -200,14 +238,21 @@ def write_ho3d_handoccnet(root: Path, mano: ManoFiles, truth: dict) -> None:
             images.append({"id": i, "file_name": f"{seq}/rgb/{frame}.png", "width": W, "height": H})
             ann = {"id": i, "image_id": i, "cam_param": {"focal": [K[0, 0], K[1, 1]], "princpt": [K[0, 2], K[1, 2]]}}
             if split == "train":
-                root_cv = Rotation.from_matrix(np.diag(GL) @ Rotation.from_rotvec(t["handPose"][:3]).as_matrix()).as_rotvec()
+                root_cv = Rotation.from_matrix(
+                    np.diag(GL) @ Rotation.from_rotvec(t["handPose"][:3]).as_matrix()
+                ).as_rotvec()
                 pose = np.concatenate([root_cv, t["handPose"][3:] - mano.right["hands_mean"]])
-                ann.update(joints_coord_cam=t["joints_cv"].tolist(), mano_param={"pose": pose.tolist(), "shape": t["handBeta"].tolist()})
+                ann.update(
+                    joints_coord_cam=t["joints_cv"].tolist(),
+                    mano_param={"pose": pose.tolist(), "shape": t["handBeta"].tolist()},
+                )
             else:
                 b = t["box"]
                 ann.update(root_joint_cam=t["root_cv"].tolist(), bbox=[b[0], b[1], b[2] - b[0], b[3] - b[1]])
             anns.append(ann)
-        (root / "annotations" / f"HO3D_{split}_data.json").write_text(json.dumps({"images": images, "annotations": anns}))
+        (root / "annotations" / f"HO3D_{split}_data.json").write_text(
+            json.dumps({"images": images, "annotations": anns})
+        )
 
 
 # ---------------------------------------------------------------------------------------------- DexYCB
@@ -219,8 +264,11 @@ def write_dexycb(root: Path, mano: ManoFiles, seed: int = 3) -> list[dict]:
     rng = np.random.default_rng(seed)
     intr = root / "calibration" / "intrinsics"
     intr.mkdir(parents=True, exist_ok=True)
-    (intr / f"{DEX_SERIAL}_640x480.yml").write_text(yaml.safe_dump({"color": {"fx": float(K[0, 0]), "fy": float(K[1, 1]),
-                                                                              "ppx": float(K[0, 2]), "ppy": float(K[1, 2])}}))  # fmt: skip
+    (intr / f"{DEX_SERIAL}_640x480.yml").write_text(
+        yaml.safe_dump(
+            {"color": {"fx": float(K[0, 0]), "fy": float(K[1, 1]), "ppx": float(K[0, 2]), "ppy": float(K[1, 2])}}
+        )
+    )
     out, next_id = [], {"train": 0, "val": 0, "test": 0}  # the toolkit's sample index, per split
     for s, subject in enumerate(DEX_SUBJECTS):
         for q in range(5):
@@ -233,8 +281,9 @@ def write_dexycb(root: Path, mano: ManoFiles, seed: int = 3) -> list[dict]:
             (root / "calibration" / f"mano_{calib}" / "mano.yml").write_text(yaml.safe_dump({"betas": betas.tolist()}))
             d = root / subject / seq
             d.mkdir(parents=True)
-            (d / "meta.yml").write_text(yaml.safe_dump({"serials": [DEX_SERIAL], "num_frames": 2, "mano_sides": [side],
-                                                        "mano_calib": [calib]}))  # fmt: skip
+            (d / "meta.yml").write_text(
+                yaml.safe_dump({"serials": [DEX_SERIAL], "num_frames": 2, "mano_sides": [side], "mano_calib": [calib]})
+            )
             arrays = mano.right if side == "right" else mano.left
             coeffs = rng.normal(size=45) * 0.5
             rot = random_rotvec(rng)
@@ -247,16 +296,39 @@ def write_dexycb(root: Path, mano: ManoFiles, seed: int = 3) -> list[dict]:
             for f in range(2):
                 save_image(d / DEX_SERIAL / f"color_{f:06d}.jpg", rng, "JPEG")
                 if f == hand_frame:
-                    np.savez(d / DEX_SERIAL / f"labels_{f:06d}.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
-                             joint_3d=j[None].astype(np.float32), joint_2d=pixels(j)[None].astype(np.float32),
-                             pose_m=np.concatenate([rot, coeffs, transl])[None].astype(np.float32))  # fmt: skip
+                    np.savez(
+                        d / DEX_SERIAL / f"labels_{f:06d}.npz",
+                        seg=np.zeros((H, W), np.uint8),
+                        pose_y=np.zeros((1, 3, 4), np.float32),
+                        joint_3d=j[None].astype(np.float32),
+                        joint_2d=pixels(j)[None].astype(np.float32),
+                        pose_m=np.concatenate([rot, coeffs, transl])[None].astype(np.float32),
+                    )
                 else:
-                    np.savez(d / DEX_SERIAL / f"labels_{f:06d}.npz", seg=np.zeros((H, W), np.uint8), pose_y=np.zeros((1, 3, 4), np.float32),
-                             joint_3d=-np.ones((1, 21, 3), np.float32), joint_2d=-np.ones((1, 21, 2), np.float32),
-                             pose_m=np.zeros((1, 51), np.float32))  # fmt: skip
-            out.append(dict(subject=subject, seq=seq, side=side, betas=betas, rot=rot, coeffs=coeffs, transl=transl,
-                            joints=j.astype(np.float32).astype(np.float64), verts=v, image_id=next_id[split] + hand_frame,
-                            frame=hand_frame, split=split))  # fmt: skip
+                    np.savez(
+                        d / DEX_SERIAL / f"labels_{f:06d}.npz",
+                        seg=np.zeros((H, W), np.uint8),
+                        pose_y=np.zeros((1, 3, 4), np.float32),
+                        joint_3d=-np.ones((1, 21, 3), np.float32),
+                        joint_2d=-np.ones((1, 21, 2), np.float32),
+                        pose_m=np.zeros((1, 51), np.float32),
+                    )
+            out.append(
+                dict(
+                    subject=subject,
+                    seq=seq,
+                    side=side,
+                    betas=betas,
+                    rot=rot,
+                    coeffs=coeffs,
+                    transl=transl,
+                    joints=j.astype(np.float32).astype(np.float64),
+                    verts=v,
+                    image_id=next_id[split] + hand_frame,
+                    frame=hand_frame,
+                    split=split,
+                )
+            )
             next_id[split] += 2
     return out
 
@@ -272,13 +344,28 @@ def write_dexycb_handoccnet(root: Path, mano: ManoFiles, truth: list[dict]) -> N
                 continue
             arrays = mano.right if t["side"] == "right" else mano.left
             pose = np.concatenate([t["rot"], t["coeffs"] @ arrays["hands_components"]])
-            images.append({"id": t["image_id"], "file_name": f"{t['subject']}/{t['seq']}/{DEX_SERIAL}/color_{t['frame']:06d}.jpg",
-                           "width": W, "height": H})  # fmt: skip
-            anns.append({"id": t["image_id"], "image_id": t["image_id"], "joints_coord_cam": t["joints"].tolist(),
-                         "joints_img": pixels(t["joints"]).tolist(), "hand_type": t["side"],
-                         "cam_param": {"focal": [K[0, 0], K[1, 1]], "princpt": [K[0, 2], K[1, 2]]},
-                         "mano_param": {"pose": pose.tolist(), "shape": t["betas"].tolist()}})  # fmt: skip
-        (root / "annotations" / f"DEX_YCB_s0_{split}_data.json").write_text(json.dumps({"images": images, "annotations": anns}))
+            images.append(
+                {
+                    "id": t["image_id"],
+                    "file_name": f"{t['subject']}/{t['seq']}/{DEX_SERIAL}/color_{t['frame']:06d}.jpg",
+                    "width": W,
+                    "height": H,
+                }
+            )
+            anns.append(
+                {
+                    "id": t["image_id"],
+                    "image_id": t["image_id"],
+                    "joints_coord_cam": t["joints"].tolist(),
+                    "joints_img": pixels(t["joints"]).tolist(),
+                    "hand_type": t["side"],
+                    "cam_param": {"focal": [K[0, 0], K[1, 1]], "princpt": [K[0, 2], K[1, 2]]},
+                    "mano_param": {"pose": pose.tolist(), "shape": t["betas"].tolist()},
+                }
+            )
+        (root / "annotations" / f"DEX_YCB_s0_{split}_data.json").write_text(
+            json.dumps({"images": images, "annotations": anns})
+        )
 
 
 # ---------------------------------------------------------------------------------------------- official boxes

@@ -41,7 +41,9 @@ TOL = 1e-5
 
 
 def config(name: str, root, mano: ManoFiles, *extra: str):
-    return load_config(name, [f"data.root={root}", f"model.hand_model={mano.right_path}", "model.input_size=128", *extra])
+    return load_config(
+        name, [f"data.root={root}", f"model.hand_model={mano.right_path}", "model.input_size=128", *extra]
+    )
 
 
 def contract_joints(sample: dict, hand: HandModel, tips=None) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +101,12 @@ def test_freihand_contract_through_the_config(tmp_path, mano):
         s = test[i]
         assert max(contract_error(s, ref)) < TOL
         np.testing.assert_allclose(s["joints_cam"], t["xyz"], atol=1e-6)
-        np.testing.assert_allclose(s["pose"], t["pose"], atol=1e-6)  # the toolbox's pose is already relative to the mean
-        np.testing.assert_allclose(s["transl"], t["transl"], atol=1e-6)  # recovered although the file has no translation
+        np.testing.assert_allclose(
+            s["pose"], t["pose"], atol=1e-6
+        )  # the toolbox's pose is already relative to the mean
+        np.testing.assert_allclose(
+            s["transl"], t["transl"], atol=1e-6
+        )  # recovered although the file has no translation
 
 
 # ---------------------------------------------------------------------------------------------- HO3D
@@ -120,7 +126,9 @@ def test_ho3d_contract_through_the_config(tmp_path, mano, annotations):
     plain = build_dataset(cfg, "train", train=False)
     for i, t in enumerate(truth["train"]):
         s = plain[i]
-        np.testing.assert_allclose(s["joints_cam"], t["joints_cv"], atol=1e-6)  # OpenGL -> OpenCV, HO3D -> FreiHAND order
+        np.testing.assert_allclose(
+            s["joints_cam"], t["joints_cv"], atol=1e-6
+        )  # OpenGL -> OpenCV, HO3D -> FreiHAND order
         np.testing.assert_allclose(s["betas"], t["handBeta"], atol=1e-6)
         np.testing.assert_allclose(s["pose"][3:], t["handPose"][3:] - mano.right["hands_mean"], atol=1e-6)
         R = Rotation.from_rotvec(s["pose"][:3].astype(np.float64)).as_matrix()
@@ -175,7 +183,9 @@ def test_dexycb_contract_right_and_left_hands(tmp_path, mano, annotations):
     assert s["hand_side"] == "left" and t["side"] == "left"
     np.testing.assert_allclose(s["joints_cam"], t["joints"] * np.array([-1.0, 1.0, 1.0]), atol=1e-6)
     np.testing.assert_allclose(s["betas"], t["betas"], atol=1e-6)  # the left file mirrors the right: same shape
-    assert ds.records[0].submission_id == t["image_id"] == 1  # the toolkit's index counts the frame without a hand before it
+    assert (
+        ds.records[0].submission_id == t["image_id"] == 1
+    )  # the toolkit's index counts the frame without a hand before it
 
 
 @pytest.mark.parametrize("annotations", ["official", "handoccnet"])
@@ -188,7 +198,9 @@ def test_dexycb_left_hands_with_the_official_left_file(tmp_path, mano_official_l
     mano = mano_official_left
     truth = write_dexycb(tmp_path, mano)
     write_dexycb_handoccnet(tmp_path, mano, truth)
-    s = build_dataset(config("dexycb", tmp_path, mano, "data.augment=false", f"data.annotations={annotations}"), "test")[0]
+    s = build_dataset(
+        config("dexycb", tmp_path, mano, "data.augment=false", f"data.annotations={annotations}"), "test"
+    )[0]
     (t,) = [t for t in truth if t["split"] == "test"]
     assert s["hand_side"] == "left"
     np.testing.assert_allclose(s["betas"], t["betas"], atol=1e-6)
@@ -249,14 +261,19 @@ def test_dexycb_left_hand_without_the_left_file_names_the_key(tmp_path, mano):
     try:
         with pytest.raises(DatasetLayoutError, match="data.hand_model_left"):
             build_dataset(config("dexycb", tmp_path, mano), "test")
-        ds = build_dataset(config("dexycb", tmp_path, mano, f"data.hand_model_left={mano.left_path.with_name('elsewhere.pkl')}"), "test")
+        ds = build_dataset(
+            config("dexycb", tmp_path, mano, f"data.hand_model_left={mano.left_path.with_name('elsewhere.pkl')}"),
+            "test",
+        )
         assert ds[0]["hand_side"] == "left"
     finally:
         mano.left_path.with_name("elsewhere.pkl").rename(mano.left_path)
 
 
 def test_synthetic_samples_meet_the_same_contract():
-    cfg = load_config("synthetic", ["model.input_size=128", "data.train_size=4", "data.augment=true", "data.renderer=numpy"])
+    cfg = load_config(
+        "synthetic", ["model.input_size=128", "data.train_size=4", "data.augment=true", "data.renderer=numpy"]
+    )
     ds = build_dataset(cfg, "train", train=True)
     ref = HandModel.default(dtype=torch.float64)
     for i in range(4):

@@ -38,8 +38,12 @@ def test_labels_and_image_agree_after_augmentation(train_set):
         np.testing.assert_allclose(px, s["joints_img"] * 128 - 0.5, atol=0.05)
         # the MANO parameters (root rotated with the image) and transl reproduce the camera-frame mesh
         pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
-        out = hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
-                   transl=torch.tensor(s["transl"], dtype=torch.float64)[None])  # fmt: skip
+        out = hand(
+            global_orient=pose[:, :3],
+            hand_pose=pose[:, 3:],
+            betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
+            transl=torch.tensor(s["transl"], dtype=torch.float64)[None],
+        )
         np.testing.assert_allclose(out["vertices"][0].numpy(), s["vertices_cam"], atol=2e-5)
         np.testing.assert_allclose(out["joints"][0].numpy(), s["joints_cam"], atol=2e-5)
 
@@ -109,8 +113,11 @@ def test_roll_limit_keeps_the_fingers_sideways():
     from scipy.spatial.transform import Rotation
 
     ds = SyntheticHands("val", 10, seed=5, image_size=128, max_occluders=0, max_tilt_deg=0, max_roll_deg=15)
-    rest = ds.hand(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=torch.zeros(1, 45, dtype=torch.float64),
-                   betas=torch.zeros(1, 10, dtype=torch.float64))["joints"][0].numpy()  # fmt: skip
+    rest = ds.hand(
+        global_orient=torch.zeros(1, 3, dtype=torch.float64),
+        hand_pose=torch.zeros(1, 45, dtype=torch.float64),
+        betas=torch.zeros(1, 10, dtype=torch.float64),
+    )["joints"][0].numpy()
     finger = rest[12] - rest[0]  # wrist -> middle fingertip (FreiHAND order), in the hand's frame
     angles = []
     for i in range(len(ds)):

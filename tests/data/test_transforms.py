@@ -53,4 +53,6 @@ def test_rotate_root_composes_rotations():
     aa = np.array([0.3, -0.2, 0.9])
     R = T.rot_z(0.5)
     out = T.rotate_root(aa, R)
-    np.testing.assert_allclose(Rotation.from_rotvec(out).as_matrix(), R @ Rotation.from_rotvec(aa).as_matrix(), atol=1e-12)
+    np.testing.assert_allclose(
+        Rotation.from_rotvec(out).as_matrix(), R @ Rotation.from_rotvec(aa).as_matrix(), atol=1e-12
+    )

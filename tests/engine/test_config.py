@@ -44,7 +44,7 @@ def test_shipped_configs_load(path):
     cfg = load_config(path)
     assert cfg.name == path.stem
     if path.stem.startswith("ablation_"):
-        assert cfg.model.block == path.stem[len("ablation_"):] and cfg.model.input_size == 224
+        assert cfg.model.block == path.stem[len("ablation_") :] and cfg.model.input_size == 224
     if path.stem == "dexycb":
         assert cfg.train.epochs == 20 and cfg.train.lr_factor == 0.9 and len(cfg.train.lr_milestones) == 19
 

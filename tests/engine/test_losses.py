@@ -11,14 +11,25 @@ def _pred(hand, pose, betas):
     from handssca.hand.rotations import axis_angle_to_matrix
 
     out = hand(global_orient=pose[:, :3], hand_pose=pose[:, 3:], betas=betas)
-    return {"vertices": out["vertices"], "joints": out["joints"], "pose_aa": pose, "betas": betas,
-            "rotmats": axis_angle_to_matrix(pose.reshape(-1, 16, 3)), "joints_img": torch.zeros(len(pose), 21, 2)}  # fmt: skip
+    return {
+        "vertices": out["vertices"],
+        "joints": out["joints"],
+        "pose_aa": pose,
+        "betas": betas,
+        "rotmats": axis_angle_to_matrix(pose.reshape(-1, 16, 3)),
+        "joints_img": torch.zeros(len(pose), 21, 2),
+    }
 
 
 def _batch(pose, betas):
     n = len(pose)
-    return {"pose": pose, "betas": betas, "valid_mano": torch.ones(n), "joints_img": torch.zeros(n, 21, 2),
-            "valid_joints_img": torch.ones(n)}  # fmt: skip
+    return {
+        "pose": pose,
+        "betas": betas,
+        "valid_mano": torch.ones(n),
+        "joints_img": torch.zeros(n, 21, 2),
+        "valid_joints_img": torch.ones(n),
+    }
 
 
 def test_articulation_ignores_the_global_orientation_and_shape():

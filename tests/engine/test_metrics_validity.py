@@ -7,8 +7,12 @@ def _preds(valid_vertices):
     rng = np.random.default_rng(0)
     gj, gv = rng.normal(size=(3, 21, 3)), rng.normal(size=(3, 50, 3))
     pj, pv = gj + rng.normal(size=gj.shape) * 0.01, gv + rng.normal(size=gv.shape) * 0.01
-    gt = {"joints_cam": gj, "vertices_cam": np.where(np.asarray(valid_vertices)[:, None, None] > 0, gv, 0.0),
-          "valid_joints_cam": np.ones(3), "valid_vertices": np.asarray(valid_vertices, dtype=float)}
+    gt = {
+        "joints_cam": gj,
+        "vertices_cam": np.where(np.asarray(valid_vertices)[:, None, None] > 0, gv, 0.0),
+        "valid_joints_cam": np.ones(3),
+        "valid_vertices": np.asarray(valid_vertices, dtype=float),
+    }
     return Predictions({"joints": pj, "vertices": pv}, gt)
 
 

@@ -21,16 +21,28 @@ from tests.data.real_formats import (  # noqa: E402
     write_ho3d_handoccnet,
 )
 
-TINY = ["model.input_size=128", "model.backbone=resnet18", "train.batch_size=2", "train.max_steps=2", "data.num_workers=0",
-        "train.tensorboard=false", "eval.batch_size=2"]  # fmt: skip
+TINY = [
+    "model.input_size=128",
+    "model.backbone=resnet18",
+    "train.batch_size=2",
+    "train.max_steps=2",
+    "data.num_workers=0",
+    "train.tensorboard=false",
+    "eval.batch_size=2",
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name, annotations, submission",
-    [("freihand", "official", "pred.json"), ("ho3d", "official", "pred.zip"), ("ho3d", "handoccnet", "pred.zip"),
-     ("dexycb", "official", "results.txt"), ("dexycb", "handoccnet", "results.txt")],
-)  # fmt: skip
+    [
+        ("freihand", "official", "pred.json"),
+        ("ho3d", "official", "pred.zip"),
+        ("ho3d", "handoccnet", "pred.zip"),
+        ("dexycb", "official", "results.txt"),
+        ("dexycb", "handoccnet", "results.txt"),
+    ],
+)
 def test_train_and_evaluate_write_the_benchmark_file(tmp_path, name, annotations, submission):
     mano = ManoFiles(tmp_path / "mano")
     root = tmp_path / name
@@ -44,12 +56,22 @@ def test_train_and_evaluate_write_the_benchmark_file(tmp_path, name, annotations
         write_dexycb_handoccnet(root, mano, write_dexycb(root, mano))
         n_test = 1
     run = tmp_path / "run"
-    args = ["--config", name, f"data.root={root}", f"model.hand_model={mano.right_path}", f"data.annotations={annotations}",
-            f"train.out_dir={run}", *TINY]  # fmt: skip
+    args = [
+        "--config",
+        name,
+        f"data.root={root}",
+        f"model.hand_model={mano.right_path}",
+        f"data.annotations={annotations}",
+        f"train.out_dir={run}",
+        *TINY,
+    ]
     assert main(["train", "--no-progress", *args]) == 0
     assert (run / "last.pt").is_file()
     out = tmp_path / "eval"
-    assert main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "test", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(["evaluate", "--checkpoint", str(run / "last.pt"), "--split", "test", "--out", str(out), "--no-progress"])
+        == 0
+    )
     path = out / submission
     assert path.is_file()
     if submission == "pred.json":

@@ -18,12 +18,21 @@ from handssca.cli import main
 from handssca.config import ConfigError, load_config
 from handssca.engine import trainer as trainer_mod
 from handssca.engine.trainer import Trainer, train
-from handssca.model.handssca import build_model
 from handssca.model.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
+from handssca.model.handssca import build_model
 
-TINY = ["model.input_size=128", "model.backbone=resnet18", "data.train_size=8", "data.val_size=2",
-        "data.test_size=4", "data.num_workers=0", "train.batch_size=4", "train.tensorboard=false",
-        "train.lr_milestones=[1]", "eval.batch_size=4"]  # fmt: skip
+TINY = [
+    "model.input_size=128",
+    "model.backbone=resnet18",
+    "data.train_size=8",
+    "data.val_size=2",
+    "data.test_size=4",
+    "data.num_workers=0",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "train.lr_milestones=[1]",
+    "eval.batch_size=4",
+]
 
 
 def tiny(out, *extra):
@@ -56,10 +65,12 @@ def test_empty_checkpoint_is_one_line_everywhere(tmp_path, capsys):
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.pt: empty file"):
         load_model(empty)
-    for argv in (["predict", str(tmp_path), "--checkpoint", str(empty), "--out", str(tmp_path / "o")],
-                 ["convert-official", str(empty), str(tmp_path / "c.pt")],
-                 ["evaluate", "--checkpoint", str(empty)],
-                 ["train", "--resume", str(empty), *TINY, f"train.out_dir={tmp_path / 'r'}"]):  # fmt: skip
+    for argv in (
+        ["predict", str(tmp_path), "--checkpoint", str(empty), "--out", str(tmp_path / "o")],
+        ["convert-official", str(empty), str(tmp_path / "c.pt")],
+        ["evaluate", "--checkpoint", str(empty)],
+        ["train", "--resume", str(empty), *TINY, f"train.out_dir={tmp_path / 'r'}"],
+    ):
         code, err = cli(capsys, *argv)
         assert code == 2, argv
         assert_one_line(err, "empty.pt")
@@ -100,7 +111,9 @@ def test_disk_full_keeps_the_previous_checkpoint_and_no_temp_file(tmp_path, mode
 
     def full_disk(obj, f, *a, **k):
         Path(f).write_bytes(b"PK\x03\x04partial")
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file data/3: file write failed")
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file data/3: file write failed"
+        )
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(OSError, match=r"last.pt: could not write .*PytorchStreamWriter.*previous last.pt is kept"):
@@ -121,9 +134,17 @@ def test_disk_full_during_training_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------- 9: values up front
-@pytest.mark.parametrize("override, key", [("train.grad_accum=0", "train.grad_accum"), ("train.epochs=-1", "train.epochs"),
-                                           ("train.batch_size=0", "train.batch_size"), ("data.train_size=0", "data.train_size"),
-                                           ("train.lr=-1", "train.lr"), ("data.renderer=opengl", "data.renderer")])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.grad_accum=0", "train.grad_accum"),
+        ("train.epochs=-1", "train.epochs"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("data.train_size=0", "data.train_size"),
+        ("train.lr=-1", "train.lr"),
+        ("data.renderer=opengl", "data.renderer"),
+    ],
+)
 def test_config_values_are_checked_before_anything_is_built(tmp_path, capsys, override, key):
     with pytest.raises(ConfigError, match=key):
         tiny(tmp_path, override)
@@ -140,8 +161,15 @@ def test_an_empty_training_split_is_an_error(tmp_path):
     mano = ManoFiles(tmp_path / "mano")
     write_ho3d(tmp_path / "ho3d", mano, n_train=1)
     (tmp_path / "ho3d" / "train.txt").write_text("")
-    cfg = load_config("ho3d", [*TINY, f"train.out_dir={tmp_path / 'run'}", f"data.root={tmp_path / 'ho3d'}",
-                               f"model.hand_model={mano.right_path}"])  # fmt: skip
+    cfg = load_config(
+        "ho3d",
+        [
+            *TINY,
+            f"train.out_dir={tmp_path / 'run'}",
+            f"data.root={tmp_path / 'ho3d'}",
+            f"model.hand_model={mano.right_path}",
+        ],
+    )
     with pytest.raises(ValueError, match=r"'train' split of ho3d at .* is empty"):
         Trainer(cfg, progress=False)
     assert not (tmp_path / "run" / "last.pt").exists()
@@ -156,9 +184,20 @@ def test_a_bad_image_read_by_a_worker_is_named(tmp_path, capsys):
     write_freihand(tmp_path / "fh", mano, n_train=10, n_eval=1)
     bad = tmp_path / "fh" / "training" / "rgb" / "00000003.jpg"
     bad.write_bytes(bad.read_bytes()[:50])
-    code, err = cli(capsys, "train", "--no-progress", "--config", "freihand", f"data.root={tmp_path / 'fh'}",
-                    f"model.hand_model={mano.right_path}", *TINY, "data.num_workers=1", f"train.out_dir={tmp_path / 'run'}",
-                    "data.freihand_version=gs", "train.batch_size=9")  # fmt: skip
+    code, err = cli(
+        capsys,
+        "train",
+        "--no-progress",
+        "--config",
+        "freihand",
+        f"data.root={tmp_path / 'fh'}",
+        f"model.hand_model={mano.right_path}",
+        *TINY,
+        "data.num_workers=1",
+        f"train.out_dir={tmp_path / 'run'}",
+        "data.freihand_version=gs",
+        "train.batch_size=9",
+    )
     assert code == 2
     assert_one_line(err, "00000003.jpg")
     assert "worker" not in err
@@ -169,10 +208,14 @@ def test_resume_with_another_config_lists_the_differences(tmp_path, capsys):
     run = tmp_path / "run"
     train(tiny(run, "train.max_steps=1"), progress=False)
     last = str(run / "last.pt")
-    code, err = cli(capsys, "train", "--resume", last, "--no-progress", *TINY, f"train.out_dir={run}", "train.batch_size=2")
+    code, err = cli(
+        capsys, "train", "--resume", last, "--no-progress", *TINY, f"train.out_dir={run}", "train.batch_size=2"
+    )
     assert code == 2
     assert_one_line(err, "last.pt", "train.batch_size: 4 -> 2", "--resume-anyway")
-    code, err = cli(capsys, "train", "--resume", last, "--no-progress", *TINY, f"train.out_dir={run}", "model.block=none")
+    code, err = cli(
+        capsys, "train", "--resume", last, "--no-progress", *TINY, f"train.out_dir={run}", "model.block=none"
+    )
     assert code == 2
     assert_one_line(err, "model.block: 'ssca' -> 'none'")
     # a checkpoint from before a setting existed resumes when the setting has its default
@@ -207,17 +250,23 @@ def test_ctrl_c_saves_last_pt_and_says_so_in_one_line(tmp_path, capsys, monkeypa
         return real(*a, **k)
 
     monkeypatch.setattr(trainer_mod, "compute_losses", interrupted_at_third_batch)
-    code, err = cli(capsys, "train", "--no-progress", *TINY, f"train.out_dir={tmp_path}", "train.batch_size=2", "train.epochs=1")
+    code, err = cli(
+        capsys, "train", "--no-progress", *TINY, f"train.out_dir={tmp_path}", "train.batch_size=2", "train.epochs=1"
+    )
     assert code == 130
     assert err.splitlines()[-1] == "handssca train: interrupted" and "Traceback" not in err
     ckpt = read_checkpoint(tmp_path / "last.pt")
     assert ckpt["step"] == 2 and ckpt["batches_done"] == 2 and ckpt["epoch"] == 0
     monkeypatch.setattr(trainer_mod, "compute_losses", real)
-    out = train(tiny(tmp_path, "train.batch_size=2", "train.epochs=1"), resume=str(tmp_path / "last.pt"), progress=False)
+    out = train(
+        tiny(tmp_path, "train.batch_size=2", "train.epochs=1"), resume=str(tmp_path / "last.pt"), progress=False
+    )
     assert out["step"] == 4  # the two remaining batches of the epoch
 
 
-@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize(
+    "signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
 def test_a_signal_during_an_optimiser_step_waits_for_its_end(tmp_path, capsys, monkeypatch, signum, code, word):
     """last.pt never holds half an update: a signal that arrives inside optimizer.step() takes effect after it."""
     real_step = torch.optim.Adam.step
@@ -230,11 +279,16 @@ def test_a_signal_during_an_optimiser_step_waits_for_its_end(tmp_path, capsys, m
         return real_step(self, *a, **k)
 
     monkeypatch.setattr(torch.optim.Adam, "step", step_with_signal)
-    got, err = cli(capsys, "train", "--no-progress", *TINY, f"train.out_dir={tmp_path}", "train.batch_size=2", "train.epochs=1")
+    got, err = cli(
+        capsys, "train", "--no-progress", *TINY, f"train.out_dir={tmp_path}", "train.batch_size=2", "train.epochs=1"
+    )
     assert got == code and err.splitlines()[-1] == f"handssca train: {word}"
     ckpt = read_checkpoint(tmp_path / "last.pt")
     assert ckpt["step"] == 2 and ckpt["batches_done"] == 2
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    assert (
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+        and signal.getsignal(signal.SIGINT) == signal.default_int_handler
+    )
 
 
 def test_save_interrupted_mid_write_leaves_no_temp_file(tmp_path, monkeypatch):
@@ -294,8 +348,20 @@ def test_sigkill_of_training_leaves_no_worker_behind(tmp_path):
     """DataLoader workers start from the forkserver, so they are not the trainer's children: after a
     SIGKILL of `handssca train` the forkserver, its workers and the resource tracker stayed alive.
     They must end by themselves within seconds."""
-    argv = [sys.executable, "-m", "handssca.cli", "train", "--no-progress", "--config", "synthetic", *TINY,
-            "data.num_workers=2", "data.train_size=2000", "train.epochs=1", f"train.out_dir={tmp_path / 'run'}"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "handssca.cli",
+        "train",
+        "--no-progress",
+        "--config",
+        "synthetic",
+        *TINY,
+        "data.num_workers=2",
+        "data.train_size=2000",
+        "train.epochs=1",
+        f"train.out_dir={tmp_path / 'run'}",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     family: set[int] = set()
     try:

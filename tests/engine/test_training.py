@@ -9,16 +9,25 @@ import pytest
 import torch
 
 from handssca.config import load_config
-from handssca.engine.rng import seed_everything
 from handssca.data.factory import build_dataset
 from handssca.data.loader import make_loader
+from handssca.engine.rng import seed_everything
 from handssca.engine.trainer import Trainer, lr_at, train
 from handssca.losses import compute_losses
 from handssca.model import build_model
 
-TINY = ["model.input_size=128", "model.backbone=resnet18", "data.train_size=8", "data.val_size=2",
-        "data.test_size=4", "data.num_workers=0", "train.batch_size=4", "train.tensorboard=false",
-        "train.lr_milestones=[1]", "eval.batch_size=4"]  # fmt: skip
+TINY = [
+    "model.input_size=128",
+    "model.backbone=resnet18",
+    "data.train_size=8",
+    "data.val_size=2",
+    "data.test_size=4",
+    "data.num_workers=0",
+    "train.batch_size=4",
+    "train.tensorboard=false",
+    "train.lr_milestones=[1]",
+    "eval.batch_size=4",
+]
 
 
 def tiny(tmp_path, *extra):
@@ -68,7 +77,7 @@ def test_resume_after_interruption_reproduces_the_uninterrupted_weights(tmp_path
     b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
-    for (ka, va), (kb, vb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
+    for (_, va), (_, vb) in zip(a["optimizer"]["state"].items(), b["optimizer"]["state"].items()):
         assert torch.equal(va["exp_avg"], vb["exp_avg"])
     assert (tmp_path / "a" / "best.pt").is_file() and (tmp_path / "a" / "history.json").is_file()
 
@@ -80,17 +89,22 @@ def test_nan_loss_stops_with_the_step_and_term(tmp_path):
         Trainer(cfg, progress=False).fit()
 
 
-
-
 def _ddp_overrides(batch):
-    return [*TINY, "train.epochs=1", "train.freeze_bn=true", f"train.batch_size={batch}", "data.val_size=0",
-            "train.checkpoint_every=0"]  # fmt: skip
+    return [
+        *TINY,
+        "train.epochs=1",
+        "train.freeze_bn=true",
+        f"train.batch_size={batch}",
+        "data.val_size=0",
+        "train.checkpoint_every=0",
+    ]
 
 
 def test_ddp_two_gloo_processes_match_single_process(tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(
-        """
+    script.write_text(
+        textwrap.dedent(
+            """
         import os, sys, torch
         from handssca.config import load_config
         from handssca.engine.trainer import Trainer
@@ -103,13 +117,23 @@ def test_ddp_two_gloo_processes_match_single_process(tmp_path):
         torch.save(trainer.model.state_dict(), os.path.join(out, f"rank{info.rank}.pt"))
         cleanup_distributed()
         """
-    ))
+        )
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     with socket.socket() as sock:  # a free port on the loopback interface
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={port}", str(script), str(tmp_path / "ddp"), *_ddp_overrides(2)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        str(script),
+        str(tmp_path / "ddp"),
+        *_ddp_overrides(2),
+    ]
     for argv in (cmd, [sys.executable, str(script), str(tmp_path / "single"), *_ddp_overrides(4)]):
         run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
         assert run.returncode == 0, run.stderr[-3000:]
@@ -140,8 +164,22 @@ def test_evaluate_command_writes_its_report(tmp_path, capsys):
     model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
     ckpt = save_checkpoint(tmp_path / "m.pt", checkpoint_dict(model))
     out = tmp_path / "eval"
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--out", str(out), "--no-progress",
-                 "data.test_size=4", "data.num_workers=0", "eval.batch_size=2"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--out",
+                str(out),
+                "--no-progress",
+                "data.test_size=4",
+                "data.num_workers=0",
+                "eval.batch_size=2",
+            ]
+        )
+        == 0
+    )
     for name in ("metrics.json", "per_sample.csv", "pck.png", "best_worst.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())

@@ -91,8 +91,23 @@ def test_plot_is_written(tmp_path, capsys):
     gx = dump(tmp_path / "x.json", xyz.tolist())
     gv = dump(tmp_path / "v.json", verts.tolist())
     pred = write_freihand_pred(tmp_path / "pred.json", xyz + 0.004, verts)
-    assert main(["score", "freihand", "--pred", str(pred), "--gt-xyz", gx, "--gt-verts", gv,
-                 "--plot", str(tmp_path / "pck.png")]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "score",
+                "freihand",
+                "--pred",
+                str(pred),
+                "--gt-xyz",
+                gx,
+                "--gt-verts",
+                gv,
+                "--plot",
+                str(tmp_path / "pck.png"),
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "pck.png").stat().st_size > 1000
     assert "pa_mpjpe_mm" in capsys.readouterr().out
 

@@ -32,11 +32,18 @@ def random_model_arrays(seed: int = 0, nv: int = 778, side: str = "right") -> di
     kintree = np.stack([PARENTS.astype(np.int64), np.arange(16)])
     kintree[0, 0] = 4294967295
     return dict(
-        v_template=v, f=faces, shapedirs_full=rng.normal(size=(nv, 3, 20)) * 0.004,
-        posedirs=rng.normal(size=(nv, 3, 135)) * 0.003, J_regressor=J, J=J @ v, weights=w,
-        kintree_table=kintree, hands_components=rng.normal(size=(45, 45)) * 0.3,
-        hands_mean=rng.normal(size=45) * 0.2, hands_coeffs=rng.normal(size=(30, 45)),
-    )  # fmt: skip
+        v_template=v,
+        f=faces,
+        shapedirs_full=rng.normal(size=(nv, 3, 20)) * 0.004,
+        posedirs=rng.normal(size=(nv, 3, 135)) * 0.003,
+        J_regressor=J,
+        J=J @ v,
+        weights=w,
+        kintree_table=kintree,
+        hands_components=rng.normal(size=(45, 45)) * 0.3,
+        hands_mean=rng.normal(size=45) * 0.2,
+        hands_coeffs=rng.normal(size=(30, 45)),
+    )
 
 
 def _fake_module(name: str, **attrs) -> types.ModuleType:
@@ -50,7 +57,9 @@ def _fake_module(name: str, **attrs) -> types.ModuleType:
 
 class Ch:
     def __init__(self, x):
-        self.__dict__.update(x=x, _dirty_vars=set(), _depends_on_deps={}, _itr=None, _make_dense=False, _make_sparse=False)
+        self.__dict__.update(
+            x=x, _dirty_vars=set(), _depends_on_deps={}, _itr=None, _make_dense=False, _make_sparse=False
+        )
 
 
 class Select:
@@ -66,8 +75,14 @@ class csc_matrix:
             indices.extend(rows)
             idx_data.extend(dense[rows, col])
             indptr.append(len(indices))
-        self.__dict__.update(_shape=dense.shape, data=np.array(idx_data), indices=np.array(indices, dtype=np.int32),
-                             indptr=np.array(indptr, dtype=np.int32), maxprint=50, format="csc")  # fmt: skip
+        self.__dict__.update(
+            _shape=dense.shape,
+            data=np.array(idx_data),
+            indices=np.array(indices, dtype=np.int32),
+            indptr=np.array(indptr, dtype=np.int32),
+            maxprint=50,
+            format="csc",
+        )
 
 
 def official_pickle_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -3,8 +3,8 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handssca.hand import HandModel
 from handssca.frames import mirror_faces, mirror_points, mirror_pose
+from handssca.hand import HandModel
 
 from .mano_files import write_model
 
@@ -12,8 +12,15 @@ smplx = pytest.importorskip("smplx")
 
 
 def smplx_model(path, side, use_pca, ncomps, flat):
-    return smplx.MANO(str(path), is_rhand=side == "right", use_pca=use_pca, num_pca_comps=ncomps,
-                      flat_hand_mean=flat, dtype=torch.float64, batch_size=3)  # fmt: skip
+    return smplx.MANO(
+        str(path),
+        is_rhand=side == "right",
+        use_pca=use_pca,
+        num_pca_comps=ncomps,
+        flat_hand_mean=flat,
+        dtype=torch.float64,
+        batch_size=3,
+    )
 
 
 @pytest.mark.parametrize("side", ["right", "left"])
@@ -65,8 +72,11 @@ def test_global_rotation_about_the_wrist_and_translation(tmp_path):
     m, arrays = _closed_form_model(tmp_path)
     rot = Rotation.random(random_state=3)
     t = np.array([0.1, -0.2, 0.5])
-    out = m(global_orient=torch.tensor(rot.as_rotvec())[None], hand_pose=torch.zeros(1, 45, dtype=torch.float64),
-            transl=torch.tensor(t)[None])  # fmt: skip
+    out = m(
+        global_orient=torch.tensor(rot.as_rotvec())[None],
+        hand_pose=torch.zeros(1, 45, dtype=torch.float64),
+        transl=torch.tensor(t)[None],
+    )
     v = arrays["v_template"]
     j0 = arrays["J_regressor"][0] @ v
     expected = (v - j0) @ rot.as_matrix().T + j0 + t

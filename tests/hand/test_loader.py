@@ -17,9 +17,15 @@ def test_formats_load_the_same_arrays(tmp_path, kind):
     path, arrays = write_model(tmp_path, kind)
     d = load_hand_model_data(path)
     ref = plain_arrays(arrays)
-    for key, got in (("v_template", d.v_template), ("shapedirs", d.shapedirs), ("posedirs", d.posedirs),
-                     ("J_regressor", d.J_regressor), ("weights", d.weights), ("hands_components", d.hands_components),
-                     ("hands_mean", d.hands_mean)):  # fmt: skip
+    for key, got in (
+        ("v_template", d.v_template),
+        ("shapedirs", d.shapedirs),
+        ("posedirs", d.posedirs),
+        ("J_regressor", d.J_regressor),
+        ("weights", d.weights),
+        ("hands_components", d.hands_components),
+        ("hands_mean", d.hands_mean),
+    ):
         np.testing.assert_array_equal(got, ref[key], err_msg=key)
     np.testing.assert_array_equal(d.faces, ref["f"].astype(np.int64))
     assert d.parents.tolist() == [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]

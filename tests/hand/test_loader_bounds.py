@@ -24,8 +24,11 @@ TB = 10**6  # (TB, TB) float64 = 8 TB: any attempt to allocate it fails
 @pytest.fixture
 def official_bytes(monkeypatch):
     """Pickle an object graph with the chumpy/scipy stand-ins registered under the official module names."""
-    for name, attrs in (("chumpy.ch", {"Ch": mano_files.Ch}), ("chumpy.reordering", {"Select": mano_files.Select}),
-                        ("scipy.sparse.csc", {"csc_matrix": mano_files.csc_matrix})):  # fmt: skip
+    for name, attrs in (
+        ("chumpy.ch", {"Ch": mano_files.Ch}),
+        ("chumpy.reordering", {"Select": mano_files.Select}),
+        ("scipy.sparse.csc", {"csc_matrix": mano_files.csc_matrix}),
+    ):
         monkeypatch.setitem(sys.modules, name, mano_files._fake_module(name, **attrs))
     monkeypatch.setitem(sys.modules, "chumpy", type(sys)("chumpy"))
     return lambda obj: pickle.dumps(obj, protocol=2)
@@ -169,8 +172,13 @@ def test_plain_pickle_protocol_5_loads_through_hand_model(tmp_path):
     path.write_bytes(pickle.dumps(arrays, protocol=5))
     assert b"_frombuffer" in path.read_bytes()
     hand = HandModel.from_file(path, dtype=torch.float64)
-    for key, buf in (("v_template", "v_template"), ("posedirs", "posedirs"), ("J_regressor", "J_regressor"),
-                     ("weights", "lbs_weights"), ("hands_components", "hands_components")):  # fmt: skip
+    for key, buf in (
+        ("v_template", "v_template"),
+        ("posedirs", "posedirs"),
+        ("J_regressor", "J_regressor"),
+        ("weights", "lbs_weights"),
+        ("hands_components", "hands_components"),
+    ):
         np.testing.assert_array_equal(getattr(hand, buf).numpy(), arrays[key], err_msg=key)
     np.testing.assert_array_equal(hand.faces_tensor.numpy(), arrays["f"].astype(np.int64))
 

@@ -22,8 +22,11 @@ def models():
 def test_parameter_counts_equal_the_official_code(models):
     # measured from the authors' code (spec: official-code.md section 3)
     assert count_parameters(models["ssca"]) == {
-        "backbone": 25_082_176, "block": 578_304, "regressor": 5_204_372, "total": 30_864_852,
-    }  # fmt: skip
+        "backbone": 25_082_176,
+        "block": 578_304,
+        "regressor": 5_204_372,
+        "total": 30_864_852,
+    }
     assert count_parameters(models["ssa"])["block"] == 567_808
     assert count_parameters(models["none"])["total"] == 30_286_548
     assert 4_400_000 < count_parameters(models["self_attention"])["block"] < 4_800_000
@@ -75,7 +78,7 @@ def _official_ssca_npz():
 
 def test_ssca_block_matches_the_official_output():
     d = _official_ssca_npz()
-    state = {k[len("param/"):]: torch.tensor(d[k]) for k in d.files if k.startswith("param/")}
+    state = {k[len("param/") :]: torch.tensor(d[k]) for k in d.files if k.startswith("param/")}
     block = SSCA(256, 32)
     block.load_state_dict(convert_official_state_dict(state, submodule="S3C"), strict=True)
     with torch.no_grad():
@@ -96,7 +99,9 @@ def test_ssca_channel_branch_reorders_exactly_with_an_identity_scan(monkeypatch)
     dtw = torch.zeros(4, w, 1, dtype=torch.float64)
     bias = torch.full((4, w), 50.0, dtype=torch.float64)  # softplus(50) = 50: delta constant
     A_logs = torch.full((4 * w, n), -60.0, dtype=torch.float64)  # A = -exp(-60) ~ 0
-    monkeypatch.setattr(ssca_mod, "selective_scan", lambda u, dt, A, B, C, D, delta_bias, delta_softplus, backend: torch.cumsum(u, -1))
+    monkeypatch.setattr(
+        ssca_mod, "selective_scan", lambda u, dt, A, B, C, D, delta_bias, delta_softplus, backend: torch.cumsum(u, -1)
+    )
     y = ssca_mod.cross_scan(x, xp, dtw, bias, A_logs, torch.zeros(4 * w, dtype=torch.float64)).view(b, w, c, h)
     # independent: sequences over the (c, h) plane in the 4 orders, prefix sums, mapped back
     ref = torch.zeros(b, w, c, h, dtype=torch.float64)
@@ -166,8 +171,11 @@ def test_checkpoint_round_trip_keeps_outputs(tmp_path):
 
 def test_imagenet_weights_load_by_path(tmp_path):
     ref = FPNBackbone("resnet18")
-    trunk = {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in ref.state_dict().items()
-             if not k.startswith(("toplayer", "latlayer", "smooth"))}  # fmt: skip
+    trunk = {
+        k: torch.randn_like(v) if v.is_floating_point() else v
+        for k, v in ref.state_dict().items()
+        if not k.startswith(("toplayer", "latlayer", "smooth"))
+    }
     trunk["fc.weight"] = torch.zeros(1000, 512)
     torch.save(trunk, tmp_path / "resnet18.pth")
     bb = FPNBackbone("resnet18")

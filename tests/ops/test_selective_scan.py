@@ -137,7 +137,9 @@ def test_float32_softplus_over_a_wide_range_matches_float64_reference(backend):
     ref_y, ref_g = res["reference"]
     torch.testing.assert_close(res[backend][0], ref_y, rtol=2e-5, atol=1e-5 * float(ref_y.abs().max()))
     for key, g_b, g_r in zip(args, res[backend][1], ref_g):
-        torch.testing.assert_close(g_b.double(), g_r, rtol=2e-5, atol=1e-5 * float(g_r.abs().max()), msg=f"gradient of {key}")
+        torch.testing.assert_close(
+            g_b.double(), g_r, rtol=2e-5, atol=1e-5 * float(g_r.abs().max()), msg=f"gradient of {key}"
+        )
 
 
 def test_output_dtype_follows_u_and_computes_in_float32():

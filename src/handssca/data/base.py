@@ -11,7 +11,16 @@ from torch.utils.data import Dataset
 
 from handssca.data.sample import make_sample
 from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, sample_augment, square_bbox
-from handssca.frames import mirror_box, mirror_image, mirror_intrinsics, mirror_pixels, mirror_points, mirror_pose, project, whole_image_box
+from handssca.frames import (
+    mirror_box,
+    mirror_image,
+    mirror_intrinsics,
+    mirror_pixels,
+    mirror_points,
+    mirror_pose,
+    project,
+    whole_image_box,
+)
 from handssca.io_images import ImageReadError, read_image
 
 
@@ -77,7 +86,9 @@ def crop_box(r: Record, width: int, height: int) -> np.ndarray:
     """The square crop box (x, y, w, h) of a record in its image, as the official code makes it:
     the whole image (FreiHAND), the dataset's box through ``process_bbox(box, expansion)``, or
     ``get_bbox(2D joints, 1.5)`` through ``process_bbox(.., 1.0)``; the whole image if that is empty."""
-    joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+    joints_px = (
+        r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+    )
     box = None
     if r.whole_image:
         box = square_bbox(whole_image_box(width, height))
@@ -93,8 +104,13 @@ def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
     w = image.shape[1]
     flip = lambda a: None if a is None else mirror_points(a)  # noqa: E731
     out = replace(
-        r, K=mirror_intrinsics(r.K, w), joints_cam=flip(r.joints_cam), vertices_cam=flip(r.vertices_cam),
-        transl=flip(r.transl), root_cam=flip(r.root_cam), pose=None if r.pose is None else mirror_pose(r.pose),
+        r,
+        K=mirror_intrinsics(r.K, w),
+        joints_cam=flip(r.joints_cam),
+        vertices_cam=flip(r.vertices_cam),
+        transl=flip(r.transl),
+        root_cam=flip(r.root_cam),
+        pose=None if r.pose is None else mirror_pose(r.pose),
         bbox=None if r.bbox is None else mirror_box(r.bbox, w),
         joints_px=None if r.joints_px is None else mirror_pixels(r.joints_px, w),
     )
@@ -104,7 +120,9 @@ def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
 class RecordDataset(Dataset):
     """A list of :class:`Record` served through the common crop/augment pipeline."""
 
-    def __init__(self, records: list[Record], image_size: int, augment: bool, seed: int = 0, num_vertices: int = 778) -> None:
+    def __init__(
+        self, records: list[Record], image_size: int, augment: bool, seed: int = 0, num_vertices: int = 778
+    ) -> None:
         self.records, self.image_size, self.augment, self.seed = records, image_size, augment, seed
         self.num_vertices = num_vertices
         self.epoch = 0
@@ -126,14 +144,29 @@ class RecordDataset(Dataset):
         if r.hand_side == "left":
             image, r = mirror_record(image, r)
             box = mirror_box(box, w)
-        joints_px = r.joints_px if r.joints_px is not None else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+        joints_px = (
+            r.joints_px
+            if r.joints_px is not None
+            else (project(r.joints_cam, r.K) if r.joints_cam is not None else None)
+        )
         rng = np.random.default_rng([self.seed, int(index), self.epoch])
         aug = sample_augment(rng, AugmentConfig()) if self.augment else Augment()
         sample = make_sample(
-            image, box, self.image_size, aug, K=r.K, joints_img_px=joints_px, joints_cam=r.joints_cam,
-            vertices_cam=r.vertices_cam, pose=r.pose, betas=r.betas, transl=r.transl, root_rest=r.root_rest,
+            image,
+            box,
+            self.image_size,
+            aug,
+            K=r.K,
+            joints_img_px=joints_px,
+            joints_cam=r.joints_cam,
+            vertices_cam=r.vertices_cam,
+            pose=r.pose,
+            betas=r.betas,
+            transl=r.transl,
+            root_rest=r.root_rest,
             num_vertices=self.num_vertices,
-            hand_side=r.hand_side, index=index,
-        )  # fmt: skip
+            hand_side=r.hand_side,
+            index=index,
+        )
         sample["root_cam"] = (r.root_cam if r.root_cam is not None else np.zeros(3)).astype(np.float32)
         return sample

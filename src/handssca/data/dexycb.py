@@ -31,22 +31,39 @@ import numpy as np
 import yaml
 
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, require
-from handssca.frames import mirror_points, mirror_pose
 from handssca.data.mano_labels import (
     ManoArrays,
     left_fit_to_right,
     pca_to_relative,
     require_hand_model,
 )
+from handssca.frames import mirror_points, mirror_pose
 
-SUBJECTS = ["20200709-subject-01", "20200813-subject-02", "20200820-subject-03", "20200903-subject-04",
-            "20200908-subject-05", "20200918-subject-06", "20200928-subject-07", "20201002-subject-08",
-            "20201015-subject-09", "20201022-subject-10"]  # fmt: skip
+SUBJECTS = [
+    "20200709-subject-01",
+    "20200813-subject-02",
+    "20200820-subject-03",
+    "20200903-subject-04",
+    "20200908-subject-05",
+    "20200918-subject-06",
+    "20200928-subject-07",
+    "20201002-subject-08",
+    "20201015-subject-09",
+    "20201022-subject-10",
+]
 #: Fingertip vertices of ``joint_3d``: manopth's (right); left hands use vertex 445 for the middle tip.
 FINGERTIPS = "manopth"
 FINGERTIPS_LEFT = (745, 317, 445, 556, 673)
-SERIALS = ["836212060125", "839512060362", "840412060917", "841412060263", "932122060857", "932122060861",
-           "932122061900", "932122062010"]  # fmt: skip
+SERIALS = [
+    "836212060125",
+    "839512060362",
+    "840412060917",
+    "841412060263",
+    "932122060857",
+    "932122060861",
+    "932122061900",
+    "932122062010",
+]
 
 
 def _yaml(path: Path, what: str) -> dict:
@@ -70,13 +87,23 @@ def s0_sequences(root: Path, split: str) -> list[tuple[str, str]]:
         seqs = sorted(p.name for p in folder.iterdir() if p.is_dir())
         for i, seq in enumerate(seqs):
             held = i % 5 == 4
-            if (split == "train" and not held) or (split == "val" and held and s < 2) or (split == "test" and held and s >= 2):
+            if (
+                (split == "train" and not held)
+                or (split == "val" and held and s < 2)
+                or (split == "test" and held and s >= 2)
+            ):
                 out.append((subject, seq))
     return out
 
 
-def left_labels(global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: np.ndarray, transl: np.ndarray,
-                left: ManoArrays, right: ManoArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def left_labels(
+    global_orient: np.ndarray,
+    finger_pose_full: np.ndarray,
+    betas: np.ndarray,
+    transl: np.ndarray,
+    left: ManoArrays,
+    right: ManoArrays,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """A left-hand fit -> a :class:`Record`'s (pose, betas, transl, root_rest): the right model's labels
     of the mirrored hand, stored un-mirrored (the exact mirror of the right model) for the dataset
     step, which mirrors the record to right."""
@@ -95,8 +122,16 @@ class DexYCB(RecordDataset):
     """DexYCB s0 through the toolkit's files. ``hand_model``: the right MANO
     :class:`~handssca.hand.HandModel`; ``left_hand_model``: MANO_LEFT.pkl's, needed for left sequences."""
 
-    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
-                 seed: int = 0, left_hand_model=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        hand_model=None,
+        image_size: int = 256,
+        augment: bool = False,
+        seed: int = 0,
+        left_hand_model=None,
+    ) -> None:
         right = require_hand_model(hand_model, "DexYCB")
         left = ManoArrays.of(left_hand_model) if left_hand_model is not None else None
         root = require(Path(root), "DexYCB root folder")
@@ -113,8 +148,10 @@ class DexYCB(RecordDataset):
             if side not in ("right", "left"):
                 raise DatasetLayoutError(f"{meta_path}: mano_sides: expected right or left; got {side!r}")
             if side == "left" and left is None:
-                raise DatasetLayoutError(f"{meta_path}: a left-hand sequence; its PCA pose needs MANO_LEFT.pkl "
-                                         f"(config key data.hand_model_left, or MANO_LEFT.pkl beside model.hand_model)")  # fmt: skip
+                raise DatasetLayoutError(
+                    f"{meta_path}: a left-hand sequence; its PCA pose needs MANO_LEFT.pkl "
+                    f"(config key data.hand_model_left, or MANO_LEFT.pkl beside model.hand_model)"
+                )
             calib = (meta.get("mano_calib") or [None])[0]
             if calib not in betas_cache:
                 mano = _yaml(root / "calibration" / f"mano_{calib}" / "mano.yml", "MANO shape calibration")
@@ -128,7 +165,9 @@ class DexYCB(RecordDataset):
                 num_frames = int(meta.get("num_frames") or len(labels))
                 offset, toolkit_index = toolkit_index, toolkit_index + num_frames
                 if serial not in intr:
-                    c = _yaml(root / "calibration" / "intrinsics" / f"{serial}_640x480.yml", "camera intrinsics").get("color", {})
+                    c = _yaml(root / "calibration" / "intrinsics" / f"{serial}_640x480.yml", "camera intrinsics").get(
+                        "color", {}
+                    )
                     try:
                         intr[serial] = np.array([[c["fx"], 0, c["ppx"]], [0, c["fy"], c["ppy"]], [0, 0, 1.0]])
                     except KeyError as e:
@@ -144,12 +183,29 @@ class DexYCB(RecordDataset):
                         continue
                     pm = as_array(pose_m, (1, 51), f"{label} pose_m")[0]
                     if side == "left":
-                        pose, b, transl, root_rest = left_labels(pm[:3], left.hands_mean + pm[3:48] @ left.components, betas,
-                                                                 pm[48:51], left, right)  # fmt: skip
+                        pose, b, transl, root_rest = left_labels(
+                            pm[:3], left.hands_mean + pm[3:48] @ left.components, betas, pm[48:51], left, right
+                        )
                     else:
-                        pose, b, transl, root_rest = pca_to_relative(pm[:3], pm[3:48], right.components), betas, pm[48:51], right.rest_root(betas)
+                        pose, b, transl, root_rest = (
+                            pca_to_relative(pm[:3], pm[3:48], right.components),
+                            betas,
+                            pm[48:51],
+                            right.rest_root(betas),
+                        )
                     image = cam_dir / label.name.replace("labels_", "color_").replace(".npz", ".jpg")
-                    records.append(Record(image, intr[serial], joints_cam=j3d.astype(np.float64), pose=pose, betas=b, transl=transl,
-                                          root_rest=root_rest, hand_side=side, key=f"{subject}/{seq}/{serial}/{label.stem}",
-                                          submission_id=offset + _frame_number(label)))  # fmt: skip
+                    records.append(
+                        Record(
+                            image,
+                            intr[serial],
+                            joints_cam=j3d.astype(np.float64),
+                            pose=pose,
+                            betas=b,
+                            transl=transl,
+                            root_rest=root_rest,
+                            hand_side=side,
+                            key=f"{subject}/{seq}/{serial}/{label.stem}",
+                            submission_id=offset + _frame_number(label),
+                        )
+                    )
         super().__init__(records, image_size, augment, seed)

@@ -9,7 +9,6 @@ from torch.utils.data import Dataset
 from handssca.config import ANNOTATIONS, DATASETS
 
 
-
 def left_model_path(cfg) -> Path | None:
     """``data.hand_model_left``, else ``MANO_LEFT.pkl`` (any RIGHT -> LEFT in the name) beside
     ``model.hand_model`` when that file exists, else None."""
@@ -39,8 +38,10 @@ def dataset_hand_models(cfg, hand_model=None):
     if hand_model is None and cfg.model.hand_model:
         hand_model = HandModel.from_file(cfg.model.hand_model, side="right", dtype=torch.float64)
     if hand_model is None or hand_model.is_default:
-        raise ValueError(f"model.hand_model: the {cfg.data.dataset} labels are MANO parameters; give the MANO file "
-                          f"(model.hand_model=/path/to/MANO_RIGHT.pkl); the built-in hand has other pose and shape spaces")  # fmt: skip
+        raise ValueError(
+            f"model.hand_model: the {cfg.data.dataset} labels are MANO parameters; give the MANO file "
+            f"(model.hand_model=/path/to/MANO_RIGHT.pkl); the built-in hand has other pose and shape spaces"
+        )
     left = None
     if cfg.data.dataset == "dexycb":
         path = left_model_path(cfg)
@@ -60,16 +61,26 @@ def build_dataset(cfg, split: str, train: bool = False, hand_model=None) -> Data
         from handssca.data.synthetic import SyntheticHands
 
         n = {"train": d.train_size, "val": d.val_size, "test": d.test_size}.get(split, d.test_size)
-        return SyntheticHands(split if split in ("train", "val", "test") else "test", n, d.seed, size,
-                              cfg.model.hand_model, augment=train, renderer=d.renderer,
-                              max_occluders=d.synthetic_max_occluders, max_tilt_deg=d.synthetic_max_tilt_deg,
-                              max_roll_deg=d.synthetic_max_roll_deg)  # fmt: skip
+        return SyntheticHands(
+            split if split in ("train", "val", "test") else "test",
+            n,
+            d.seed,
+            size,
+            cfg.model.hand_model,
+            augment=train,
+            renderer=d.renderer,
+            max_occluders=d.synthetic_max_occluders,
+            max_tilt_deg=d.synthetic_max_tilt_deg,
+            max_roll_deg=d.synthetic_max_roll_deg,
+        )
     if d.dataset not in DATASETS:
         raise ValueError(f"data.dataset: expected one of {DATASETS}; got {d.dataset!r}")
     if d.annotations not in ANNOTATIONS:
         raise ValueError(f"data.annotations: expected one of {ANNOTATIONS}; got {d.annotations!r}")
     if d.annotations == "handoccnet" and d.dataset == "freihand":
-        raise ValueError("data.annotations: 'handoccnet' exists for ho3d and dexycb; FreiHAND is read from its official files")
+        raise ValueError(
+            "data.annotations: 'handoccnet' exists for ho3d and dexycb; FreiHAND is read from its official files"
+        )
     if d.root is None:
         raise ValueError(f"data.root: dataset {d.dataset!r} needs the folder of its {d.annotations} layout")
     if not Path(d.root).exists():

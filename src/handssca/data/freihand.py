@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_array, load_json, require
 from handssca.data.mano_labels import require_hand_model
 
@@ -35,8 +34,17 @@ FINGERTIPS = "freihand"
 class FreiHAND(RecordDataset):
     """FreiHAND through its official files; ``hand_model``: the right MANO :class:`~handssca.hand.HandModel`."""
 
-    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 224, augment: bool = False,
-                 version: str = "auto", seed: int = 0, val_count: int = 1000) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        hand_model=None,
+        image_size: int = 224,
+        augment: bool = False,
+        version: str = "auto",
+        seed: int = 0,
+        val_count: int = 1000,
+    ) -> None:
         mano = require_hand_model(hand_model, "FreiHAND")
         root = require(Path(root), "FreiHAND root folder")
         if split not in ("train", "val", "test"):
@@ -52,21 +60,29 @@ class FreiHAND(RecordDataset):
             if path.exists():
                 labels[name] = load_json(path, what)
                 if len(labels[name]) != n:
-                    raise DatasetLayoutError(f"{path}: expected {n} entries like {prefix}_K.json; found {len(labels[name])}")
+                    raise DatasetLayoutError(
+                        f"{path}: expected {n} entries like {prefix}_K.json; found {len(labels[name])}"
+                    )
         folder = require(root / prefix / "rgb", "image folder")
         if split == "test":
             ids, versions = list(range(n)), [0] * n
         else:
             held = min(val_count, n // 10)  # 1000 of FreiHAND's 32560; a tenth of a smaller set
             base = list(range(n - held)) if split == "train" else list(range(n - held, n))
-            vs = [VERSIONS.index(v) for v in (VERSIONS if version == "all" and split == "train" else
-                                               (version if split == "train" else "gs",))]  # fmt: skip
+            vs = [
+                VERSIONS.index(v)
+                for v in (
+                    VERSIONS if version == "all" and split == "train" else (version if split == "train" else "gs",)
+                )
+            ]
             ids = [i for _ in vs for i in base]
             versions = [v for v in vs for _ in base]
         records = []
         for i, v in zip(ids, versions):
             where = f"{root / prefix}_*.json entry {i}"
-            rec = Record(folder / f"{i + v * n:08d}.jpg", as_array(K[i], (3, 3), f"{prefix}_K.json entry {i}"), key=str(i))
+            rec = Record(
+                folder / f"{i + v * n:08d}.jpg", as_array(K[i], (3, 3), f"{prefix}_K.json entry {i}"), key=str(i)
+            )
             if "xyz" in labels:
                 rec.joints_cam = as_array(labels["xyz"][i], (21, 3), f"{prefix}_xyz.json entry {i}")
             if "verts" in labels:

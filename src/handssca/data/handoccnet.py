@@ -33,8 +33,10 @@ from handssca.data.mano_labels import ManoArrays, require_hand_model
 from handssca.data.transforms import bbox_from_points, square_bbox
 from handssca.frames import project
 
-FILES = {"ho3d": ("HO3D_{}_data.json", {"train": "train", "val": "train", "test": "evaluation"}),
-         "dexycb": ("DEX_YCB_s0_{}_data.json", {"train": "train", "val": "train", "test": "test"})}  # fmt: skip
+FILES = {
+    "ho3d": ("HO3D_{}_data.json", {"train": "train", "val": "train", "test": "evaluation"}),
+    "dexycb": ("DEX_YCB_s0_{}_data.json", {"train": "train", "val": "train", "test": "test"}),
+}
 
 
 def read_coco(root: Path, dataset: str, split: str, val_fraction: float) -> tuple[Path, list[tuple[dict, dict]]]:
@@ -44,7 +46,11 @@ def read_coco(root: Path, dataset: str, split: str, val_fraction: float) -> tupl
     pattern, names = FILES[dataset]
     path = require(root / "annotations" / pattern.format(names[split]), "HandOccNet annotation file")
     data = load_json(path, "HandOccNet annotation file")
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) or not isinstance(data.get("annotations"), list):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("images"), list)
+        or not isinstance(data.get("annotations"), list)
+    ):
         raise DatasetLayoutError(f"{path}: expected a COCO-style mapping with 'images' and 'annotations' lists")
     images = {}
     for k, im in enumerate(data["images"]):
@@ -76,7 +82,9 @@ def mano_param(ann: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
     m = ann.get("mano_param")
     if not isinstance(m, dict):
         raise DatasetLayoutError(f"{where}: key 'mano_param' missing")
-    return as_array(m.get("pose"), (48,), f"{where} mano_param.pose"), as_array(m.get("shape"), (10,), f"{where} mano_param.shape")
+    return as_array(m.get("pose"), (48,), f"{where} mano_param.pose"), as_array(
+        m.get("shape"), (10,), f"{where} mano_param.shape"
+    )
 
 
 def joints_box(joints_px: np.ndarray, width: int, height: int) -> np.ndarray | None:
@@ -87,8 +95,17 @@ def joints_box(joints_px: np.ndarray, width: int, height: int) -> np.ndarray | N
 class HandOccNetHO3D(RecordDataset):
     """HO3D v2 through ``HO3D_{train,evaluation}_data.json``; ``hand_model``: the right MANO model."""
 
-    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
-                 seed: int = 0, val_fraction: float = 0.05, left_hand_model=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        hand_model=None,
+        image_size: int = 256,
+        augment: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.05,
+        left_hand_model=None,
+    ) -> None:
         mano = require_hand_model(hand_model, "HO3D (HandOccNet annotations)")
         root = require(Path(root), "HO3D data folder (HandOccNet layout)")
         path, pairs = read_coco(root, "ho3d", split, val_fraction)
@@ -118,8 +135,17 @@ class HandOccNetDexYCB(RecordDataset):
     """DexYCB s0 through ``DEX_YCB_s0_{train,test}_data.json``. ``hand_model``: the right MANO model;
     ``left_hand_model``: MANO_LEFT.pkl's, needed for left hands (their pose is the left file's)."""
 
-    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
-                 seed: int = 0, val_fraction: float = 0.05, left_hand_model=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        hand_model=None,
+        image_size: int = 256,
+        augment: bool = False,
+        seed: int = 0,
+        val_fraction: float = 0.05,
+        left_hand_model=None,
+    ) -> None:
         right = require_hand_model(hand_model, "DexYCB (HandOccNet annotations)")
         left = ManoArrays.of(left_hand_model) if left_hand_model is not None else None
         root = require(Path(root), "DexYCB data folder (HandOccNet layout)")
@@ -137,16 +163,32 @@ class HandOccNetDexYCB(RecordDataset):
             pose, betas = mano_param(ann, where)
             if side == "left":
                 if left is None:
-                    raise DatasetLayoutError(f"{where}: a left hand; its MANO pose needs MANO_LEFT.pkl "
-                                             f"(config key data.hand_model_left, or MANO_LEFT.pkl beside model.hand_model)")  # fmt: skip
+                    raise DatasetLayoutError(
+                        f"{where}: a left hand; its MANO pose needs MANO_LEFT.pkl "
+                        f"(config key data.hand_model_left, or MANO_LEFT.pkl beside model.hand_model)"
+                    )
                 wrist_transl = joints[0] - left.rest_root(betas)  # the file has no translation: the wrist gives it
-                pose, betas_r, transl, root_rest = left_labels(pose[:3], left.hands_mean + pose[3:], betas, wrist_transl, left, right)
+                pose, betas_r, transl, root_rest = left_labels(
+                    pose[:3], left.hands_mean + pose[3:], betas, wrist_transl, left, right
+                )
             else:
                 betas_r, root_rest = betas, right.rest_root(betas)
                 transl = joints[0] - root_rest
-            records.append(Record(root / im["file_name"], camera(ann, where), joints_cam=joints, joints_px=joints_px, pose=pose,
-                                  betas=betas_r, transl=transl, root_rest=root_rest, hand_side=side, key=str(ann["image_id"]),
-                                  submission_id=int(ann["image_id"])))  # fmt: skip
+            records.append(
+                Record(
+                    root / im["file_name"],
+                    camera(ann, where),
+                    joints_cam=joints,
+                    joints_px=joints_px,
+                    pose=pose,
+                    betas=betas_r,
+                    transl=transl,
+                    root_rest=root_rest,
+                    hand_side=side,
+                    key=str(ann["image_id"]),
+                    submission_id=int(ann["image_id"]),
+                )
+            )
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         super().__init__(records, image_size, augment, seed)

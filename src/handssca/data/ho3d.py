@@ -48,8 +48,17 @@ def _meta(path: Path) -> dict:
 class HO3D(RecordDataset):
     """HO3D through its official files; ``hand_model``: the right MANO :class:`~handssca.hand.HandModel`."""
 
-    def __init__(self, root: str, split: str = "train", hand_model=None, image_size: int = 256, augment: bool = False,
-                 version: str = "v2", seed: int = 0, val_fraction: float = 0.05) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str,
+        split: str = "train",
+        hand_model=None,
+        image_size: int = 256,
+        augment: bool = False,
+        version: str = "v2",
+        seed: int = 0,
+        val_fraction: float = 0.05,
+    ) -> None:
         mano = require_hand_model(hand_model, "HO3D")
         root = require(Path(root), "HO3D root folder")
         if split not in ("train", "val", "test"):
@@ -65,7 +74,11 @@ class HO3D(RecordDataset):
         eval_xyz = eval_verts = None
         if split == "test" and (root / "evaluation_xyz.json").exists():
             eval_xyz = load_json(root / "evaluation_xyz.json", "released evaluation joints")
-            eval_verts = load_json(root / "evaluation_verts.json", "released evaluation vertices") if (root / "evaluation_verts.json").exists() else None
+            eval_verts = (
+                load_json(root / "evaluation_verts.json", "released evaluation vertices")
+                if (root / "evaluation_verts.json").exists()
+                else None
+            )
         records, skipped = [], []
         for k, line in enumerate(lines):
             if "/" not in line:
@@ -81,9 +94,15 @@ class HO3D(RecordDataset):
                     raise DatasetLayoutError(f"{meta_path}: key 'handJoints3D' (the GT root) missing")
                 skipped.append(line)
                 continue
-            rec = Record(root / folder / seq / "rgb" / f"{frame}{ext}", as_array(meta["camMat"], (3, 3), f"{where} camMat"), key=line)
+            rec = Record(
+                root / folder / seq / "rgb" / f"{frame}{ext}",
+                as_array(meta["camMat"], (3, 3), f"{where} camMat"),
+                key=line,
+            )
             if split != "test":
-                joints = opengl_to_opencv_points(as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND])
+                joints = opengl_to_opencv_points(
+                    as_array(meta["handJoints3D"], (21, 3), f"{where} handJoints3D")[HO3D_TO_FREIHAND]
+                )
                 rec.joints_cam = joints
                 for key in ("handPose", "handBeta", "handTrans"):
                     if meta.get(key) is None:
@@ -91,19 +110,29 @@ class HO3D(RecordDataset):
                 betas = as_array(meta["handBeta"], (10,), f"{where} handBeta")
                 pose_gl = relative_to_mean(as_array(meta["handPose"], (48,), f"{where} handPose"), mano.hands_mean)
                 root_rest = mano.rest_root(betas)
-                rec.pose, rec.transl = opengl_to_opencv(pose_gl, as_array(meta["handTrans"], (3,), f"{where} handTrans"), root_rest)
+                rec.pose, rec.transl = opengl_to_opencv(
+                    pose_gl, as_array(meta["handTrans"], (3,), f"{where} handTrans"), root_rest
+                )
                 rec.betas, rec.root_rest = betas, root_rest
             else:
-                rec.root_cam = opengl_to_opencv_points(as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)"))
+                rec.root_cam = opengl_to_opencv_points(
+                    as_array(meta["handJoints3D"], (3,), f"{where} handJoints3D (root)")
+                )
                 box = as_array(meta.get("handBoundingBox"), (4,), f"{where} handBoundingBox")
                 rec.bbox = np.array([box[0], box[1], box[2] - box[0], box[3] - box[1]])
                 if eval_xyz is not None:
-                    rec.joints_cam = opengl_to_opencv_points(as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND])
+                    rec.joints_cam = opengl_to_opencv_points(
+                        as_array(eval_xyz[k], (21, 3), f"evaluation_xyz.json entry {k}")[HO3D_TO_FREIHAND]
+                    )
                 if eval_verts is not None:
-                    rec.vertices_cam = opengl_to_opencv_points(as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}"))
+                    rec.vertices_cam = opengl_to_opencv_points(
+                        as_array(eval_verts[k], (778, 3), f"evaluation_verts.json entry {k}")
+                    )
             records.append(rec)
         if skipped:
-            log.warning("HO3D %s: %d frame(s) without a hand annotation skipped (first: %s)", split, len(skipped), skipped[0])
+            log.warning(
+                "HO3D %s: %d frame(s) without a hand annotation skipped (first: %s)", split, len(skipped), skipped[0]
+            )
         if records and not records[0].image.is_file():
             raise DatasetLayoutError(f"{records[0].image}: missing (first image of the {split} split)")
         super().__init__(records, image_size, augment, seed)

@@ -39,10 +39,17 @@ def make_loader(dataset, batch_size: int, sampler=None, workers: int = 0, shuffl
     """A DataLoader whose workers start from a clean process (forkserver): a worker forked from a
     process that holds a GL context (the synthetic renderer, overlays) hangs in Mesa. Workers exit
     by themselves within a second when the process that made the loader dies."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, shuffle=shuffle if sampler is None else False,
-                      num_workers=workers, worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
-                      multiprocessing_context=worker_context() if workers else None,
-                      persistent_workers=False, drop_last=False)  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=shuffle if sampler is None else False,
+        num_workers=workers,
+        worker_init_fn=functools.partial(_worker_init, os.getpid()) if workers else None,
+        multiprocessing_context=worker_context() if workers else None,
+        persistent_workers=False,
+        drop_last=False,
+    )
 
 
 def worker_context() -> str:

@@ -45,9 +45,17 @@ class ManoArrays:
         """From a :class:`handssca.hand.HandModel` (any dtype; arrays come back float64)."""
         f64 = lambda t: t.detach().cpu().double().numpy().copy()  # noqa: E731
         if hand.use_pca and hand.num_pca_comps < 45:
-            raise ValueError(f"{hand.data_name}: label conversion needs all 45 PCA components; the layer keeps {hand.num_pca_comps}")
-        return cls(f64(hand.full_hands_mean), f64(hand.hands_components), f64(hand.v_template), f64(hand.shapedirs),
-                   f64(hand.J_regressor), hand.data_name)  # fmt: skip
+            raise ValueError(
+                f"{hand.data_name}: label conversion needs all 45 PCA components; the layer keeps {hand.num_pca_comps}"
+            )
+        return cls(
+            f64(hand.full_hands_mean),
+            f64(hand.hands_components),
+            f64(hand.v_template),
+            f64(hand.shapedirs),
+            f64(hand.J_regressor),
+            hand.data_name,
+        )
 
     @property
     def num_vertices(self) -> int:
@@ -66,8 +74,10 @@ class ManoArrays:
 def require_hand_model(hand_model, reader: str) -> ManoArrays:
     """The arrays of a reader's MANO model; a clear error instead of a silent fallback to another hand."""
     if hand_model is None:
-        raise ValueError(f"{reader}: the MANO hand model is needed to convert the dataset's MANO labels "
-                         f"(hand_model=HandModel.from_file('MANO_RIGHT.pkl'); config key model.hand_model)")  # fmt: skip
+        raise ValueError(
+            f"{reader}: the MANO hand model is needed to convert the dataset's MANO labels "
+            f"(hand_model=HandModel.from_file('MANO_RIGHT.pkl'); config key model.hand_model)"
+        )
     return ManoArrays.of(hand_model)
 
 
@@ -100,7 +110,9 @@ def pca_to_relative(global_orient: np.ndarray, coeffs: np.ndarray, components: n
     return np.concatenate([np.asarray(global_orient, dtype=np.float64), coeffs @ components[: coeffs.shape[0]]])
 
 
-def rotate_hand(pose: np.ndarray, transl: np.ndarray, root_rest: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def rotate_hand(
+    pose: np.ndarray, transl: np.ndarray, root_rest: np.ndarray, R: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Labels of the hand ``R @ (hand(pose, betas) + transl)`` for a rotation R about the camera centre.
 
     The global orientation becomes ``R @ Rot(pose[:3])``; the wrist ``root_rest + transl`` moves to
@@ -123,9 +135,13 @@ def opengl_to_opencv(pose: np.ndarray, transl: np.ndarray, root_rest: np.ndarray
 
 
 def left_fit_to_right(
-    global_orient: np.ndarray, finger_pose_full: np.ndarray, betas: np.ndarray, transl: np.ndarray,
-    left: ManoArrays, right: ManoArrays,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    global_orient: np.ndarray,
+    finger_pose_full: np.ndarray,
+    betas: np.ndarray,
+    transl: np.ndarray,
+    left: ManoArrays,
+    right: ManoArrays,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A left-hand fit (the left model's own absolute finger pose (45), its betas and translation)
     -> labels of the right model for the x-mirrored hand: (pose (48) relative to the right
     ``hands_mean``, betas, transl).
@@ -136,7 +152,9 @@ def left_fit_to_right(
     was fitted with it, so a mirrored left hand differs from the right hand of the same betas by
     ``2 * shapedirs[:, 0] @ betas`` in x at rest (see docs/datasets.md).
     """
-    full_left = np.concatenate([np.asarray(global_orient, dtype=np.float64), np.asarray(finger_pose_full, dtype=np.float64)])
+    full_left = np.concatenate(
+        [np.asarray(global_orient, dtype=np.float64), np.asarray(finger_pose_full, dtype=np.float64)]
+    )
     pose = relative_to_mean(mirror_pose(full_left), right.hands_mean)
     betas = np.asarray(betas, dtype=np.float64)
     wrist = mirror_points(left.rest_root(betas) + np.asarray(transl, dtype=np.float64))

@@ -29,6 +29,7 @@ from handssca.data.transforms import (
 )
 from handssca.frames import pixels_to_joints_img, project
 
+
 def make_sample(
     image: np.ndarray,
     bbox: np.ndarray,
@@ -67,7 +68,9 @@ def make_sample(
     out["K"] = (crop_intrinsics(K, M, augment.rot) if K is not None else np.eye(3)).astype(np.float32)
     out["joints_cam"] = (joints_cam @ R.T if joints_cam is not None else np.zeros((21, 3))).astype(np.float32)
     out["valid_joints_cam"] = np.float32(joints_cam is not None)
-    out["vertices_cam"] = (vertices_cam @ R.T if vertices_cam is not None else np.zeros((num_vertices, 3))).astype(np.float32)
+    out["vertices_cam"] = (vertices_cam @ R.T if vertices_cam is not None else np.zeros((num_vertices, 3))).astype(
+        np.float32
+    )
     out["valid_vertices"] = np.float32(vertices_cam is not None)
     if pose is not None and betas is not None:
         pose = np.array(pose, dtype=np.float64)
@@ -79,8 +82,12 @@ def make_sample(
         out["transl"] = (R @ (root_rest + transl) - root_rest).astype(np.float32)
         out["valid_mano"] = np.float32(1.0)
     else:
-        out.update(pose=np.zeros(48, np.float32), betas=np.zeros(10, np.float32), transl=np.zeros(3, np.float32),
-                   valid_mano=np.float32(0.0))  # fmt: skip
+        out.update(
+            pose=np.zeros(48, np.float32),
+            betas=np.zeros(10, np.float32),
+            transl=np.zeros(3, np.float32),
+            valid_mano=np.float32(0.0),
+        )
     out["hand_side"] = hand_side
     out["bbox"] = np.asarray(bbox, dtype=np.float32)
     out["index"] = index

@@ -28,9 +28,28 @@ from handssca.frames import project
 log = logging.getLogger("handssca.data")
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
-SKIN_TONES = np.array([[0.96, 0.80, 0.69], [0.90, 0.70, 0.58], [0.80, 0.60, 0.47], [0.66, 0.46, 0.33],
-                       [0.50, 0.34, 0.23], [0.34, 0.22, 0.15]])  # fmt: skip
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "motorcycle_left", "brick", "grass", "gravel", "camera")
+SKIN_TONES = np.array(
+    [
+        [0.96, 0.80, 0.69],
+        [0.90, 0.70, 0.58],
+        [0.80, 0.60, 0.47],
+        [0.66, 0.46, 0.33],
+        [0.50, 0.34, 0.23],
+        [0.34, 0.22, 0.15],
+    ]
+)
+PHOTOS = (
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "motorcycle_left",
+    "brick",
+    "grass",
+    "gravel",
+    "camera",
+)
 
 
 def _load_photos() -> list[np.ndarray]:
@@ -210,14 +229,24 @@ class SyntheticHands(Dataset):
         from handssca.hand.prior import sample_hand_pose
 
         ex = hand.extras
-        full = sample_hand_pose(1, rng, ex.get("axes"), ex.get("limits"), hand.hands_coeffs,
-                                hand.hands_components.numpy(), hand.full_hands_mean.numpy())[0]  # fmt: skip
+        full = sample_hand_pose(
+            1,
+            rng,
+            ex.get("axes"),
+            ex.get("limits"),
+            hand.hands_coeffs,
+            hand.hands_components.numpy(),
+            hand.full_hands_mean.numpy(),
+        )[0]
         orient = self._orientation(rng)
         betas = np.clip(rng.normal(0, 1, 10), -2.5, 2.5)
         pose = np.concatenate([orient, full - hand.full_hands_mean.numpy()])
         with torch.no_grad():
-            out = hand(global_orient=torch.tensor(orient)[None], hand_pose=torch.tensor(pose[3:])[None],
-                       betas=torch.tensor(betas)[None])  # fmt: skip
+            out = hand(
+                global_orient=torch.tensor(orient)[None],
+                hand_pose=torch.tensor(pose[3:])[None],
+                betas=torch.tensor(betas)[None],
+            )
         verts, joints = out["vertices"][0].numpy(), out["joints"][0].numpy()
         root_rest = out["joints16"][0, 0].numpy()
         f = self.image_size * rng.uniform(1.1, 1.8)
@@ -231,16 +260,27 @@ class SyntheticHands(Dataset):
             z *= extent / (fill * size)
         p = project(verts - centre + [0, 0, z], K)
         lo, hi = p.min(0), p.max(0)
-        shift_px = np.array([rng.uniform(-lo[0], size - 1 - hi[0]) if hi[0] - lo[0] < size else 0.0,
-                             rng.uniform(-lo[1], size - 1 - hi[1]) if hi[1] - lo[1] < size else 0.0])  # fmt: skip
+        shift_px = np.array(
+            [
+                rng.uniform(-lo[0], size - 1 - hi[0]) if hi[0] - lo[0] < size else 0.0,
+                rng.uniform(-lo[1], size - 1 - hi[1]) if hi[1] - lo[1] < size else 0.0,
+            ]
+        )
         target = np.array([shift_px[0] * z / f, shift_px[1] * z / f, z])
         transl = target - centre
         verts_cam, joints_cam = verts + transl, joints + transl
         tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
         colors = np.clip(tone[None] * rng.uniform(0.93, 1.07, (len(verts), 1)), 0, 1)
         light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.7, 0.7), 1.0])
-        rend = self._render(verts_cam, hand.faces, K, (size, size), color=colors, light_dir=tuple(light),
-                            ambient=float(rng.uniform(0.25, 0.55)))  # fmt: skip
+        rend = self._render(
+            verts_cam,
+            hand.faces,
+            K,
+            (size, size),
+            color=colors,
+            light_dir=tuple(light),
+            ambient=float(rng.uniform(0.25, 0.55)),
+        )
         image = self._background(rng, size)
         full_mask = rend.mask
         image[full_mask] = rend.rgb[full_mask]
@@ -250,7 +290,7 @@ class SyntheticHands(Dataset):
         if n_occ:
             target_ratio = rng.uniform(0.05, 0.7)
             ys, xs = np.nonzero(full_mask)
-            for k in range(n_occ):
+            for _ in range(n_occ):
                 share = target_ratio / n_occ
                 for _ in range(6):
                     j = rng.integers(len(xs)) if len(xs) else 0
@@ -260,17 +300,28 @@ class SyntheticHands(Dataset):
                     trial = occ_mask | shape
                     if (trial & full_mask).sum() / area <= 0.72:
                         occ_mask = trial
-                        tex = self._background(rng, size) if rng.random() < 0.5 else \
-                            np.broadcast_to(rng.uniform(0, 1, 3), (size, size, 3)).astype(np.float32)  # fmt: skip
+                        tex = (
+                            self._background(rng, size)
+                            if rng.random() < 0.5
+                            else np.broadcast_to(rng.uniform(0, 1, 3), (size, size, 3)).astype(np.float32)
+                        )
                         shade = np.linspace(rng.uniform(0.7, 1.0), rng.uniform(0.9, 1.2), size)[None, :, None]
                         image[shape] = np.clip(tex * shade, 0, 1)[shape]
                         break
         visible = full_mask & ~occ_mask
         return {
-            "image": image, "K": K, "joints_cam": joints_cam, "vertices_cam": verts_cam, "pose": pose,
-            "betas": betas, "transl": transl, "root_rest": root_rest, "mask_full": full_mask,
-            "mask_visible": visible, "occlusion": 1.0 - visible.sum() / area,
-        }  # fmt: skip
+            "image": image,
+            "K": K,
+            "joints_cam": joints_cam,
+            "vertices_cam": verts_cam,
+            "pose": pose,
+            "betas": betas,
+            "transl": transl,
+            "root_rest": root_rest,
+            "mask_full": full_mask,
+            "mask_visible": visible,
+            "occlusion": 1.0 - visible.sum() / area,
+        }
 
     def __getitem__(self, index: int) -> dict[str, object]:
         if not 0 <= index < self.size:
@@ -281,11 +332,21 @@ class SyntheticHands(Dataset):
         bbox = square_bbox(bbox_from_points(joints_px, 1.5))
         aug = sample_augment(rng, AugmentConfig()) if self.augment else None
         sample = make_sample(
-            o["image"], bbox, self.image_size, aug if aug is not None else Augment(),
-            K=o["K"], joints_img_px=joints_px, joints_cam=o["joints_cam"], vertices_cam=o["vertices_cam"],
-            pose=o["pose"], betas=o["betas"], transl=o["transl"], root_rest=o["root_rest"],
-            num_vertices=len(o["vertices_cam"]), index=index,
+            o["image"],
+            bbox,
+            self.image_size,
+            aug if aug is not None else Augment(),
+            K=o["K"],
+            joints_img_px=joints_px,
+            joints_cam=o["joints_cam"],
+            vertices_cam=o["vertices_cam"],
+            pose=o["pose"],
+            betas=o["betas"],
+            transl=o["transl"],
+            root_rest=o["root_rest"],
+            num_vertices=len(o["vertices_cam"]),
+            index=index,
             extra_images={"mask_full": o["mask_full"], "mask_visible": o["mask_visible"]},
-        )  # fmt: skip
+        )
         sample["occlusion"] = np.float32(o["occlusion"])
         return sample

@@ -95,7 +95,9 @@ def warp_image(image: np.ndarray, M: np.ndarray, out_size: int) -> np.ndarray:
     offset = (-Ainv @ M[:, 2])[::-1]
     out = np.empty((out_size, out_size, image.shape[2]), dtype=np.float32)
     for ch in range(image.shape[2]):
-        out[..., ch] = ndimage.affine_transform(image[..., ch], mat, offset, (out_size, out_size), order=1, mode="constant", cval=0.0)
+        out[..., ch] = ndimage.affine_transform(
+            image[..., ch], mat, offset, (out_size, out_size), order=1, mode="constant", cval=0.0
+        )
     return out
 
 

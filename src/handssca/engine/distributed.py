@@ -6,10 +6,10 @@ import os
 from dataclasses import dataclass
 
 import torch
-
-from handssca.environment import resolve_device
 import torch.distributed as dist
 from torch.utils.data import Sampler
+
+from handssca.environment import resolve_device
 
 
 @dataclass(frozen=True)

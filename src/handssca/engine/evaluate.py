@@ -9,8 +9,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from handssca.model.handssca import OUTPUT_KEYS
 from handssca.evaluation.metrics import mean_fscore, pck_measures, point_errors, procrustes_align
+from handssca.model.handssca import OUTPUT_KEYS
 
 
 @dataclass
@@ -21,13 +21,30 @@ class Predictions:
     gt: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-_GT_KEYS = ("joints_cam", "vertices_cam", "joints_img", "K", "index", "valid_joints_cam", "valid_vertices",
-            "valid_joints_img", "pose", "betas", "occlusion")  # fmt: skip
+_GT_KEYS = (
+    "joints_cam",
+    "vertices_cam",
+    "joints_img",
+    "K",
+    "index",
+    "valid_joints_cam",
+    "valid_vertices",
+    "valid_joints_img",
+    "pose",
+    "betas",
+    "occlusion",
+)
 
 
 @torch.no_grad()
-def predict(model, loader: DataLoader, device: torch.device, progress: bool = True, desc: str = "eval",
-            max_batches: int | None = None) -> Predictions:  # fmt: skip
+def predict(
+    model,
+    loader: DataLoader,
+    device: torch.device,
+    progress: bool = True,
+    desc: str = "eval",
+    max_batches: int | None = None,
+) -> Predictions:
     """Model outputs for every batch of ``loader`` with the matching labels."""
     model.eval()
     out = Predictions({k: [] for k in OUTPUT_KEYS}, {k: [] for k in _GT_KEYS})
@@ -50,8 +67,11 @@ def mean_pose_prediction(hand, n: int) -> dict[str, np.ndarray]:
     """The mean-pose predictor: hands_mean pose, zero shape, no global rotation, for n samples."""
     with torch.no_grad():
         dtype = hand.v_template.dtype
-        out = hand(global_orient=torch.zeros(1, 3, dtype=dtype), hand_pose=torch.zeros(1, 45, dtype=dtype),
-                   betas=torch.zeros(1, 10, dtype=dtype))  # fmt: skip
+        out = hand(
+            global_orient=torch.zeros(1, 3, dtype=dtype),
+            hand_pose=torch.zeros(1, 45, dtype=dtype),
+            betas=torch.zeros(1, 10, dtype=dtype),
+        )
     return {k: np.repeat(out[k].double().cpu().numpy(), n, axis=0) for k in ("joints", "vertices")}
 
 
@@ -70,7 +90,9 @@ def per_sample_errors(pred: dict[str, np.ndarray], gt: dict[str, np.ndarray]) ->
     return out
 
 
-def compute_metrics(preds: Predictions, hand=None, image_size: int | None = None, fscore: bool = True) -> dict[str, float]:
+def compute_metrics(
+    preds: Predictions, hand=None, image_size: int | None = None, fscore: bool = True
+) -> dict[str, float]:
     """Monitoring metrics (mm): PA-MPJPE, PA-MPVPE, root-relative MPJPE, F@5/F@15 (PA), AUC, 2D error.
 
     With ``hand`` also the same metrics of the mean-pose predictor (``*_meanpose``) for reference.

@@ -10,13 +10,13 @@ import numpy as np
 
 from handssca.config import Config, apply_overrides, build_config, load_config
 from handssca.data.factory import build_dataset
-from handssca.environment import resolve_device
-from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
-from handssca.evaluation.submissions import write_submission
 from handssca.data.loader import make_loader
-from handssca.pictures import best_worst, pck_figure, save_figure
+from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
+from handssca.environment import resolve_device
 from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
+from handssca.evaluation.submissions import write_submission
 from handssca.model.checkpoint import model_from_checkpoint, read_checkpoint
+from handssca.pictures import best_worst, pck_figure, save_figure
 
 
 def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
@@ -54,8 +54,11 @@ def evaluate_checkpoint(
     out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval_{split}"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    (out_dir / "metrics.json").write_text(json.dumps({"checkpoint": str(checkpoint), "split": split,
-                                                      "samples": len(preds.pred["joints"]), **metrics}, indent=2))  # fmt: skip
+    (out_dir / "metrics.json").write_text(
+        json.dumps(
+            {"checkpoint": str(checkpoint), "split": split, "samples": len(preds.pred["joints"]), **metrics}, indent=2
+        )
+    )
     files.append(out_dir / "metrics.json")
     if "joints_cam" in preds.gt and preds.gt.get("valid_joints_cam", np.ones(1)).any():
         errs = per_sample_errors(preds.pred, preds.gt)
@@ -70,10 +73,14 @@ def evaluate_checkpoint(
         files.append(out_dir / "per_sample.csv")
         gj = preds.gt["joints_cam"].astype(np.float64)
         curves = {}
-        for name, aligned in (("PA joints", procrustes_align(gj, preds.pred["joints"].astype(np.float64))),
-                              ("root-relative joints", preds.pred["joints"] - preds.pred["joints"][:, :1] + gj[:, :1])):  # fmt: skip
+        for name, aligned in (
+            ("PA joints", procrustes_align(gj, preds.pred["joints"].astype(np.float64))),
+            ("root-relative joints", preds.pred["joints"] - preds.pred["joints"][:, :1] + gj[:, :1]),
+        ):
             curves[name] = pck_curve_mm(gj, aligned)
         files.append(save_figure(pck_figure(curves, title=f"{cfg.data.dataset} {split}"), out_dir / "pck.png"))
-        files.append(save_figure(best_worst(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces), out_dir / "best_worst.png"))
+        files.append(
+            save_figure(best_worst(dataset, preds, errs["pa_mpjpe_mm"], model.hand.faces), out_dir / "best_worst.png")
+        )
     files.extend(write_submission(cfg.data.dataset, dataset, preds, out_dir, cfg.model.input_size))
     return {"metrics": metrics, "out_dir": out_dir, "files": files}

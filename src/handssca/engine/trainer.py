@@ -17,13 +17,13 @@ from tqdm import tqdm
 from handssca.config import Config, resume_differences
 from handssca.data.factory import build_dataset
 from handssca.data.loader import make_loader
-from handssca.environment import cpu_has_bf16
-from handssca.engine.rng import capture_rng, restore_rng, seed_everything
 from handssca.engine.distributed import DistInfo, EpochSampler, cleanup_distributed, init_distributed
 from handssca.engine.evaluate import compute_metrics, predict
+from handssca.engine.rng import capture_rng, restore_rng, seed_everything
+from handssca.environment import cpu_has_bf16
 from handssca.losses import compute_losses
-from handssca.model.handssca import build_model
 from handssca.model.checkpoint import checkpoint_dict, load_weights, read_checkpoint, save_checkpoint
+from handssca.model.handssca import build_model
 
 log = logging.getLogger("handssca.train")
 
@@ -46,8 +46,14 @@ class StopTraining(Exception):
 class Trainer:
     """Owns the model, optimiser, data and checkpoints of one run (one per process under torchrun)."""
 
-    def __init__(self, cfg: Config, resume: str | None = None, info: DistInfo | None = None, progress: bool = True,
-                 resume_anyway: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        resume: str | None = None,
+        info: DistInfo | None = None,
+        progress: bool = True,
+        resume_anyway: bool = False,
+    ) -> None:
         self.cfg = cfg
         self.resume_anyway = resume_anyway
         self.step_batches = 0  # batches of the current epoch consumed at the last optimiser step
@@ -66,19 +72,26 @@ class Trainer:
         self.best: dict = {}
         if resume:
             self._load(resume)
-        self.ddp = (DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-                    if self.info.distributed else None)  # fmt: skip
+        self.ddp = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.info.distributed
+            else None
+        )
         hand = self.model.hand  # one hand model: the network's is the one that converts the datasets' MANO labels
         self.train_set = build_dataset(cfg, cfg.data.train_split, train=True, hand_model=hand)
         self.val_set = build_dataset(cfg, cfg.data.val_split, train=False, hand_model=hand)
         if len(self.train_set) == 0:
             where = f" at {cfg.data.root}" if cfg.data.dataset != "synthetic" else ""
-            raise ValueError(f"data.train_split: the {cfg.data.train_split!r} split of {cfg.data.dataset}{where} is empty; nothing to train on")
+            raise ValueError(
+                f"data.train_split: the {cfg.data.train_split!r} split of {cfg.data.dataset}{where} is empty; nothing to train on"
+            )
         self.sampler = EpochSampler(len(self.train_set), cfg.train.seed, True, self.info.rank, self.info.world_size)
         self.writer = self._tensorboard() if self.info.is_main else None
         if cfg.train.amp and self.device.type == "cpu" and cpu_has_bf16() is False and self.info.is_main:
-            log.warning("train.amp on a CPU without bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
-                        "bf16 is emulated there and usually slower than float32; consider train.amp=false")  # fmt: skip
+            log.warning(
+                "train.amp on a CPU without bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+                "bf16 is emulated there and usually slower than float32; consider train.amp=false"
+            )
 
     # ------------------------------------------------------------------ signals
     def _catch_signals(self) -> dict:
@@ -100,10 +113,17 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _payload(self, complete: bool) -> dict:
         return checkpoint_dict(
-            self.model, self.cfg.to_dict(), optimizer=self.optimizer.state_dict(), epoch=self.epoch,
-            batches_done=0 if complete else self.step_batches, step=self.step, rng=capture_rng(), history=self.history,
-            best=self.best, world_size=self.info.world_size,
-        )  # fmt: skip
+            self.model,
+            self.cfg.to_dict(),
+            optimizer=self.optimizer.state_dict(),
+            epoch=self.epoch,
+            batches_done=0 if complete else self.step_batches,
+            step=self.step,
+            rng=capture_rng(),
+            history=self.history,
+            best=self.best,
+            world_size=self.info.world_size,
+        )
 
     def _save(self, name: str, complete: bool) -> Path | None:
         if not self.info.is_main:
@@ -119,8 +139,10 @@ class Trainer:
         if ckpt.get("world_size", 1) != self.info.world_size:  # the sampler's shards depend on it
             diffs.append(f"processes (world size): {ckpt.get('world_size', 1)} -> {self.info.world_size}")
         if diffs and not self.resume_anyway:
-            raise ValueError(f"{path}: the config differs from the checkpoint's in {len(diffs)} setting(s) that break an exact "
-                             f"resume: {'; '.join(diffs)} (use the same settings, or --resume-anyway to continue regardless)")  # fmt: skip
+            raise ValueError(
+                f"{path}: the config differs from the checkpoint's in {len(diffs)} setting(s) that break an exact "
+                f"resume: {'; '.join(diffs)} (use the same settings, or --resume-anyway to continue regardless)"
+            )
         if diffs:
             log.warning("resuming %s with changed settings (not an exact continuation): %s", path, "; ".join(diffs))
         load_weights(self.model, ckpt["model"], path)
@@ -200,8 +222,14 @@ class Trainer:
         if t.freeze_bn:
             _freeze_bn(net)
         hand = self.model.hand
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{t.epochs}", disable=not self.progress, dynamic_ncols=True,
-                   initial=self.batches_done, total=self.batches_done + len(loader))  # fmt: skip
+        bar = tqdm(
+            loader,
+            desc=f"epoch {self.epoch + 1}/{t.epochs}",
+            disable=not self.progress,
+            dynamic_ncols=True,
+            initial=self.batches_done,
+            total=self.batches_done + len(loader),
+        )
         tick, seen = time.monotonic(), 0
         self.optimizer.zero_grad(set_to_none=True)
         for batch in bar:
@@ -216,8 +244,10 @@ class Trainer:
                 if not torch.isfinite(value):
                     last = self.out / "last.pt"
                     where = f"last good checkpoint: {last}" if last.is_file() else "no checkpoint was written yet"
-                    raise FloatingPointError(f"loss term {name!r} is {value.item()} at step {self.step} (epoch {self.epoch + 1}, "
-                                             f"batch {self.batches_done}); stopping; {where}")  # fmt: skip
+                    raise FloatingPointError(
+                        f"loss term {name!r} is {value.item()} at step {self.step} (epoch {self.epoch + 1}, "
+                        f"batch {self.batches_done}); stopping; {where}"
+                    )
             (losses["total"] / t.grad_accum).backward()
             self.batches_done += 1
             seen += images.shape[0]
@@ -243,8 +273,11 @@ class Trainer:
             with open(log_path, "a") as f:
                 if new:
                     f.write("step,epoch,lr,images_per_s," + ",".join(losses) + "\n")
-                f.write(f"{self.step},{self.epoch},{self.optimizer.param_groups[0]['lr']:.3g},{speed * self.info.world_size:.2f},"
-                        + ",".join(f"{v.item():.6g}" for v in losses.values()) + "\n")  # fmt: skip
+                f.write(
+                    f"{self.step},{self.epoch},{self.optimizer.param_groups[0]['lr']:.3g},{speed * self.info.world_size:.2f},"
+                    + ",".join(f"{v.item():.6g}" for v in losses.values())
+                    + "\n"
+                )
         if self.writer is None:
             return
         if self.step % t.log_every == 0:
@@ -258,8 +291,12 @@ class Trainer:
 
             img = images[0].detach().float().cpu().numpy().transpose(1, 2, 0)
             size = img.shape[0]
-            drawn = draw_joints(img, joints_img_to_pixels(batch["joints_img"][0].cpu().numpy(), size), color=(0, 200, 0))
-            drawn = draw_joints(drawn, joints_img_to_pixels(pred["joints_img"][0].detach().cpu().numpy(), size), color=(230, 30, 30))
+            drawn = draw_joints(
+                img, joints_img_to_pixels(batch["joints_img"][0].cpu().numpy(), size), color=(0, 200, 0)
+            )
+            drawn = draw_joints(
+                drawn, joints_img_to_pixels(pred["joints_img"][0].detach().cpu().numpy(), size), color=(230, 30, 30)
+            )
             self.writer.add_image("train/joints (green GT, red predicted)", drawn.transpose(2, 0, 1), self.step)
 
     def validate(self) -> dict[str, float]:

@@ -123,7 +123,9 @@ def mean_fscore(gt: np.ndarray, pred: np.ndarray, threshold: float) -> float:
     return float(np.mean([fscore(g, p, threshold)[0] for g, p in zip(gt, pred)]))
 
 
-def similarity_from_points(gt: np.ndarray, pred: np.ndarray, allow_reflection: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def similarity_from_points(
+    gt: np.ndarray, pred: np.ndarray, allow_reflection: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The official Procrustes similarity as (scale (N,), rotation (N,3,3), translation (N,3)).
 
     ``pred_aligned = scale * pred @ R.T + t`` is :func:`procrustes_align`; also used to carry a
@@ -151,7 +153,9 @@ def similarity_from_points(gt: np.ndarray, pred: np.ndarray, allow_reflection: b
     return scale, rot, trans
 
 
-def pck_curve_mm(gt: np.ndarray, aligned: np.ndarray, max_m: float = 0.05, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def pck_curve_mm(
+    gt: np.ndarray, aligned: np.ndarray, max_m: float = 0.05, steps: int = 100
+) -> tuple[np.ndarray, np.ndarray]:
     """(thresholds in mm, fraction of points within each) over 0..``max_m`` metres: the curves of the
     reports' PCK plots. gt, aligned: (N, K, 3) metres."""
     meas = pck_measures(point_errors(gt, aligned), 0.0, max_m, steps)

@@ -61,9 +61,7 @@ def _mesh_freihand_style(report: Report, gt_xyz, pred_xyz, gt_verts, pred_verts,
         m[f"{name}_unaligned"] = mean_fscore(gt_verts, pred_verts, th)
 
 
-def evaluate_freihand(
-    pred_xyz: np.ndarray, pred_verts: np.ndarray, gt_xyz: np.ndarray, gt_verts: np.ndarray
-) -> Report:
+def evaluate_freihand(pred_xyz: np.ndarray, pred_verts: np.ndarray, gt_xyz: np.ndarray, gt_verts: np.ndarray) -> Report:
     """FreiHAND protocol. All inputs in metres, FreiHAND joint order, same frame (OpenCV camera).
 
     pred_xyz, gt_xyz: (N,21,3); pred_verts (N,V,3); gt_verts (N,778,3).
@@ -73,9 +71,7 @@ def evaluate_freihand(
     return report
 
 
-def evaluate_ho3d(
-    pred_xyz: np.ndarray, pred_verts: np.ndarray, gt_xyz: np.ndarray, gt_verts: np.ndarray
-) -> Report:
+def evaluate_ho3d(pred_xyz: np.ndarray, pred_verts: np.ndarray, gt_xyz: np.ndarray, gt_verts: np.ndarray) -> Report:
     """HO3D v2/v3 protocol. Inputs as in HO3D's files: metres, HO3D joint order, OpenGL frame.
 
     Adds ``st_mpjpe_mm`` (scale and translation alignment on wrist and middle MCP, joints 0 and 4).

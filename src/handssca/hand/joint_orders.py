@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 #: Names of the 21 joints in FreiHAND order, the package's internal order.
+# one finger a line
+# fmt: off
 FREIHAND_JOINT_NAMES: tuple[str, ...] = (
     "wrist",
     "thumb1", "thumb2", "thumb3", "thumb4",
@@ -12,9 +14,13 @@ FREIHAND_JOINT_NAMES: tuple[str, ...] = (
     "middle1", "middle2", "middle3", "middle4",
     "ring1", "ring2", "ring3", "ring4",
     "pinky1", "pinky2", "pinky3", "pinky4",
-)  # fmt: skip
+)
+# fmt: on
+
 
 #: Names of MANO's 16 skeleton joints in MANO order (pinky before ring).
+# one finger a line
+# fmt: off
 MANO16_JOINT_NAMES: tuple[str, ...] = (
     "wrist",
     "index1", "index2", "index3",
@@ -22,7 +28,9 @@ MANO16_JOINT_NAMES: tuple[str, ...] = (
     "pinky1", "pinky2", "pinky3",
     "ring1", "ring2", "ring3",
     "thumb1", "thumb2", "thumb3",
-)  # fmt: skip
+)
+# fmt: on
+
 
 #: MANO kinematic tree: parent of each of the 16 joints in MANO order (-1 for the root).
 MANO_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)

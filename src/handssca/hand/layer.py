@@ -39,11 +39,20 @@ def _mirror_data(d: HandModelData) -> HandModelData:
     if "axes" in extras:  # (15, 3, 3) columns are axes; mirrored axes are proper: flip x rows, negate
         extras["axes"] = extras["axes"] * m[None, :, None] * -1.0
     return HandModelData(
-        v_template=mirror_points(d.v_template), faces=mirror_faces(d.faces), shapedirs=d.shapedirs * m[None, :, None],
-        posedirs=posedirs, J_regressor=d.J_regressor, weights=d.weights, parents=d.parents,
-        hands_components=mirror_pose(d.hands_components), hands_mean=mirror_pose(d.hands_mean),
-        hands_coeffs=d.hands_coeffs, tip_ids=d.tip_ids, extras=extras, name=d.name.replace("right", "left"),
-    )  # fmt: skip
+        v_template=mirror_points(d.v_template),
+        faces=mirror_faces(d.faces),
+        shapedirs=d.shapedirs * m[None, :, None],
+        posedirs=posedirs,
+        J_regressor=d.J_regressor,
+        weights=d.weights,
+        parents=d.parents,
+        hands_components=mirror_pose(d.hands_components),
+        hands_mean=mirror_pose(d.hands_mean),
+        hands_coeffs=d.hands_coeffs,
+        tip_ids=d.tip_ids,
+        extras=extras,
+        name=d.name.replace("right", "left"),
+    )
 
 
 class HandModel(nn.Module):
@@ -71,7 +80,9 @@ class HandModel(nn.Module):
         if use_pca and not 1 <= num_pca_comps <= 45:
             raise ValueError(f"num_pca_comps: expected 1..45; got {num_pca_comps}")
         if data.shapedirs.shape[2] < num_betas:
-            raise ValueError(f"num_betas: the model has {data.shapedirs.shape[2]} shape components; asked for {num_betas}")
+            raise ValueError(
+                f"num_betas: the model has {data.shapedirs.shape[2]} shape components; asked for {num_betas}"
+            )
         nv = data.v_template.shape[0]
         if isinstance(fingertips, str):
             if data.tip_ids is not None and fingertips in ("manopth", "own"):
@@ -80,7 +91,9 @@ class HandModel(nn.Module):
             elif fingertips in MANO_TIP_CONVENTIONS:
                 tips = MANO_TIP_CONVENTIONS[fingertips]
             else:
-                raise ValueError(f"fingertips: expected one of {sorted(MANO_TIP_CONVENTIONS)} or 5 vertex ids; got {fingertips!r}")
+                raise ValueError(
+                    f"fingertips: expected one of {sorted(MANO_TIP_CONVENTIONS)} or 5 vertex ids; got {fingertips!r}"
+                )
         else:
             tips = tuple(int(i) for i in fingertips)
         if len(tips) != 5 or min(tips) < 0 or max(tips) >= nv:
@@ -185,15 +198,19 @@ class HandModel(nn.Module):
 
     def describe(self) -> str:
         """One line naming the model, for logs and ``handssca info``."""
-        return (f"{self.data_name}: {self.side} hand, {self.num_vertices} vertices, {len(self.faces)} faces, "
-                f"fingertips {self.fingertip_convention} {self.tip_ids.tolist()}")  # fmt: skip
+        return (
+            f"{self.data_name}: {self.side} hand, {self.num_vertices} vertices, {len(self.faces)} faces, "
+            f"fingertips {self.fingertip_convention} {self.tip_ids.tolist()}"
+        )
 
     # ------------------------------------------------------------------ forward
     def full_pose(self, global_orient: torch.Tensor, hand_pose: torch.Tensor) -> torch.Tensor:
         """(B, 48) axis-angle actually applied: global orientation + (PCA-decoded) finger pose + mean."""
         if self.use_pca:
             if hand_pose.shape[-1] != self.num_pca_comps:
-                raise ValueError(f"hand_pose: expected (B, {self.num_pca_comps}) PCA coefficients; got {tuple(hand_pose.shape)}")
+                raise ValueError(
+                    f"hand_pose: expected (B, {self.num_pca_comps}) PCA coefficients; got {tuple(hand_pose.shape)}"
+                )
             hand_pose = hand_pose @ self.hands_components
         elif hand_pose.shape[-1] != 45:
             raise ValueError(f"hand_pose: expected (B, 45) axis-angle; got {tuple(hand_pose.shape)}")

@@ -40,10 +40,18 @@ NUM_JOINTS = 16
 #: A dimension of an expected shape is a number, or a symbol with its bound ("V" is the template's).
 _BOUNDS = {"V": MAX_VERTICES, "F": MAX_FACES, "S": MAX_SHAPE_COMPONENTS, "P": MAX_POSE_SAMPLES, "T": MAX_TIPS}
 _SPECS: dict[str, tuple] = {
-    "v_template": ("V", 3), "f": ("F", 3), "shapedirs": ("V", 3, "S"), "posedirs": ("V", 3, 9 * (NUM_JOINTS - 1)),
-    "J_regressor": (NUM_JOINTS, "V"), "weights": ("V", NUM_JOINTS), "kintree_table": (2, NUM_JOINTS),
-    "hands_components": (45, 45), "hands_mean": (45,), "hands_coeffs": ("P", 45), "tip_ids": ("T",),
-}  # fmt: skip
+    "v_template": ("V", 3),
+    "f": ("F", 3),
+    "shapedirs": ("V", 3, "S"),
+    "posedirs": ("V", 3, 9 * (NUM_JOINTS - 1)),
+    "J_regressor": (NUM_JOINTS, "V"),
+    "weights": ("V", NUM_JOINTS),
+    "kintree_table": (2, NUM_JOINTS),
+    "hands_components": (45, 45),
+    "hands_mean": (45,),
+    "hands_coeffs": ("P", 45),
+    "tip_ids": ("T",),
+}
 _EXTRA_PREFIX = "prior_"
 
 
@@ -78,8 +86,9 @@ def _check_shape(path: str, key: str, shape: tuple, nv: int | None) -> None:
 def _max_values(key: str, nv: int | None) -> int:
     if key.startswith(_EXTRA_PREFIX):
         return MAX_EXTRA_VALUES
-    return math.prod(nv if d == "V" and nv is not None else _BOUNDS[d] if isinstance(d, str) else d
-                     for d in _SPECS[key])  # fmt: skip
+    return math.prod(
+        nv if d == "V" and nv is not None else _BOUNDS[d] if isinstance(d, str) else d for d in _SPECS[key]
+    )
 
 
 # ---------------------------------------------------------------------------- evaluating stored values
@@ -222,8 +231,17 @@ class HandModelData:
     name: str = ""
 
 
-_REQUIRED = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table",
-             "hands_components", "hands_mean")  # fmt: skip
+_REQUIRED = (
+    "v_template",
+    "f",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "kintree_table",
+    "hands_components",
+    "hands_mean",
+)
 
 
 def _npy_header(zf: zipfile.ZipFile, name: str) -> tuple[tuple, np.dtype]:
@@ -316,8 +334,10 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
         raise HandModelFileError(
             f"{path}: key 'kintree_table': expected MANO's 16-joint tree; found parents {parents.tolist()[:32]}"
         )
-    data = {key: get(key, np.int64 if key == "f" else np.float64)
-            for key in ("f", "weights", "J_regressor", "hands_components", "hands_mean")}  # fmt: skip
+    data = {
+        key: get(key, np.int64 if key == "f" else np.float64)
+        for key in ("f", "weights", "J_regressor", "hands_components", "hands_mean")
+    }
     faces = data["f"]
     if faces.size and (faces.min() < 0 or faces.max() >= nv):
         raise HandModelFileError(f"{path}: key 'f': expected (F, 3) vertex indices below {nv}; found {faces.shape}")
@@ -330,13 +350,22 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
         if isinstance(key, str) and key.startswith(_EXTRA_PREFIX):
             a = _evaluate(value, str(path), key, nv)
             _check_shape(str(path), key, a.shape, nv)
-            extras[key[len(_EXTRA_PREFIX):]] = a
+            extras[key[len(_EXTRA_PREFIX) :]] = a
     for key, a in (("v_template", v), ("shapedirs", shapedirs), ("weights", data["weights"])):
         if not np.all(np.isfinite(a)):
             raise HandModelFileError(f"{path}: key {key!r}: contains NaN or inf")
     return HandModelData(
-        v_template=v, faces=faces, shapedirs=shapedirs, posedirs=posedirs, J_regressor=data["J_regressor"],
-        weights=data["weights"], parents=parents, hands_components=data["hands_components"],
-        hands_mean=data["hands_mean"], hands_coeffs=coeffs, tip_ids=tips, extras=extras,
+        v_template=v,
+        faces=faces,
+        shapedirs=shapedirs,
+        posedirs=posedirs,
+        J_regressor=data["J_regressor"],
+        weights=data["weights"],
+        parents=parents,
+        hands_components=data["hands_components"],
+        hands_mean=data["hands_mean"],
+        hands_coeffs=coeffs,
+        tip_ids=tips,
+        extras=extras,
         name=name or path.name,
-    )  # fmt: skip
+    )

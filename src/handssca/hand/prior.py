@@ -23,8 +23,16 @@ THUMB_CHAIN = (12, 13, 14)  # indices into the 15 finger joints (MANO joints 13-
 
 _D = math.pi / 180
 #: Limits (degrees) of (flexion, abduction, twist) for MCP, PIP, DIP of fingers and CMC, MCP, IP of the thumb.
-FINGER_LIMITS_DEG = {"mcp": ((-20, 90), (-20, 20), (-5, 5)), "pip": ((0, 110), (-3, 3), (-3, 3)), "dip": ((0, 80), (-3, 3), (-3, 3))}
-THUMB_LIMITS_DEG = {"cmc": ((-20, 50), (-10, 60), (-20, 40)), "mcp": ((0, 60), (-5, 5), (-5, 5)), "ip": ((-10, 80), (-3, 3), (-3, 3))}
+FINGER_LIMITS_DEG = {
+    "mcp": ((-20, 90), (-20, 20), (-5, 5)),
+    "pip": ((0, 110), (-3, 3), (-3, 3)),
+    "dip": ((0, 80), (-3, 3), (-3, 3)),
+}
+THUMB_LIMITS_DEG = {
+    "cmc": ((-20, 50), (-10, 60), (-20, 40)),
+    "mcp": ((0, 60), (-5, 5), (-5, 5)),
+    "ip": ((-10, 80), (-3, 3), (-3, 3)),
+}
 
 
 def default_limits() -> np.ndarray:
@@ -48,7 +56,9 @@ def sample_anatomical_angles(n: int, limits: np.ndarray, rng: np.random.Generato
     per_finger["pinky"] = np.clip(per_finger["ring"] + rng.normal(0, 0.08, n), 0, 1)
     for k, (mcp, pip, dip) in FINGER_CHAINS.items():
         c = per_finger[k]
-        ang[:, mcp, 0] = lo[mcp, 0] + (hi[mcp, 0] - lo[mcp, 0]) * np.clip(c * 0.85 + 0.18 + rng.normal(0, 0.08, n), 0, 1)
+        ang[:, mcp, 0] = lo[mcp, 0] + (hi[mcp, 0] - lo[mcp, 0]) * np.clip(
+            c * 0.85 + 0.18 + rng.normal(0, 0.08, n), 0, 1
+        )
         ang[:, pip, 0] = hi[pip, 0] * np.clip(c + rng.normal(0, 0.1, n), 0, 1)
         ang[:, dip, 0] = np.clip(ang[:, pip, 0] * rng.uniform(0.55, 0.8, n), lo[dip, 0], hi[dip, 0])
         side = {"index": 1.0, "middle": 0.2, "ring": -0.6, "pinky": -1.0}[k]
@@ -83,15 +93,19 @@ def angles_to_axis_angle(angles: np.ndarray, axes: np.ndarray) -> np.ndarray:
 
 
 def sample_hand_pose(
-    n: int, rng: np.random.Generator, axes: np.ndarray | None, limits: np.ndarray | None,
-    hands_coeffs: np.ndarray | None = None, hands_components: np.ndarray | None = None,
+    n: int,
+    rng: np.random.Generator,
+    axes: np.ndarray | None,
+    limits: np.ndarray | None,
+    hands_coeffs: np.ndarray | None = None,
+    hands_components: np.ndarray | None = None,
     hands_mean: np.ndarray | None = None,
 ) -> np.ndarray:
     """(n, 45) full finger poses (axis-angle, MANO order, mean included) from the prior.
 
     Uses the anatomical frames and limits when given (the default hand), else the model's own
     ``hands_coeffs`` (official MANO files) with a little noise.
-    """  # fmt: skip
+    """
     if axes is not None and limits is not None:
         return angles_to_axis_angle(sample_anatomical_angles(n, limits, rng), axes)
     if hands_coeffs is None or hands_components is None or hands_mean is None:

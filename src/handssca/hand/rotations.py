@@ -35,13 +35,39 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
     cands = torch.stack(
         [
-            torch.stack([1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            torch.stack([m[..., 2, 1] - m[..., 1, 2], 1 + 2 * m[..., 0, 0] - tr, m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            torch.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 + 2 * m[..., 1, 1] - tr, m[..., 1, 2] + m[..., 2, 1]], -1),
-            torch.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 + 2 * m[..., 2, 2] - tr], -1),
+            torch.stack(
+                [1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + 2 * m[..., 0, 0] - tr,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - tr,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - tr,
+                ],
+                -1,
+            ),
         ],
         -2,
-    )  # (..., 4, 4): row k is 4 q_k q, unnormalised  # fmt: skip
+    )  # (..., 4, 4): row k is 4 q_k q, unnormalised
     choice = torch.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1).argmax(-1)
     q = torch.gather(cands, -2, choice[..., None, None].expand(*choice.shape, 1, 4)).squeeze(-2)
     q = F.normalize(q, dim=-1)
@@ -51,7 +77,9 @@ def matrix_to_axis_angle(R: torch.Tensor) -> torch.Tensor:
     small = n2 < 1e-12
     n = torch.where(small, torch.ones_like(n2), n2).sqrt()
     # angle = 2 atan2(n, w) = 4 atan(n / (1 + w)) for a unit quaternion with w >= 0 (ONNX has no atan2)
-    scale = torch.where(small, 2 / w.clamp_min(1e-12) * (1 - n2 / (3 * w * w).clamp_min(1e-12)), 4 * torch.atan(n / (1 + w)) / n)
+    scale = torch.where(
+        small, 2 / w.clamp_min(1e-12) * (1 - n2 / (3 * w * w).clamp_min(1e-12)), 4 * torch.atan(n / (1 + w)) / n
+    )
     return v * scale
 
 
@@ -60,8 +88,14 @@ def rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     a1, a2 = x[..., :3], x[..., 3:6]
     b1 = F.normalize(a1, dim=-1)
     b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
-    b3 = torch.stack([b1[..., 1] * b2[..., 2] - b1[..., 2] * b2[..., 1], b1[..., 2] * b2[..., 0] - b1[..., 0] * b2[..., 2],
-                      b1[..., 0] * b2[..., 1] - b1[..., 1] * b2[..., 0]], dim=-1)  # cross product, ONNX-friendly  # fmt: skip
+    b3 = torch.stack(
+        [
+            b1[..., 1] * b2[..., 2] - b1[..., 2] * b2[..., 1],
+            b1[..., 2] * b2[..., 0] - b1[..., 0] * b2[..., 2],
+            b1[..., 0] * b2[..., 1] - b1[..., 1] * b2[..., 0],
+        ],
+        dim=-1,
+    )  # cross product, ONNX-friendly
     return torch.stack([b1, b2, b3], dim=-1)
 
 

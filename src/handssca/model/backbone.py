@@ -139,7 +139,9 @@ class FPNBackbone(nn.Module):
             state = state["state_dict"]
         if not isinstance(state, dict):
             raise ValueError(f"{path}: expected a state dict; found {type(state).__name__}")
-        state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+        state = {
+            k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")
+        }
         own = self.state_dict()
         unexpected = [k for k in state if k not in own]
         bad_shape = [k for k in state if k in own and own[k].shape != state[k].shape]

@@ -40,11 +40,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     ckpt = load_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        hint = " (an official HandS3C checkpoint? use `handssca convert-official`)" if isinstance(ckpt, dict) and "network" in ckpt else ""
+        hint = (
+            " (an official HandS3C checkpoint? use `handssca convert-official`)"
+            if isinstance(ckpt, dict) and "network" in ckpt
+            else ""
+        )
         raise ValueError(f"{path}: not a handssca checkpoint{hint}")
     config = ckpt.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise ValueError(f"{path}: checkpoint without its 'config' (expected config.model, the settings that built the network)")
+        raise ValueError(
+            f"{path}: checkpoint without its 'config' (expected config.model, the settings that built the network)"
+        )
     if not isinstance(ckpt.get("model"), dict):
         raise ValueError(f"{path}: checkpoint without its 'model' weights")
     return ckpt
@@ -58,11 +64,16 @@ def load_weights(model: nn.Module, state: dict, path: str | os.PathLike, what: s
         raise ValueError(f"{path}: {what}: {len(not_tensors)} entries are not tensors, e.g. {not_tensors[:3]}")
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
-              if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)]  # fmt: skip
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
-        raise ValueError(f"{path}: {what} do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}, "
-                         f"shape mismatches {shapes[:3]} ({len(missing)}, {len(unexpected)}, {len(shapes)} in all)")  # fmt: skip
+        raise ValueError(
+            f"{path}: {what} do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"shape mismatches {shapes[:3]} ({len(missing)}, {len(unexpected)}, {len(shapes)} in all)"
+        )
     model.load_state_dict(state)
 
 
@@ -79,6 +90,8 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, hand_model: str |
     return model.eval()
 
 
-def load_model(path: str | os.PathLike, hand_model: str | os.PathLike | None = None, map_location: str | torch.device = "cpu") -> HandSSCA:
+def load_model(
+    path: str | os.PathLike, hand_model: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"
+) -> HandSSCA:
     """Rebuild the network stored in a checkpoint. ``hand_model``: a MANO file; None = the default hand."""
     return model_from_checkpoint(read_checkpoint(path), path, hand_model).to(map_location)

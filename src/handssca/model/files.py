@@ -27,7 +27,9 @@ def load_torch_file(path: str | os.PathLike, what: str = "checkpoint"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"{path}: not a readable {what} ({type(e).__name__}: {first_line(str(e), 'no details')})") from None
+        raise ValueError(
+            f"{path}: not a readable {what} ({type(e).__name__}: {first_line(str(e), 'no details')})"
+        ) from None
 
 
 def save_torch_file(path: str | os.PathLike, payload: object) -> Path:

@@ -155,9 +155,7 @@ class ManoHead(nn.Module):
     def __init__(self, in_features: int = 1024, joints: int = 16, betas: int = 10) -> None:
         super().__init__()
         self.joints = joints
-        self.mano_base_layer = nn.Sequential(
-            nn.Linear(in_features, 1024), _act(), nn.Linear(1024, 512), _act()
-        )
+        self.mano_base_layer = nn.Sequential(nn.Linear(in_features, 1024), _act(), nn.Linear(1024, 512), _act())
         self.pose_reg = nn.Linear(512, joints * 6)
         self.shape_reg = nn.Linear(512, betas)
 

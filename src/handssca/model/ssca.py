@@ -98,8 +98,12 @@ class SS2D(nn.Module):
 
     def _make_branch(self, suffix: str, dim: int, rank: int, nstate: int) -> None:
         bound = 1 / math.sqrt(dim)  # nn.Linear's default kaiming-uniform(a=sqrt 5) bound
-        self.register_parameter(f"x_proj_weight{suffix}", nn.Parameter(torch.empty(4, rank + 2 * nstate, dim).uniform_(-bound, bound)))
-        self.register_parameter(f"dt_projs_weight{suffix}", nn.Parameter(torch.empty(4, dim, rank).uniform_(-(rank**-0.5), rank**-0.5)))
+        self.register_parameter(
+            f"x_proj_weight{suffix}", nn.Parameter(torch.empty(4, rank + 2 * nstate, dim).uniform_(-bound, bound))
+        )
+        self.register_parameter(
+            f"dt_projs_weight{suffix}", nn.Parameter(torch.empty(4, dim, rank).uniform_(-(rank**-0.5), rank**-0.5))
+        )
         self.register_parameter(f"dt_projs_bias{suffix}", nn.Parameter(_dt_bias(4 * dim).view(4, dim)))
         a = torch.log(torch.arange(1, nstate + 1, dtype=torch.float32)).repeat(4 * dim, 1)
         self.register_parameter(f"A_logs{suffix}", nn.Parameter(a))
@@ -108,17 +112,27 @@ class SS2D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
         if self.channel_branch and w != self.width:
-            raise ValueError(f"SSCA: feature width {w} does not match the block's width {self.width} "
-                             f"(set by the input size: width = input_size / 8)")  # fmt: skip
+            raise ValueError(
+                f"SSCA: feature width {w} does not match the block's width {self.width} "
+                f"(set by the input size: width = input_size / 8)"
+            )
         x, z = self.in_proj(x).chunk(2, dim=-1)
         x = self.act(self.conv2d(x.permute(0, 3, 1, 2).contiguous()))  # (b, d, h, w)
-        y = cross_scan(x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds,
-                       self.scan_backend)  # fmt: skip
+        y = cross_scan(
+            x, self.x_proj_weight, self.dt_projs_weight, self.dt_projs_bias, self.A_logs, self.Ds, self.scan_backend
+        )
         y = y.transpose(1, 2).reshape(b, h, w, self.d_inner)
         if self.channel_branch:
             xc = x.permute(0, 3, 1, 2)  # (b, w, d, h): width is the feature dim, (d, h) the plane
-            yc = cross_scan(xc, self.x_proj_weight_ch, self.dt_projs_weight_ch, self.dt_projs_bias_ch,
-                            self.A_logs_ch, self.Ds_ch, self.scan_backend)  # fmt: skip
+            yc = cross_scan(
+                xc,
+                self.x_proj_weight_ch,
+                self.dt_projs_weight_ch,
+                self.dt_projs_bias_ch,
+                self.A_logs_ch,
+                self.Ds_ch,
+                self.scan_backend,
+            )
             y = y + yc.view(b, w, self.d_inner, h).permute(0, 3, 1, 2)
         y = self.out_norm(y.to(z.dtype)) * F.silu(z)
         return self.out_proj(y)
@@ -127,10 +141,14 @@ class SS2D(nn.Module):
 class SSCA(nn.Module):
     """Pre-norm residual SS2D on a feature map: (B, C, H, W) -> (B, C, H, W)."""
 
-    def __init__(self, hidden_dim: int = 256, width: int = 32, channel_branch: bool = True, scan_backend: str = "auto", **kwargs) -> None:
+    def __init__(
+        self, hidden_dim: int = 256, width: int = 32, channel_branch: bool = True, scan_backend: str = "auto", **kwargs
+    ) -> None:
         super().__init__()
         self.ln_1 = nn.LayerNorm(hidden_dim, eps=1e-6)
-        self.self_attention = SS2D(hidden_dim, width, channel_branch=channel_branch, scan_backend=scan_backend, **kwargs)
+        self.self_attention = SS2D(
+            hidden_dim, width, channel_branch=channel_branch, scan_backend=scan_backend, **kwargs
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = x.permute(0, 2, 3, 1)

@@ -6,7 +6,6 @@ import numpy as np
 
 from handssca.pictures.draw import draw_joints, side_view
 
-
 #: The longest side of a written overlay picture; larger inputs get an overlay reduced to it.
 OVERLAY_MAX_SIDE = 2048
 

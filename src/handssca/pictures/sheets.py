@@ -34,8 +34,15 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
         panels.append((title, render_mesh(vc, faces, K, (size, size)).rgb))
     ex = model.extras
     rng = np.random.default_rng(seed)
-    poses = sample_hand_pose(samples, rng, ex.get("axes"), ex.get("limits"), model.hands_coeffs,
-                             model.hands_components.numpy(), model.full_hands_mean.numpy())  # fmt: skip
+    poses = sample_hand_pose(
+        samples,
+        rng,
+        ex.get("axes"),
+        ex.get("limits"),
+        model.hands_coeffs,
+        model.hands_components.numpy(),
+        model.full_hands_mean.numpy(),
+    )
     for k in range(samples):
         hp = torch.tensor(poses[k : k + 1]) - model.hands_mean
         out = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=hp)

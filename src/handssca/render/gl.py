@@ -86,8 +86,9 @@ class GLRenderer:
         if size not in self._fbos:
             ctx = self._context()
             h, w = size
-            self._fbos[size] = ctx.framebuffer(color_attachments=[ctx.renderbuffer((w, h), 4)],
-                                               depth_attachment=ctx.depth_renderbuffer((w, h)))  # fmt: skip
+            self._fbos[size] = ctx.framebuffer(
+                color_attachments=[ctx.renderbuffer((w, h), 4)], depth_attachment=ctx.depth_renderbuffer((w, h))
+            )
         return self._fbos[size]
 
     def render(

@@ -10,4 +10,12 @@ from handssca.ops.selective_scan.interface import (
     selective_scan,
 )
 
-__all__ = ["BACKENDS", "ENV_VAR", "BackendUnavailable", "auto_backend", "backend_status", "resolve_backend", "selective_scan"]
+__all__ = [
+    "BACKENDS",
+    "ENV_VAR",
+    "BackendUnavailable",
+    "auto_backend",
+    "backend_status",
+    "resolve_backend",
+    "selective_scan",
+]

@@ -116,7 +116,9 @@ if numba is not None:
         return lambda x: math.log1p(math.exp(-abs(x))) + max(x, 0.0)
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
-    def _forward_lanes_kernel(u, delta, A, Bt, Ct, Dv, bias, softplus, y, ckpt, every, save):  # pragma: no cover - compiled
+    def _forward_lanes_kernel(
+        u, delta, A, Bt, Ct, Dv, bias, softplus, y, ckpt, every, save
+    ):  # pragma: no cover - compiled
         """Forward with SIMD lanes over LANES channels of one group: B and C are shared by the lanes,
         so each step is exp + two FMAs per (state, lane) with no horizontal reduction. dt =
         softplus(delta + bias) and the D u term are computed here too (no extra passes)."""
@@ -314,9 +316,24 @@ class _NumbaScanFn(torch.autograd.Function):
         dB_part = np.zeros((batch, groups, parts, length, nstate), dtype=un.dtype)
         dC_part = np.zeros_like(dB_part)
         _backward_kernel(
-            un, _np(delta), _np(A), _np(Bt), _np(Ct), _np(D), _np(bias), ctx.softplus, gyn, _np(ckpt), CHECKPOINT,
-            parts, du, ddelta, dA_part, dB_part, dC_part,
-        )  # fmt: skip
+            un,
+            _np(delta),
+            _np(A),
+            _np(Bt),
+            _np(Ct),
+            _np(D),
+            _np(bias),
+            ctx.softplus,
+            gyn,
+            _np(ckpt),
+            CHECKPOINT,
+            parts,
+            du,
+            ddelta,
+            dA_part,
+            dB_part,
+            dC_part,
+        )
         dB = torch.from_numpy(dB_part).sum(2) if parts > 1 else torch.from_numpy(dB_part[:, :, 0])
         dC = torch.from_numpy(dC_part).sum(2) if parts > 1 else torch.from_numpy(dC_part[:, :, 0])
         ddelta_t = torch.from_numpy(ddelta)
@@ -329,14 +346,20 @@ class _NumbaScanFn(torch.autograd.Function):
 
 
 def scan_numba(
-    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-    D: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None, delta_softplus: bool = False,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
 ) -> torch.Tensor:
     """The whole selective scan on the CPU with numba (dt, the recurrence and the D term in one pass).
 
     u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,) or None. All one
     floating dtype. Returns (b, d, l).
-    """  # fmt: skip
+    """
     zeros = u.new_zeros(u.shape[1])
     D = zeros if D is None else D
     delta_bias = zeros if delta_bias is None else delta_bias
@@ -347,8 +370,21 @@ def scan_numba(
         Bv = B.detach().numpy().transpose(0, 1, 3, 2)
         Cv = C.detach().numpy().transpose(0, 1, 3, 2)
         _sync_threads()
-        _forward_lanes_kernel(un, _np(delta), _np(A), Bv, Cv, _np(D), _np(delta_bias), bool(delta_softplus), y,
-                              np.empty((1, 1, 1, 1), dtype=un.dtype), CHECKPOINT, False)  # fmt: skip
+        _forward_lanes_kernel(
+            un,
+            _np(delta),
+            _np(A),
+            Bv,
+            Cv,
+            _np(D),
+            _np(delta_bias),
+            bool(delta_softplus),
+            y,
+            np.empty((1, 1, 1, 1), dtype=un.dtype),
+            CHECKPOINT,
+            False,
+        )
         return torch.from_numpy(y)
-    return _NumbaScanFn.apply(u, delta, A, B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous(), D,
-                              delta_bias, delta_softplus)  # fmt: skip
+    return _NumbaScanFn.apply(
+        u, delta, A, B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous(), D, delta_bias, delta_softplus
+    )

@@ -127,8 +127,10 @@ def _validate(u, delta, A, B, C, D, delta_bias) -> None:
                     f"got {tuple(t.shape)}"
                 )
         else:
-            raise ValueError(f"{name}: expected shape ({batch}, {nstate}, {length}) or grouped "
-                             f"({batch}, groups, {nstate}, {length}); got {tuple(t.shape)}")  # fmt: skip
+            raise ValueError(
+                f"{name}: expected shape ({batch}, {nstate}, {length}) or grouped "
+                f"({batch}, groups, {nstate}, {length}); got {tuple(t.shape)}"
+            )
     if B.dim() != C.dim() or B.shape != C.shape:
         raise ValueError(f"B and C: expected the same shape; got {tuple(B.shape)} and {tuple(C.shape)}")
     _check("D", D, (dim,))
@@ -173,8 +175,17 @@ def selective_scan(
         return y.to(out_dtype)
     if name == "mamba":
         fn = _mamba_fn()
-        y = fn(u_.contiguous(), delta_.contiguous(), A_.contiguous(), B_.contiguous(), C_.contiguous(),
-               D_, z=None, delta_bias=bias_, delta_softplus=delta_softplus)  # fmt: skip
+        y = fn(
+            u_.contiguous(),
+            delta_.contiguous(),
+            A_.contiguous(),
+            B_.contiguous(),
+            C_.contiguous(),
+            D_,
+            z=None,
+            delta_bias=bias_,
+            delta_softplus=delta_softplus,
+        )
         return y.to(out_dtype)
     if B_.dim() == 3:
         B_, C_ = B_.unsqueeze(1), C_.unsqueeze(1)
