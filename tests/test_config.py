@@ -4,7 +4,7 @@ import pytest
 
 from handssca.config import ConfigError, load_config
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
 
 def test_defaults_and_overrides():

@@ -1,0 +1,21 @@
+import pytest
+
+from handssca.atomic import atomic_path, atomic_write_bytes
+
+
+def test_a_complete_write_replaces_the_file(tmp_path):
+    target = tmp_path / "sub" / "f.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two" and [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+@pytest.mark.parametrize("error", [OSError("No space left on device"), KeyboardInterrupt()])
+def test_a_failed_write_keeps_the_previous_file_and_no_temporary(tmp_path, error):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"previous")
+    with pytest.raises(type(error)):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise error
+    assert target.read_bytes() == b"previous" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
