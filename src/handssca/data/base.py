@@ -118,7 +118,12 @@ def mirror_record(image: np.ndarray, r: Record) -> tuple[np.ndarray, Record]:
 
 
 class RecordDataset(Dataset):
-    """A list of :class:`Record` served through the common crop/augment pipeline."""
+    """A list of :class:`Record` served through the common crop/augment pipeline.
+
+    The readers built on it share one constructor signature, ``(root, split, hand_model, image_size,
+    augment, seed, ...)``, so that ``data/factory.py`` builds any of them alike; their signatures and
+    the checks that open them are alike on purpose (the ``duplicates`` tool lists them).
+    """
 
     def __init__(
         self, records: list[Record], image_size: int, augment: bool, seed: int = 0, num_vertices: int = 778

@@ -226,18 +226,7 @@ class SyntheticHands(Dataset):
         rng = np.random.default_rng([self.seed, SPLITS[self.split], int(index)])
         hand = self._hand
         size = int(round(1.5 * self.image_size))  # a canvas larger than the crop: few black borders after cropping
-        from handssca.hand.prior import sample_hand_pose
-
-        ex = hand.extras
-        full = sample_hand_pose(
-            1,
-            rng,
-            ex.get("axes"),
-            ex.get("limits"),
-            hand.hands_coeffs,
-            hand.hands_components.numpy(),
-            hand.full_hands_mean.numpy(),
-        )[0]
+        full = hand.sample_prior(1, rng)[0]
         orient = self._orientation(rng)
         betas = np.clip(rng.normal(0, 1, 10), -2.5, 2.5)
         pose = np.concatenate([orient, full - hand.full_hands_mean.numpy()])

@@ -1,4 +1,4 @@
-"""Official hand-pose metrics, benchmark protocols, submission files and plots."""
+"""Official hand-pose metrics, benchmark protocols and submission files (their public names, re-exported)."""
 
 from handssca.evaluation.files import (
     FileFormatError,

@@ -203,6 +203,21 @@ class HandModel(nn.Module):
             f"fingertips {self.fingertip_convention} {self.tip_ids.tolist()}"
         )
 
+    def sample_prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """(n, 45) absolute finger poses (``hands_mean`` included) drawn from this model's pose prior."""
+        from handssca.hand.prior import sample_hand_pose
+
+        ex = self.extras
+        return sample_hand_pose(
+            n,
+            rng,
+            ex.get("axes"),
+            ex.get("limits"),
+            self.hands_coeffs,
+            self.hands_components.double().cpu().numpy(),
+            self.full_hands_mean.double().cpu().numpy(),
+        )
+
     # ------------------------------------------------------------------ forward
     def full_pose(self, global_orient: torch.Tensor, hand_pose: torch.Tensor) -> torch.Tensor:
         """(B, 48) axis-angle actually applied: global orientation + (PCA-decoded) finger pose + mean."""

@@ -39,7 +39,11 @@ class PreActBottleneck(nn.Module):
 
 
 class Residual(nn.Module):
-    """The encoder's residual module: BN-LReLU-1x1-BN-LReLU-3x3-BN-LReLU-1x1 + identity."""
+    """The encoder's residual module: BN-LReLU-1x1-BN-LReLU-3x3-BN-LReLU-1x1 + identity.
+
+    Alike :class:`PreActBottleneck` but for its parameter names (``bn``, ``bn1``, ``bn2`` there
+    ``bn1``..``bn3``) and widths, as in the official code, whose checkpoints load by name: two
+    classes on purpose."""
 
     def __init__(self, channels: int = 256, mid: int = 128) -> None:
         super().__init__()

@@ -19,8 +19,6 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from handssca.hand.prior import sample_hand_pose
-
     model = model.to(torch.float64)
     faces = model.faces
     zeros = torch.zeros(1, 45, dtype=torch.float64)
@@ -32,17 +30,7 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     for title, yaw, pitch in (("template, palm", 0, 0), ("template, back", 180, 0), ("template, side", 90, 0)):
         vc, K = orbit_view(v @ to_cam.T, yaw, pitch, size)
         panels.append((title, render_mesh(vc, faces, K, (size, size)).rgb))
-    ex = model.extras
-    rng = np.random.default_rng(seed)
-    poses = sample_hand_pose(
-        samples,
-        rng,
-        ex.get("axes"),
-        ex.get("limits"),
-        model.hands_coeffs,
-        model.hands_components.numpy(),
-        model.full_hands_mean.numpy(),
-    )
+    poses = model.sample_prior(samples, np.random.default_rng(seed))
     for k in range(samples):
         hp = torch.tensor(poses[k : k + 1]) - model.hands_mean
         out = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=hp)

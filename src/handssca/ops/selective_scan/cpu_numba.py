@@ -45,6 +45,7 @@ def available() -> bool:
 
 
 if numba is not None:
+    # float32 polynomial coefficients of the vectorisable exp and log1p below (alike in shape, not in value)
     _LOG2E = np.float32(1.4426950408889634)
     _LN2_HI = np.float32(0.693145751953125)
     _LN2_LO = np.float32(1.428606765330187e-06)

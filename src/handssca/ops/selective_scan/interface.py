@@ -140,6 +140,8 @@ def _validate(u, delta, A, B, C, D, delta_bias) -> None:
         raise ValueError(f"all tensors must be on one device; got {sorted(str(d) for d in devices)}")
 
 
+# The parameters of mamba_ssm's selective_scan_fn, shared on purpose by every backend (reference.py,
+# torch_scan.py, cpu_numba.py): one interface.
 def selective_scan(
     u: torch.Tensor,
     delta: torch.Tensor,
