@@ -152,7 +152,7 @@ def load_image(
     from PIL import Image
 
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file():  # the same first checks as model/files.load_torch_file, with this file kind's error
         raise ImageReadError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file")

@@ -96,6 +96,7 @@ def s0_sequences(root: Path, split: str) -> list[tuple[str, str]]:
     return out
 
 
+# The arguments of mano_labels.left_fit_to_right, passed through: this wrapper only changes the convention.
 def left_labels(
     global_orient: np.ndarray,
     finger_pose_full: np.ndarray,

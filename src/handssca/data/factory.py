@@ -95,8 +95,9 @@ def build_dataset(cfg, split: str, train: bool = False, hand_model=None) -> Data
     if d.annotations == "handoccnet":
         from handssca.data.handoccnet import HandOccNetDexYCB, HandOccNetHO3D
 
-        cls = HandOccNetHO3D if d.dataset == "ho3d" else HandOccNetDexYCB
-        return cls(d.root, split, right, size, augment=train, seed=d.seed, left_hand_model=left)
+        if d.dataset == "ho3d":
+            return HandOccNetHO3D(d.root, split, right, size, augment=train, seed=d.seed)
+        return HandOccNetDexYCB(d.root, split, right, size, augment=train, seed=d.seed, left_hand_model=left)
     if d.dataset == "ho3d":
         from handssca.data.ho3d import HO3D
 

@@ -104,7 +104,6 @@ class HandOccNetHO3D(RecordDataset):
         augment: bool = False,
         seed: int = 0,
         val_fraction: float = 0.05,
-        left_hand_model=None,
     ) -> None:
         mano = require_hand_model(hand_model, "HO3D (HandOccNet annotations)")
         root = require(Path(root), "HO3D data folder (HandOccNet layout)")
