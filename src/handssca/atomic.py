@@ -11,6 +11,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _mode_for(path: Path) -> int:
+    """The permission bits of a new file at ``path``: the existing file's, else 0666 less the umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to: it replaces ``path`` when the block succeeds and is
@@ -20,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
+    os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600; the file gets the mode a plain open() would give
     try:
         yield tmp
         os.replace(tmp, path)

@@ -92,7 +92,8 @@ def renderer_section() -> Section:
 
 def resolve_device(name: str | None = "auto", local_rank: int = 0, key: str = "device"):
     """The torch device for ``auto`` (CUDA when there is one), ``cpu``, ``cuda`` (this process's
-    ``local_rank``) or ``cuda:N``; one error naming ``key`` when CUDA is asked for and absent."""
+    ``local_rank``), ``cuda:N`` or another torch device name (``mps``, ``xpu``); one error naming
+    ``key`` for a name torch does not know or CUDA asked for and absent."""
     import torch
 
     name = "auto" if name is None else str(name)
@@ -102,9 +103,10 @@ def resolve_device(name: str | None = "auto", local_rank: int = 0, key: str = "d
         if not torch.cuda.is_available():
             raise ValueError(f"{key}: {name!r} asked for but no CUDA device is available")
         return torch.device(name) if ":" in name else torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise ValueError(f"{key}: expected auto, cpu, cuda or cuda:N; got {name!r}")
-    return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{key}: expected auto, cpu, cuda, cuda:N or a torch device name; got {name!r}") from None
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool | None:

@@ -27,9 +27,9 @@ MIRROR_AXIS_ANGLE = (1.0, -1.0, -1.0)
 
 
 def _factor(x: Array, values: tuple[float, ...]) -> Array:
-    return (
-        x.new_tensor(values) if isinstance(x, torch.Tensor) else np.asarray(values, dtype=np.result_type(x, np.float32))
-    )
+    if isinstance(x, torch.Tensor):
+        return x.new_tensor(values)
+    return np.asarray(values, dtype=np.result_type(np.asarray(x).dtype, np.float32))
 
 
 def opengl_to_opencv(points: Array) -> Array:

@@ -34,13 +34,22 @@ def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) 
 
 
 def save_prediction(
-    pred, image: np.ndarray, out_dir: str | os.PathLike, stem: str, render=None, source: str | os.PathLike | None = None
+    pred,
+    image: np.ndarray,
+    out_dir: str | os.PathLike,
+    stem: str,
+    render=None,
+    source: str | os.PathLike | None = None,
+    pictures: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Path]:
     """Write <stem>.obj, .ply, .json, _overlay.png and _side.png for one HandPrediction.
 
     ``image``: the picture the hand was found in, at its original size (``pred.image_size``) or reduced
-    (a working copy of a large file); the overlay is drawn at that size, at most :data:`OVERLAY_MAX_SIDE`
-    pixels long, while the JSON keeps original-image pixels. ``source``: the input file, recorded in the JSON.
+    (a working copy of a large file); the overlay is drawn at that size (at most
+    :data:`handssca.pictures.prediction.OVERLAY_MAX_SIDE` pixels long), while the JSON keeps
+    original-image pixels. ``source``: the input file, recorded in the JSON. ``pictures``: the
+    (overlay, side view) of :func:`~handssca.pictures.prediction.prediction_pictures` when the caller
+    already drew them.
     """
     from PIL import Image
 
@@ -57,7 +66,7 @@ def save_prediction(
         info["input_file"] = str(source)
     (out / f"{stem}.json").write_text(json.dumps(info, indent=1))
     files.append(out / f"{stem}.json")
-    overlay, side = prediction_pictures(pred, image, render)
+    overlay, side = pictures if pictures is not None else prediction_pictures(pred, image, render)
     Image.fromarray(overlay).save(out / f"{stem}_overlay.png")
     files.append(out / f"{stem}_overlay.png")
     Image.fromarray(side).save(out / f"{stem}_side.png")

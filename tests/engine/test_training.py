@@ -188,6 +188,41 @@ def test_evaluate_command_writes_its_report(tmp_path, capsys):
     assert "pa_mpjpe_mm" in capsys.readouterr().out
 
 
+def test_evaluate_overrides_do_not_change_the_stored_network(tmp_path, capsys):
+    """The weights decide the architecture: a model.* override on the command line is not applied."""
+    from handssca.cli import main
+    from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
+    ckpt = save_checkpoint(tmp_path / "m.pt", checkpoint_dict(model))
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "e"),
+        "--no-progress",
+        "data.test_size=2",
+        "data.num_workers=0",
+        "eval.batch_size=2",
+        "model.block=none",
+    ]
+    assert main(argv) == 0, capsys.readouterr().err
+
+
+def test_device_names():
+    from handssca.environment import resolve_device
+
+    assert resolve_device("auto").type in ("cpu", "cuda") and resolve_device("cpu").type == "cpu"
+    assert resolve_device("meta").type == "meta"  # any torch device name passes through
+    with pytest.raises(ValueError, match="device: expected auto"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="train.device: 'cuda:1' asked for but no CUDA"):
+            resolve_device("cuda:1", key="train.device")
+
+
 def test_cpu_bf16_detection_reads_the_flags():
     from handssca.environment import cpu_has_bf16
 

@@ -33,6 +33,10 @@ def init_distributed(device: str = "auto") -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and ":" in str(device):
+        raise ValueError(
+            f"train.device: {device!r} with {world} processes; use 'cuda' (each process takes its LOCAL_RANK)"
+        )
     dev = resolve_device(device, local, key="train.device")
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
@@ -20,7 +21,7 @@ from handssca.pictures import best_worst, pck_figure, save_figure
 
 
 def _config_for(ckpt: dict, config: str | None, overrides: list[str]) -> Config:
-    stored = dict(ckpt.get("config", {}))
+    stored = copy.deepcopy(ckpt.get("config", {}))  # overrides must not reach the checkpoint's model config
     if config is not None:
         cfg = load_config(config, overrides)
         cfg.model = build_config({"model": stored["model"]}).model  # the weights decide the architecture
@@ -45,7 +46,7 @@ def evaluate_checkpoint(
     if hand_model is not None:
         cfg.model.hand_model = hand_model
     split = split or cfg.eval.split
-    dev = resolve_device(device, key="--device")
+    dev = resolve_device(device)
     model = model_from_checkpoint(ckpt, checkpoint, cfg.model.hand_model).to(dev)  # the file is read once
     dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False, hand_model=model.hand)
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
