@@ -104,6 +104,9 @@ class DataConfig:
     version: str = "v2"  # ho3d: v2 | v3
     annotations: str = "official"  # ho3d, dexycb: official (the datasets' own files) | handoccnet (HandOccNet's JSONs)
     hand_model_left: str | None = None  # dexycb left hands: MANO_LEFT.pkl (default: beside model.hand_model)
+    val_fraction: float = (
+        0.05  # ho3d, handoccnet files: the tail of the training list held out as val (0 = train on all)
+    )
     freihand_version: str = "auto"  # freihand training images: gs | hom | sample | auto
 
 
@@ -323,6 +326,8 @@ def validate_values(cfg: Config) -> list[str]:
     for k, w in cfg.train.loss_weights.items():
         if not math.isfinite(w) or w < 0:
             out.append(f"train.loss_weights.{k}: expected a finite weight >= 0; got {w!r}")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        out.append(f"data.val_fraction: expected a fraction in [0, 1); got {cfg.data.val_fraction!r}")
     if any(m < 0 for m in cfg.train.lr_milestones):
         out.append(f"train.lr_milestones: expected epochs >= 0; got {cfg.train.lr_milestones}")
     choices = {

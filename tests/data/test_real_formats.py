@@ -279,3 +279,16 @@ def test_synthetic_samples_meet_the_same_contract():
     for i in range(4):
         ej, ev = contract_error(ds[i], ref)
         assert ej < TOL and ev < TOL, (i, ej, ev)
+
+
+def test_val_fraction_zero_trains_on_the_whole_handoccnet_file(tmp_path, mano):
+    """The official code has no validation split: data.val_fraction=0 trains on every entry."""
+    truth = write_dexycb(tmp_path, mano)
+    write_dexycb_handoccnet(tmp_path, mano, truth)
+    rows = [t for t in truth if t["split"] == "train"]
+    cfg = config("dexycb", tmp_path, mano, "data.annotations=handoccnet", "data.val_fraction=0")
+    assert len(build_dataset(cfg, "train")) == len(rows) and len(build_dataset(cfg, "val")) == 0
+    cfg = config("dexycb", tmp_path, mano, "data.annotations=handoccnet", "data.val_fraction=0.25")
+    assert len(build_dataset(cfg, "val")) == round(0.25 * len(rows))
+    with pytest.raises(ValueError, match="data.val_fraction"):
+        config("dexycb", tmp_path, mano, "data.val_fraction=1")

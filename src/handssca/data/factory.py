@@ -96,12 +96,16 @@ def build_dataset(cfg, split: str, train: bool = False, hand_model=None) -> Data
         from handssca.data.handoccnet import HandOccNetDexYCB, HandOccNetHO3D
 
         if d.dataset == "ho3d":
-            return HandOccNetHO3D(d.root, split, right, size, augment=train, seed=d.seed)
-        return HandOccNetDexYCB(d.root, split, right, size, augment=train, seed=d.seed, left_hand_model=left)
+            return HandOccNetHO3D(d.root, split, right, size, augment=train, seed=d.seed, val_fraction=d.val_fraction)
+        return HandOccNetDexYCB(
+            d.root, split, right, size, augment=train, seed=d.seed, left_hand_model=left, val_fraction=d.val_fraction
+        )
     if d.dataset == "ho3d":
         from handssca.data.ho3d import HO3D
 
-        return HO3D(d.root, split, right, size, augment=train, version=d.version, seed=d.seed)
+        return HO3D(
+            d.root, split, right, size, augment=train, version=d.version, seed=d.seed, val_fraction=d.val_fraction
+        )
     from handssca.data.dexycb import DexYCB
 
     return DexYCB(d.root, split, right, size, augment=train, seed=d.seed, left_hand_model=left)

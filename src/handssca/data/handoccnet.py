@@ -18,7 +18,7 @@ joints as in training (the whole image when that box is empty: squared here, whe
 code stretches it). Left DexYCB hands are mirrored to right (image, box, labels, pose) as the
 official code does, with the labels converted exactly (``data/mano_labels.py``). ``val`` is the
 last ``val_fraction`` of the training file's entries and ``train`` the rest (the official code has
-no validation split and trains on the whole file: ``val_fraction=0`` does the same).
+no validation split and trains on the whole file: ``data.val_fraction=0`` does the same).
 """
 
 from __future__ import annotations
