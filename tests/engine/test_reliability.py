@@ -21,22 +21,7 @@ from handssca.engine.trainer import Trainer, train
 from handssca.model.checkpoint import checkpoint_dict, load_model, read_checkpoint, save_checkpoint
 from handssca.model.handssca import build_model
 
-TINY = [
-    "model.input_size=128",
-    "model.backbone=resnet18",
-    "data.train_size=8",
-    "data.val_size=2",
-    "data.test_size=4",
-    "data.num_workers=0",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "train.lr_milestones=[1]",
-    "eval.batch_size=4",
-]
-
-
-def tiny(out, *extra):
-    return load_config(None, [*TINY, f"train.out_dir={out}", *extra])
+from .tiny import TINY, tiny
 
 
 def cli(capsys, *argv) -> tuple[int, str]:

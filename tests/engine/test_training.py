@@ -16,22 +16,7 @@ from handssca.engine.trainer import Trainer, lr_at, train
 from handssca.losses import compute_losses
 from handssca.model import build_model
 
-TINY = [
-    "model.input_size=128",
-    "model.backbone=resnet18",
-    "data.train_size=8",
-    "data.val_size=2",
-    "data.test_size=4",
-    "data.num_workers=0",
-    "train.batch_size=4",
-    "train.tensorboard=false",
-    "train.lr_milestones=[1]",
-    "eval.batch_size=4",
-]
-
-
-def tiny(tmp_path, *extra):
-    return load_config(None, [*TINY, f"train.out_dir={tmp_path}", *extra])
+from .tiny import TINY, tiny
 
 
 def test_lr_schedule_is_the_official_step_decay():
