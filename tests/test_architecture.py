@@ -16,11 +16,11 @@ LAYERS = [
     ("geometry", "io_images", "ops", "hand"),
     ("config", "render", "evaluation"),
     ("environment", "data", "model"),
-    ("losses", "pictures"),
+    ("losses", "pictures", "detect"),
     ("engine",),
     ("export", "convert"),
     ("inference", "outputs"),
-    ("predict", "demo"),
+    ("predict", "demo", "serve"),
     ("cli",),
 ]
 LEVEL = {unit: i for i, units in enumerate(LAYERS) for unit in units}
