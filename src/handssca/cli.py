@@ -186,6 +186,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from handssca.serve import serve
+
+    serve(args.checkpoint, host=args.host, port=args.port, hand_model=args.hand_model, device=args.device)
+    return 0
+
+
 def _cmd_data_preview(args: argparse.Namespace) -> int:
     from handssca import pictures
     from handssca.config import load_config
@@ -279,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides of the demo config")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("serve", help="a local web page: drop a photo, see and download its hands (needs gradio)")
+    p.add_argument("--checkpoint", required=True, help="a handssca checkpoint")
+    p.add_argument("--port", type=int, default=7860, help="default: 7860")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the checkpoint's, else the built-in hand)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("data", help="datasets")
     data = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)

@@ -1,0 +1,240 @@
+"""``handssca serve``: a local web page (gradio) where a user drops a photo and gets its hands back.
+
+The page shows the meshes drawn over the photo, a rotatable 3D view of them and the files to download
+(.obj, .ply and .json of each hand, the pictures). :func:`reconstruct_image` is the work behind the
+button and needs no browser nor gradio; :func:`build_app` wires it into a page and :func:`serve` runs
+the page on a local address. gradio is imported only inside the functions that need it, so importing
+this module costs nothing and works without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: The two ways of finding the hand: the bundled detector (every hand, each with its side) or the
+#: whole picture as one hand's box, with the side the user picks.
+DETECT, WHOLE = "detect hands", "whole image"
+SIDES = ("right", "left")
+
+#: A request's output folder is removed after this many seconds (the page has copied what it shows).
+KEEP_SECONDS = 3600
+
+NO_HAND = "no hand found"
+
+
+class GradioMissingError(ImportError, ValueError):
+    """gradio (the ``serve`` extra) is not installed. A ValueError too, so that the command line reports
+    it as one line with exit status 2, like any other input it cannot work with."""
+
+
+def import_gradio():
+    """The gradio module, or :class:`GradioMissingError` saying how to install it."""
+    try:
+        import gradio
+    except ImportError as e:
+        raise GradioMissingError(f"the web page needs gradio ({e}): pip install 'handssca[serve]'") from None
+    return gradio
+
+
+@dataclass
+class ServeResult:
+    """What the page shows for one request.
+
+    ``overlay``: (H, W, 3) uint8, every hand drawn over the photo (None when no hand was found).
+    ``viewer_mesh``: an .obj of all hands for the 3D view (OpenGL frame: y up, centred). ``files``: what
+    the user can download. ``info``: the JSON shown, ``{"hands": [HandPrediction.to_json(), ...]}``.
+    """
+
+    message: str
+    overlay: np.ndarray | None = None
+    viewer_mesh: Path | None = None
+    files: list[Path] = field(default_factory=list)
+    info: dict | None = None
+
+
+def _viewer_mesh(preds, path: Path) -> Path:
+    """One .obj of every hand for the 3D view: the camera frame turned into the viewer's (y up, z towards
+    the viewer) and centred on the hands, so the view opens on them as the photo shows them."""
+    from handssca.frames import opengl_to_opencv
+    from handssca.outputs import write_obj
+
+    verts, faces, offset = [], [], 0
+    for p in preds:
+        verts.append(opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)))  # its own inverse
+        faces.append(np.asarray(p.faces) + offset)
+        offset += len(p.vertices)
+    v = np.concatenate(verts)
+    return write_obj(path, v - (v.min(0) + v.max(0)) / 2, np.concatenate(faces))
+
+
+def reconstruct_image(
+    rec,
+    image: str | os.PathLike,
+    mode: str = DETECT,
+    hand_side: str = "right",
+    out_dir: str | os.PathLike | None = None,
+    render=None,
+) -> ServeResult:
+    """Reconstruct the hands of one image file and write what the page offers into ``out_dir``.
+
+    ``rec``: a :class:`~handssca.inference.HandReconstructor`. ``mode``: :data:`DETECT` finds every hand
+    (``rec.reconstruct_all``), :data:`WHOLE` takes the whole image as one ``hand_side`` hand. ``render``:
+    a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). Raises
+    ValueError for an image that cannot be read or an unknown mode or side.
+    """
+    from handssca.outputs import save_prediction
+    from handssca.pictures.prediction import prediction_pictures
+
+    if mode not in (DETECT, WHOLE):
+        raise ValueError(f"mode: expected {DETECT!r} or {WHOLE!r}; got {mode!r}")
+    if hand_side not in SIDES:
+        raise ValueError(f"hand side: expected 'right' or 'left'; got {hand_side!r}")
+    if mode == DETECT and not hasattr(rec, "reconstruct_all"):
+        raise ValueError("this reconstructor cannot detect hands: use the whole image")
+    scaled = rec.load(image)  # decoded at the network's working resolution, outputs in the file's pixels
+    preds = list(rec.reconstruct_all(scaled)) if mode == DETECT else [rec(scaled, hand_side=hand_side)]
+    if not preds:
+        return ServeResult(NO_HAND)
+    out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
+    out.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    overlay = scaled.pixels
+    for i, p in enumerate(preds):
+        pictures = prediction_pictures(p, scaled.pixels, render)
+        files += save_prediction(p, scaled.pixels, out, f"hand{i + 1}_{p.hand_side}", render, pictures=pictures)
+        # every hand over one picture: each hand drawn over the picture of those before it
+        overlay = pictures[0] if len(preds) == 1 else prediction_pictures(p, overlay, render)[0]
+    from PIL import Image
+
+    Image.fromarray(overlay).save(out / "overlay.png")
+    files.insert(0, out / "overlay.png")
+    sides = ", ".join(p.hand_side for p in preds)
+    message = (
+        f"{len(preds)} hand{'s' if len(preds) > 1 else ''} found ({sides})"
+        if mode == DETECT
+        else f"whole image as one {hand_side} hand"
+    )
+    return ServeResult(
+        message,
+        overlay=overlay,
+        viewer_mesh=_viewer_mesh(preds, out / "view.obj"),
+        files=files,
+        info={"hands": [p.to_json() for p in preds]},
+    )
+
+
+class RequestFolders:
+    """One fresh output folder per request under ``root``; folders older than ``keep_seconds`` are
+    removed when a new one is made (the page has its own copies of what it shows by then)."""
+
+    def __init__(self, root: str | os.PathLike, keep_seconds: float = KEEP_SECONDS) -> None:
+        self.root, self.keep_seconds = Path(root), float(keep_seconds)
+        self._lock = threading.Lock()
+
+    def new(self) -> Path:
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            now = time.time()
+            for old in self.root.iterdir():
+                try:
+                    if old.is_dir() and now - old.stat().st_mtime > self.keep_seconds:
+                        shutil.rmtree(old, ignore_errors=True)
+                except OSError:
+                    pass  # removed meanwhile
+            return Path(tempfile.mkdtemp(prefix="request-", dir=self.root))
+
+
+def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandSSCA"):
+    """The gradio Blocks of the page for reconstructor ``rec``; request outputs go under ``out_root``."""
+    gr = import_gradio()
+
+    folders = RequestFolders(out_root)
+    can_detect = hasattr(rec, "reconstruct_all")
+
+    def run(image_path, mode, side):
+        if not image_path:
+            raise gr.Error("drop an image first")
+        try:
+            result = reconstruct_image(rec, image_path, mode or WHOLE, (side or "right").lower(), folders.new(), render)
+        except (ValueError, OSError) as e:  # unreadable image and the like: said on the page
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            raise gr.Error(lines[0] if lines else type(e).__name__) from None
+        return (
+            f"**{result.message}**",
+            result.overlay,
+            str(result.viewer_mesh) if result.viewer_mesh else None,
+            [str(f) for f in result.files] or None,
+            result.info,
+        )
+
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as app:
+        gr.Markdown(
+            f"# {title}: 3D hands from a photo\nDrop an image, press **Reconstruct**. "
+            "Meshes are in metres in the camera frame (x right, y down, z forward); joints in FreiHAND order."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], elem_id="input-image")
+                mode = gr.Radio(
+                    [DETECT, WHOLE] if can_detect else [WHOLE],
+                    value=DETECT if can_detect else WHOLE,
+                    label="hand box",
+                    elem_id="mode",
+                )
+                side = gr.Radio(
+                    ["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect
+                )
+                button = gr.Button("Reconstruct", variant="primary", elem_id="run")
+                status = gr.Markdown(elem_id="status")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    overlay = gr.Image(label="overlay", format="png", interactive=False, elem_id="overlay")
+                    mesh = gr.Model3D(label="3D mesh (drag to rotate)", elem_id="mesh", height=420)
+                files = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="files")
+                info = gr.JSON(label="hands (JSON)", elem_id="info")
+        mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side)
+        button.click(run, [image, mode, side], [status, overlay, mesh, files, info], api_name="reconstruct")
+    return app
+
+
+def serve(
+    checkpoint: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    hand_model: str | None = None,
+    device: str | None = None,
+) -> None:
+    """Run the page on http://host:port until interrupted. Nothing is fetched from outside: no analytics,
+    no version check, no share link; the page's own files come with the gradio package."""
+    gr = import_gradio()  # before the checkpoint is read: say what is missing first
+    from handssca.inference import HandReconstructor
+
+    rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device)
+    root = Path(tempfile.mkdtemp(prefix="handssca-serve-"))
+    try:
+        app = build_app(rec, root)
+        app.queue(default_concurrency_limit=1)  # one reconstruction at a time: the CPU is shared
+        print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
+        app.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            quiet=True,
+            show_error=True,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            footer_links=[],
+            theme=gr.themes.Default(),
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
