@@ -33,6 +33,63 @@ def write_ply(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray) 
     return path
 
 
+def write_glb(
+    path: str | os.PathLike,
+    meshes: list[tuple[np.ndarray, np.ndarray, tuple[float, float, float]]],
+) -> Path:
+    """Binary glTF 2.0 (.glb) of one or more ``(vertices (V, 3), faces (F, 3), rgb in [0, 1])`` meshes, each
+    with vertex normals and its own matte PBR material. glTF's frame is OpenGL's (y up, z towards the
+    viewer): convert camera-frame points with :func:`handssca.frames.opengl_to_opencv` (its own inverse)."""
+    from handssca.render.raster import vertex_normals
+
+    blob, views, accessors, gl_meshes, materials = bytearray(), [], [], [], []
+
+    def add(array: np.ndarray, target: int, **accessor) -> int:
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": array.nbytes, "target": target})
+        blob.extend(array.tobytes())
+        blob.extend(b"\0" * (-len(blob) % 4))
+        accessors.append({"bufferView": len(views) - 1, "count": len(array), **accessor})
+        return len(accessors) - 1
+
+    for vertices, faces, rgb in meshes:
+        v = np.ascontiguousarray(vertices, dtype="<f4")
+        f = np.ascontiguousarray(faces, dtype="<u4")
+        n = vertex_normals(v.astype(np.float64), f.astype(np.int64)).astype("<f4")
+        pos = add(v, 34962, componentType=5126, type="VEC3", min=v.min(0).tolist(), max=v.max(0).tolist())
+        nrm = add(n, 34962, componentType=5126, type="VEC3")
+        idx = add(f.reshape(-1), 34963, componentType=5125, type="SCALAR")
+        materials.append(
+            {
+                "pbrMetallicRoughness": {"baseColorFactor": [*map(float, rgb), 1.0], "metallicFactor": 0.0},
+                "doubleSided": True,
+            }
+        )
+        primitive = {"attributes": {"POSITION": pos, "NORMAL": nrm}, "indices": idx, "material": len(materials) - 1}
+        gl_meshes.append({"primitives": [primitive]})
+    doc = {
+        "asset": {"version": "2.0", "generator": "handssca"},
+        "scene": 0,
+        "scenes": [{"nodes": list(range(len(gl_meshes)))}],
+        "nodes": [{"mesh": i} for i in range(len(gl_meshes))],
+        "meshes": gl_meshes,
+        "materials": materials,
+        "accessors": accessors,
+        "bufferViews": views,
+        "buffers": [{"byteLength": len(blob)}],
+    }
+    text = json.dumps(doc, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 4)
+    body = _glb_chunk(text, b"JSON") + _glb_chunk(bytes(blob), b"BIN\0")
+    path = Path(path)
+    path.write_bytes(b"glTF" + np.array([2, 12 + len(body)], dtype="<u4").tobytes() + body)
+    return path
+
+
+def _glb_chunk(data: bytes, kind: bytes) -> bytes:
+    """One GLB chunk: length, type, data (already padded to 4 bytes)."""
+    return np.array([len(data)], dtype="<u4").tobytes() + kind + data
+
+
 def save_prediction(
     pred,
     image: np.ndarray,

@@ -49,7 +49,7 @@ class ServeResult:
     """What the page shows for one request.
 
     ``overlay``: (H, W, 3) uint8, every hand drawn over the photo (None when no hand was found).
-    ``viewer_mesh``: an .obj of all hands for the 3D view (OpenGL frame: y up, centred). ``files``: what
+    ``viewer_mesh``: a .glb of all hands for the 3D view (glTF frame: y up, centred). ``files``: what
     the user can download. ``info``: the JSON shown, ``{"hands": [HandPrediction.to_json(), ...]}``.
     """
 
@@ -60,19 +60,20 @@ class ServeResult:
     info: dict | None = None
 
 
-def _viewer_mesh(preds, path: Path) -> Path:
-    """One .obj of every hand for the 3D view: the camera frame turned into the viewer's (y up, z towards
-    the viewer) and centred on the hands, so the view opens on them as the photo shows them."""
-    from handssca.frames import opengl_to_opencv
-    from handssca.outputs import write_obj
+#: Colours of the hands in the 3D view: right hands as in the overlay, left hands orange.
+VIEW_COLORS = {"right": (0.55, 0.75, 0.95), "left": (0.95, 0.65, 0.35)}
 
-    verts, faces, offset = [], [], 0
-    for p in preds:
-        verts.append(opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)))  # its own inverse
-        faces.append(np.asarray(p.faces) + offset)
-        offset += len(p.vertices)
-    v = np.concatenate(verts)
-    return write_obj(path, v - (v.min(0) + v.max(0)) / 2, np.concatenate(faces))
+
+def _viewer_mesh(preds, path: Path) -> Path:
+    """One .glb of every hand for the 3D view: the camera frame turned into glTF's (y up, z towards the
+    viewer) and centred on the hands, so the view opens on them as the photo shows them."""
+    from handssca.frames import opengl_to_opencv
+    from handssca.outputs import write_glb
+
+    verts = [opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)) for p in preds]  # its own inverse
+    allv = np.concatenate(verts)
+    centre = (allv.min(0) + allv.max(0)) / 2
+    return write_glb(path, [(v - centre, p.faces, VIEW_COLORS[p.hand_side]) for v, p in zip(verts, preds)])
 
 
 def reconstruct_image(
@@ -122,11 +123,12 @@ def reconstruct_image(
         if mode == DETECT
         else f"whole image as one {hand_side} hand"
     )
+    view = _viewer_mesh(preds, out / "hands_view.glb")
     return ServeResult(
         message,
         overlay=overlay,
-        viewer_mesh=_viewer_mesh(preds, out / "view.obj"),
-        files=files,
+        viewer_mesh=view,
+        files=[*files, view],
         info={"hands": [p.to_json() for p in preds]},
     )
 
