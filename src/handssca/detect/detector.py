@@ -1,0 +1,192 @@
+"""Find every hand in an image: MediaPipe's palm detector, then its hand-landmark network per palm.
+
+    from handssca.detect import HandDetector
+    detector = HandDetector()
+    for hand in detector(image):            # (H, W, 3) uint8 RGB
+        hand.bbox, hand.hand_side, hand.score, hand.keypoints_2d   # pixels, "left"/"right", (21, 2)
+
+Both networks are Google's Apache-2.0 MediaPipe models (``third_party/mediapipe``), converted to
+``assets/hand_detector.npz`` and run in PyTorch (:class:`~handssca.detect.graph.TfliteGraph`); nothing is
+downloaded. The steps are MediaPipe's ``hand_landmark_tracking_cpu`` graph: the image letterboxed into
+192 x 192 -> palms (:mod:`~handssca.detect.palms`) -> one rotated 224 x 224 crop per palm
+(:mod:`~handssca.detect.rects`) -> 21 landmarks, a hand-presence score and a handedness score.
+
+**Hand side.** MediaPipe's handedness output assumes a mirrored (selfie) picture. ``hand_side`` here is
+the side of the hand as it is seen in the image given, unmirrored: a photo of a right hand is "right".
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+
+import numpy as np
+import torch
+
+from handssca.detect.graph import TfliteGraph
+from handssca.detect.palms import PALM_INPUT, decode_palms, ssd_anchors, weighted_nms
+from handssca.detect.rects import (
+    RotatedRect,
+    apply_inverse,
+    crop_matrix,
+    rect_from_landmarks,
+    rect_from_palm,
+    warp_crop,
+)
+from handssca.environment import resolve_device
+from handssca.io_images import to_rgb_uint8
+
+#: The landmark network's input side, pixels.
+LANDMARK_INPUT = 224
+
+
+def detector_file() -> str:
+    """Path of the bundled ``hand_detector.npz``."""
+    return str(resources.files("handssca") / "assets" / "hand_detector.npz")
+
+
+@dataclass
+class HandDetection:
+    """One hand found in an image; pixels of that image."""
+
+    bbox: np.ndarray  # (4,) x, y, w, h: the axis-aligned box of the 21 landmarks
+    score: float  # hand-presence probability from the landmark network, in [0, 1]
+    hand_side: str  # "left" or "right", as seen in the image (not selfie-mirrored)
+    keypoints_2d: np.ndarray  # (21, 2) x, y pixels, FreiHAND / MediaPipe order
+    side_score: float = 1.0  # probability of ``hand_side``, in [0.5, 1]
+    palm_score: float | None = None  # the palm detector's score, None when the crop came from tracking
+    rect: RotatedRect | None = None  # the landmark network's crop
+    extras: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "bbox_xywh": [float(v) for v in self.bbox],
+            "score": float(self.score),
+            "hand_side": self.hand_side,
+            "side_score": float(self.side_score),
+            "palm_score": None if self.palm_score is None else float(self.palm_score),
+            "keypoints_2d_px": np.asarray(self.keypoints_2d, dtype=float).tolist(),
+        }
+
+
+def landmark_box(points: np.ndarray) -> np.ndarray:
+    """(4,) x, y, w, h of the axis-aligned box around (K, 2) points."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float64)
+
+
+def _xywh_iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+class HandDetector:
+    """Image -> list of :class:`HandDetection`, best first.
+
+    ``max_hands``: keep at most this many (None: all); ``min_palm_score``: palm detector threshold
+    (MediaPipe: 0.5); ``min_presence``: landmark network's hand-presence threshold (MediaPipe: 0.5);
+    ``nms_iou``: palms overlapping more are merged (0.3), and hands whose landmark boxes overlap more than
+    ``duplicate_iou`` are reported once.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device | None = "cpu",
+        max_hands: int | None = None,
+        min_palm_score: float = 0.5,
+        min_presence: float = 0.5,
+        nms_iou: float = 0.3,
+        duplicate_iou: float = 0.5,
+        path: str | os.PathLike | None = None,
+    ) -> None:
+        self.device = resolve_device(device)
+        with np.load(detector_file() if path is None else path, allow_pickle=False) as data:
+            palm, landmark = TfliteGraph.from_npz(data, "palm"), TfliteGraph.from_npz(data, "landmark")
+        fmt = torch.channels_last if self.device.type == "cpu" else torch.contiguous_format
+        self.palm = palm.eval().to(self.device, memory_format=fmt)
+        self.landmark = landmark.eval().to(self.device, memory_format=fmt)
+        self._format = fmt
+        self.anchors = ssd_anchors(PALM_INPUT)
+        self.max_hands, self.min_palm_score, self.min_presence = max_hands, min_palm_score, min_presence
+        self.nms_iou, self.duplicate_iou = nms_iou, duplicate_iou
+
+    def _run(self, net: TfliteGraph, crops: np.ndarray) -> list[np.ndarray]:
+        x = torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device).contiguous(memory_format=self._format)
+        with torch.no_grad():
+            return [y.float().cpu().numpy() for y in net(x)]
+
+    def palm_rects(self, image: np.ndarray) -> list[tuple[RotatedRect, float]]:
+        """(hand crop, palm score) for every palm in an (H, W, 3) uint8 image, best first."""
+        h, w = image.shape[:2]
+        side = float(max(w, h))  # letterbox: the whole image centred in a square, zeros around it
+        lb = RotatedRect(w / 2, h / 2, side, side, 0.0)
+        M = crop_matrix(lb, PALM_INPUT, PALM_INPUT)
+        boxes, scores = self._run(self.palm, warp_crop(image, M, PALM_INPUT, PALM_INPUT, "constant")[None])
+        palms = weighted_nms(decode_palms(boxes[0], scores[0], self.anchors, self.min_palm_score), self.nms_iou)
+        out = []
+        for p in palms:  # normalised letterbox coordinates -> image pixels
+            corners = apply_inverse(M, p.box.reshape(2, 2) * PALM_INPUT).reshape(-1)
+            kps = apply_inverse(M, p.keypoints * PALM_INPUT)
+            out.append((rect_from_palm(corners, kps), p.score))
+        return out
+
+    def landmarks(self, image: np.ndarray, rects: list[RotatedRect]) -> list[HandDetection | None]:
+        """The landmark network on each rect's crop (one batch); None where it finds no hand."""
+        if not rects:
+            return []
+        S = LANDMARK_INPUT
+        mats = [crop_matrix(r, S, S) for r in rects]
+        crops = np.stack([warp_crop(image, M, S, S, "nearest") for M in mats])
+        coords, presence, handedness, _world = self._run(self.landmark, crops)
+        out: list[HandDetection | None] = []
+        for k, (rect, M) in enumerate(zip(rects, mats)):
+            if presence[k, 0] < self.min_presence:
+                out.append(None)
+                continue
+            pts = apply_inverse(M, coords[k].reshape(21, 3)[:, :2])
+            # MediaPipe's label "Left" (score > 0.5) is for a mirrored picture: the hand seen is a right hand
+            p_right = float(handedness[k, 0])
+            side = "right" if p_right >= 0.5 else "left"
+            out.append(
+                HandDetection(
+                    bbox=landmark_box(pts),
+                    score=float(presence[k, 0]),
+                    hand_side=side,
+                    keypoints_2d=pts,
+                    side_score=max(p_right, 1.0 - p_right),
+                    rect=rect,
+                )
+            )
+        return out
+
+    def _unique(self, hands: list[HandDetection]) -> list[HandDetection]:
+        kept: list[HandDetection] = []
+        for hand in sorted(hands, key=lambda d: -d.score):
+            if all(_xywh_iou(hand.bbox, k.bbox) <= self.duplicate_iou for k in kept):
+                kept.append(hand)
+        return kept if self.max_hands is None else kept[: self.max_hands]
+
+    def __call__(self, image: np.ndarray) -> list[HandDetection]:
+        """Every hand in an (H, W[, C]) image (uint8 RGB, or anything ``to_rgb_uint8`` converts), best first."""
+        image = to_rgb_uint8(image)
+        palms = self.palm_rects(image)
+        hands = []
+        for (_, score), hand in zip(palms, self.landmarks(image, [r for r, _ in palms])):
+            if hand is not None:
+                hand.palm_score = score
+                hands.append(hand)
+        return self._unique(hands)
+
+    def track(self, image: np.ndarray, previous: list[HandDetection]) -> list[HandDetection]:
+        """The hands of a video frame given those of the frame before: each previous hand's landmarks
+        give its crop in this frame (no palm detection); the palm detector runs only when a hand was lost
+        or none was known, and its new hands are added when they do not overlap a tracked one."""
+        image = to_rgb_uint8(image)
+        tracked = [h for h in self.landmarks(image, [rect_from_landmarks(p.keypoints_2d) for p in previous]) if h]
+        if previous and len(tracked) == len(previous):
+            return self._unique(tracked)
+        return self._unique(tracked + self(image))
