@@ -13,6 +13,8 @@ is O(B D L / CHECKPOINT N) extra instead of O(B D L N). The float32 kernels use 
 plain arithmetic (range reduction and a degree-6 polynomial, relative error ~2e-7) so that the
 compiler can vectorise it over the state dimension, and softplus likewise (exp and an atanh
 series for log1p); float64 uses libm.
+``forward`` and ``backward`` are plain functions; ``registered.py`` makes them one PyTorch operator
+(autograd, torch.compile and torch.export go through it).
 """
 
 from __future__ import annotations
@@ -283,109 +285,84 @@ def _sync_threads() -> None:
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
 
 
-class _NumbaScanFn(torch.autograd.Function):
-    """Autograd wrapper: u, delta (b,d,l); A (d,n); Bt, Ct (b,g,l,n); D, bias (d,); output (b,d,l)."""
-
-    @staticmethod
-    def forward(ctx, u, delta, A, Bt, Ct, D, bias, softplus):  # type: ignore[override]
-        save = any(ctx.needs_input_grad)
-        batch, dim, length = u.shape
-        nchunks = -(-length // CHECKPOINT)
-        un, deltan, An, Btn, Ctn, Dn, biasn = (_np(t) for t in (u, delta, A, Bt, Ct, D, bias))
-        y = np.empty_like(un)
-        shape = (batch, dim, nchunks, A.shape[1]) if save else (1, 1, 1, 1)
-        ckpt = np.empty(shape, dtype=un.dtype)
-        _sync_threads()
-        _forward_lanes_kernel(un, deltan, An, Btn, Ctn, Dn, biasn, bool(softplus), y, ckpt, CHECKPOINT, save)
-        if save:
-            ctx.save_for_backward(u, delta, A, Bt, Ct, D, bias, torch.from_numpy(ckpt))
-            ctx.softplus = bool(softplus)
-        return torch.from_numpy(y)
-
-    @staticmethod
-    def backward(ctx, gy):  # type: ignore[override]
-        u, delta, A, Bt, Ct, D, bias, ckpt = ctx.saved_tensors
-        batch, dim, length = u.shape
-        groups, nstate = Bt.shape[1], A.shape[1]
-        _sync_threads()
-        threads = numba.get_num_threads()
-        parts = max(1, min(dim // groups, -(-2 * threads // (batch * groups)))) if batch * groups < 2 * threads else 1
-        un, gyn = _np(u), _np(gy)
-        du = np.empty_like(un)
-        ddelta = np.empty_like(un)
-        dA_part = np.empty((batch, dim, nstate), dtype=un.dtype)
-        dB_part = np.zeros((batch, groups, parts, length, nstate), dtype=un.dtype)
-        dC_part = np.zeros_like(dB_part)
-        _backward_kernel(
-            un,
-            _np(delta),
-            _np(A),
-            _np(Bt),
-            _np(Ct),
-            _np(D),
-            _np(bias),
-            ctx.softplus,
-            gyn,
-            _np(ckpt),
-            CHECKPOINT,
-            parts,
-            du,
-            ddelta,
-            dA_part,
-            dB_part,
-            dC_part,
-        )
-        dB = torch.from_numpy(dB_part).sum(2) if parts > 1 else torch.from_numpy(dB_part[:, :, 0])
-        dC = torch.from_numpy(dC_part).sum(2) if parts > 1 else torch.from_numpy(dC_part[:, :, 0])
-        ddelta_t = torch.from_numpy(ddelta)
-        dD = dbias = None
-        if ctx.needs_input_grad[5]:
-            dD = torch.einsum("bdl,bdl->d", gy, u)
-        if ctx.needs_input_grad[6]:
-            dbias = ddelta_t.sum((0, 2))
-        return torch.from_numpy(du), ddelta_t, torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias, None
-
-
-def scan_numba(
+def forward(
     u: torch.Tensor,
     delta: torch.Tensor,
     A: torch.Tensor,
     B: torch.Tensor,
     C: torch.Tensor,
-    D: torch.Tensor | None = None,
-    delta_bias: torch.Tensor | None = None,
-    delta_softplus: bool = False,
-) -> torch.Tensor:
-    """The whole selective scan on the CPU with numba (dt, the recurrence and the D term in one pass).
-
-    u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,) or None. All one
-    floating dtype. Returns (b, d, l).
-    """
-    zeros = u.new_zeros(u.shape[1])
-    D = zeros if D is None else D
-    delta_bias = zeros if delta_bias is None else delta_bias
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))):
-        # inference: no checkpoints, and B, C read in place as strided (b, g, l, n) views (no transposed copies)
-        un = _np(u)
-        y = np.empty_like(un)
-        Bv = B.detach().numpy().transpose(0, 1, 3, 2)
-        Cv = C.detach().numpy().transpose(0, 1, 3, 2)
-        _sync_threads()
-        _forward_lanes_kernel(
-            un,
-            _np(delta),
-            _np(A),
-            Bv,
-            Cv,
-            _np(D),
-            _np(delta_bias),
-            bool(delta_softplus),
-            y,
-            np.empty((1, 1, 1, 1), dtype=un.dtype),
-            CHECKPOINT,
-            False,
-        )
-        return torch.from_numpy(y)
-    return _NumbaScanFn.apply(
-        u, delta, A, B.transpose(2, 3).contiguous(), C.transpose(2, 3).contiguous(), D, delta_bias, delta_softplus
+    D: torch.Tensor,
+    delta_bias: torch.Tensor,
+    softplus: bool,
+    save: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """y (b, d, l) and the checkpointed states (b, d, ceil(l / CHECKPOINT), n) (a (1, 1, 1, 1)
+    placeholder when not ``save``). u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,).
+    Without ``save`` B and C are read in place as strided (b, g, l, n) views (no transposed copies)."""
+    batch, dim, length = u.shape
+    un = _np(u)
+    if save:
+        Bv, Cv = _np(B.transpose(2, 3)), _np(C.transpose(2, 3))
+        ckpt = np.empty((batch, dim, -(-length // CHECKPOINT), A.shape[1]), dtype=un.dtype)
+    else:
+        Bv = B.detach().contiguous().numpy().transpose(0, 1, 3, 2)
+        Cv = C.detach().contiguous().numpy().transpose(0, 1, 3, 2)
+        ckpt = np.empty((1, 1, 1, 1), dtype=un.dtype)
+    y = np.empty_like(un)
+    _sync_threads()
+    _forward_lanes_kernel(
+        un, _np(delta), _np(A), Bv, Cv, _np(D), _np(delta_bias), bool(softplus), y, ckpt, CHECKPOINT, bool(save)
     )
+    return torch.from_numpy(y), torch.from_numpy(ckpt)
+
+
+def backward(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor,
+    delta_bias: torch.Tensor,
+    softplus: bool,
+    gy: torch.Tensor,
+    ckpt: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """Gradients of (u, delta, A, B, C, D, delta_bias) from the states saved by :func:`forward`."""
+    batch, dim, length = u.shape
+    groups, nstate = B.shape[1], A.shape[1]
+    _sync_threads()
+    threads = numba.get_num_threads()
+    parts = max(1, min(dim // groups, -(-2 * threads // (batch * groups)))) if batch * groups < 2 * threads else 1
+    un, gyn = _np(u), _np(gy)
+    du = np.empty_like(un)
+    ddelta = np.empty_like(un)
+    dA_part = np.empty((batch, dim, nstate), dtype=un.dtype)
+    dB_part = np.zeros((batch, groups, parts, length, nstate), dtype=un.dtype)
+    dC_part = np.zeros_like(dB_part)
+    _backward_kernel(
+        un,
+        _np(delta),
+        _np(A),
+        _np(B.transpose(2, 3)),
+        _np(C.transpose(2, 3)),
+        _np(D),
+        _np(delta_bias),
+        bool(softplus),
+        gyn,
+        _np(ckpt),
+        CHECKPOINT,
+        parts,
+        du,
+        ddelta,
+        dA_part,
+        dB_part,
+        dC_part,
+    )
+    dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else dB_part[:, :, 0]).transpose(2, 3).contiguous()
+    dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else dC_part[:, :, 0]).transpose(2, 3).contiguous()
+    ddelta_t = torch.from_numpy(ddelta)
+    gy_t = torch.from_numpy(gyn)
+    dD = torch.einsum("bdl,bdl->d", gy_t, torch.from_numpy(un))
+    dbias = ddelta_t.sum((0, 2))
+    return torch.from_numpy(du), ddelta_t, torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias

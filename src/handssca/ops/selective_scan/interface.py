@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from handssca.ops.selective_scan import cpu_numba
 from handssca.ops.selective_scan.reference import selective_scan_reference
+from handssca.ops.selective_scan.registered import scan_op
 from handssca.ops.selective_scan.torch_scan import scan_core_torch
 
 log = logging.getLogger("handssca.ops")
@@ -192,7 +193,7 @@ def selective_scan(
     if B_.dim() == 3:
         B_, C_ = B_.unsqueeze(1), C_.unsqueeze(1)
     if name == "numba":
-        return cpu_numba.scan_numba(u_, delta_, A_, B_, C_, D_, bias_, delta_softplus).to(out_dtype)
+        return scan_op(u_, delta_, A_, B_, C_, D_, bias_, delta_softplus, "numba").to(out_dtype)
     dt = delta_ if bias_ is None else delta_ + bias_[None, :, None]
     if delta_softplus:
         dt = F.softplus(dt)

@@ -1,0 +1,135 @@
+"""The selective scan as one registered PyTorch operator, so ``torch.compile`` and ``torch.export``
+see a single node instead of tracing into numba (which they cannot).
+
+Two operators, each with a fake (meta) implementation for tracing:
+
+- ``handssca::scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, save, impl) -> (y, states)``
+- ``handssca::scan_bwd(u, delta, A, B, C, D, delta_bias, softplus, gy, states, impl) -> 7 gradients``
+
+``scan_fwd``'s autograd formula (``register_autograd``) calls ``scan_bwd``. ``states`` are the
+kernel's checkpoints: (b, d, ceil(l / CHECKPOINT), n) when ``save``, else a (1, 1, 1, 1)
+placeholder. ``impl`` names the kernels: ``numba`` (CPU) or ``triton`` (CUDA, or CPU tensors under
+``TRITON_INTERPRET=1``). u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,).
+Registering an operator is a table entry, not work: nothing compiles until a kernel first runs.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from handssca.ops.selective_scan import cpu_numba
+
+IMPLS = ("numba", "triton")
+
+
+def _chunk(impl: str) -> int:
+    if impl == "triton":
+        from handssca.ops.selective_scan import triton_scan
+
+        return triton_scan.CHUNK
+    return cpu_numba.CHECKPOINT
+
+
+def _states_shape(u: Tensor, A: Tensor, save: bool, impl: str) -> tuple[int, int, int, int]:
+    if not save:
+        return (1, 1, 1, 1)
+    batch, dim, length = u.shape
+    chunk = _chunk(impl)
+    return (batch, dim, (length + chunk - 1) // chunk, A.shape[1])
+
+
+@torch.library.custom_op("handssca::scan_fwd", mutates_args=())
+def scan_fwd(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    softplus: bool,
+    save: bool,
+    impl: str,
+) -> tuple[Tensor, Tensor]:
+    """y (b, d, l) and the states the backward starts from (see the module docstring)."""
+    if impl == "triton":
+        from handssca.ops.selective_scan import triton_scan
+
+        return triton_scan.forward(u, delta, A, B, C, D, delta_bias, softplus, save)
+    if u.device.type != "cpu":
+        raise RuntimeError(f"handssca::scan_fwd: the numba kernels run on the CPU; tensors are on {u.device}")
+    return cpu_numba.forward(u, delta, A, B, C, D, delta_bias, softplus, save)
+
+
+@scan_fwd.register_fake
+def _scan_fwd_fake(u, delta, A, B, C, D, delta_bias, softplus, save, impl):
+    return torch.empty_like(u, memory_format=torch.contiguous_format), u.new_empty(_states_shape(u, A, save, impl))
+
+
+@torch.library.custom_op("handssca::scan_bwd", mutates_args=())
+def scan_bwd(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    softplus: bool,
+    gy: Tensor,
+    states: Tensor,
+    impl: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of (u, delta, A, B, C, D, delta_bias), each in its input's shape."""
+    if impl == "triton":
+        from handssca.ops.selective_scan import triton_scan
+
+        return triton_scan.backward(u, delta, A, B, C, D, delta_bias, softplus, gy, states)
+    if u.device.type != "cpu":
+        raise RuntimeError(f"handssca::scan_bwd: the numba kernels run on the CPU; tensors are on {u.device}")
+    return cpu_numba.backward(u, delta, A, B, C, D, delta_bias, softplus, gy, states)
+
+
+@scan_bwd.register_fake
+def _scan_bwd_fake(u, delta, A, B, C, D, delta_bias, softplus, gy, states, impl):
+    return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (u, delta, A, B, C, D, delta_bias))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    u, delta, A, B, C, D, delta_bias, softplus, save, impl = inputs
+    ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, output[1])
+    ctx.softplus, ctx.impl, ctx.saved = softplus, impl, save
+
+
+def _backward(ctx, gy, _gstates):
+    if not ctx.saved:
+        raise RuntimeError("handssca::scan_fwd ran with save=False (no gradient was expected); cannot differentiate")
+    u, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
+    grads = scan_bwd(u, delta, A, B, C, D, delta_bias, ctx.softplus, gy.contiguous(), states, ctx.impl)
+    return (*grads, None, None, None)
+
+
+scan_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def scan_op(
+    u: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor | None,
+    delta_bias: Tensor | None,
+    delta_softplus: bool,
+    impl: str,
+) -> Tensor:
+    """The selective scan through the registered operator; B, C (b, g, n, l), D / delta_bias may be None."""
+    zeros = u.new_zeros(u.shape[1])
+    D = zeros if D is None else D
+    delta_bias = zeros if delta_bias is None else delta_bias
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
+    return scan_fwd(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save, impl)[0]
+
+
+__all__ = ["IMPLS", "scan_bwd", "scan_fwd", "scan_op"]
