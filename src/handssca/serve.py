@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -221,15 +222,17 @@ def serve(
 
     rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device)
     root = Path(tempfile.mkdtemp(prefix="handssca-serve-"))
+    app = None
+    previous = _sigterm_interrupts()
     try:
         app = build_app(rec, root)
         app.queue(default_concurrency_limit=1)  # one reconstruction at a time: the CPU is shared
-        print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
         app.launch(
             server_name=host,
             server_port=port,
             share=False,
             inbrowser=False,
+            prevent_thread_lock=True,
             quiet=True,
             show_error=True,
             ssr_mode=False,
@@ -238,5 +241,26 @@ def serve(
             footer_links=[],
             theme=gr.themes.Default(),
         )
+        print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a normal stop
+        print("handssca serve: stopped", flush=True)
     finally:
+        if app is not None:
+            app.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _sigterm_interrupts():
+    """In the main thread, make SIGTERM stop the page like Ctrl-C does (its files removed); returns the
+    previous handler (None elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    return signal.signal(signal.SIGTERM, handler)
