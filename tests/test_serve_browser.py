@@ -1,0 +1,207 @@
+"""``handssca serve`` in a real browser: the command runs as a subprocess on a free local port, headless
+Chromium (Debian's ``chromium`` and ``chromium-driver``) driven by selenium uploads a picture, presses
+the button and checks the overlay, the 3D view and the JSON; a screenshot is left in the test's folder.
+Every connection the server opens and every request the page makes must stay on this machine."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+pytest.importorskip("gradio", reason="gradio is not installed (pip install 'handssca[serve]')")
+pytest.importorskip("selenium", reason="selenium is not installed (the dev extra)")
+if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+    pytest.skip(
+        "chromium / chromedriver are not installed (apt-get install chromium chromium-driver)", allow_module_level=True
+    )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+#: Run in the server process before the command: every socket connection and name look-up that leaves
+#: the loopback is written to stderr (and so to the test's log), where the test looks for it.
+GUARD = """
+import ipaddress, sys
+def _outside(host):
+    try:
+        return not ipaddress.ip_address(str(host).split('%')[0]).is_loopback
+    except ValueError:
+        return str(host) not in ('localhost', '')
+def _hook(event, args):
+    if event == 'socket.connect' and isinstance(args[1], tuple) and _outside(args[1][0]):
+        print('OUTSIDE CONNECTION', args[1], file=sys.stderr, flush=True)
+    elif event == 'socket.getaddrinfo' and args[0] is not None and _outside(args[0]):
+        print('OUTSIDE LOOKUP', args[0], file=sys.stderr, flush=True)
+sys.addaudithook(_hook)
+from handssca.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained ResNet-18 HandSSCA at 128 (the page only needs it to run)."""
+    import torch
+
+    from handssca.model import build_model
+    from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
+
+
+@pytest.fixture
+def server(checkpoint, tmp_path):
+    """``handssca serve`` on a free port; yields its URL; stopped with SIGTERM afterwards."""
+    port = free_port()
+    tmp = tmp_path / "server_tmp"
+    tmp.mkdir()
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp),  # the request folders
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),  # gradio's copies of what the page shows
+        "GRADIO_ANALYTICS_ENABLED": "False",
+        "HF_HUB_OFFLINE": "1",
+    }
+    log = open(tmp_path / "server.log", "w+")
+    cmd = [sys.executable, "-c", GUARD, "serve", "--checkpoint", str(checkpoint), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"handssca serve exited with {proc.returncode}: {(tmp_path / 'server.log').read_text()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"handssca serve did not answer in 120 s: {(tmp_path / 'server.log').read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert code == 0, text
+    assert "OUTSIDE" not in text, text
+    assert not list(tmp.glob("handssca-serve-*")), "the request folders outlived the server"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--enable-unsafe-swiftshader",  # WebGL for the 3D view on the CPU (trusted local content)
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}",
+        "--window-size=1400,1000",
+    ):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def hand_picture(path: Path) -> Path:
+    from handssca.data.synthetic import SyntheticHands
+
+    image = SyntheticHands("test", 2, seed=11, image_size=256).render_original(1)["image"]
+    Image.fromarray((np.asarray(image) * 255).clip(0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_page_reconstructs_an_uploaded_picture(server, browser, tmp_path):
+    picture = hand_picture(tmp_path / "hand.png")
+    wait = WebDriverWait(browser, 120)
+    browser.get(server)
+    upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
+    upload.send_keys(str(picture))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"))
+    # the whole image as one hand: the detector need not find the synthetic hand
+    next(lab for lab in browser.find_elements(By.CSS_SELECTOR, "#mode label") if "whole image" in lab.text).click()
+    browser.find_element(By.CSS_SELECTOR, "#run").click()
+
+    # the overlay: loaded, at the picture's size
+    overlay = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay img"))[0]
+    size = wait.until(
+        lambda d: d.execute_script(
+            "const i = arguments[0]; return i.complete && [i.naturalWidth, i.naturalHeight]", overlay
+        )
+    )
+    assert size == list(Image.open(picture).size)
+    assert "whole image as one right hand" in browser.find_element(By.CSS_SELECTOR, "#status").text
+
+    # the 3D view: a canvas where the light blue hand is drawn (lit, not a black shape)
+    canvas = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#mesh canvas"))[0]
+
+    def hand_drawn(_):
+        pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=int)
+        blue = (pixels[..., 2] > pixels[..., 0] + 30) & (pixels[..., 2] > 120)
+        return blue.sum() > 500
+
+    wait.until(hand_drawn)
+
+    # the downloads: the hand's JSON has 21 joints; the meshes are there
+    hrefs = [a.get_attribute("href") or "" for a in browser.find_elements(By.CSS_SELECTOR, "#files a")]
+    links = {Path(href.split("file=")[-1]).name: href for href in hrefs if "file=" in href}
+    assert {"hand1_right.obj", "hand1_right.ply", "hand1_right.json", "overlay.png", "hands_view.glb"} <= set(links)
+    with urllib.request.urlopen(links["hand1_right.json"], timeout=10) as r:
+        info = json.loads(r.read())
+    assert len(info["joints_3d_m"]) == 21 and len(info["joints_2d_px"]) == 21
+    assert "joints_3d_m" in browser.find_element(By.CSS_SELECTOR, "#info").text
+    browser.save_screenshot(str(tmp_path / "serve.png"))
+
+    # nothing the page asked for came from anywhere but the server
+    origin = server.rstrip("/")
+    requested = set()
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            requested.add(message["params"].get("request", message["params"]).get("url", ""))
+    host = origin.split("://", 1)[1]
+    outside = [u for u in requested if u.startswith(("http", "ws")) and u.split("://", 1)[1].split("/")[0] != host]
+    assert not outside, outside
