@@ -131,7 +131,11 @@ def test_predict_writes_every_file_and_survives_bad_inputs(tiny_checkpoint, scen
     )
     text = capsys.readouterr().out
     assert code == 0
-    assert "5 input(s) reconstructed, 2 skipped" in text and "e_empty.png: " in text and "f_corrupt.jpg" in text
+    assert (
+        "5 input(s) reconstructed (6 hand(s)), 0 without a hand, 2 skipped" in text
+        and "e_empty.png: " in text
+        and "f_corrupt.jpg" in text
+    )
     nv = build_model({"input_size": 128, "backbone": "resnet18"}).hand.num_vertices
     for stem in ("a_rgb", "b_gray", "c_rgba", "d_16bit"):
         for suffix in (".obj", ".ply", ".json", "_overlay.png", "_side.png"):

@@ -80,11 +80,12 @@ def test_predict_folder_mixing_good_bad_and_same_stem_inputs(checkpoint, tmp_pat
     Image.fromarray(picture(128, 96, 5)).save(src / "x.jpg", quality=90)
     (src / "y_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     out = tmp_path / "out"
-    code = main(["predict", str(src), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress"])
+    args = ["predict", str(src), "--checkpoint", str(checkpoint), "--out", str(out), "--no-progress", "--whole-image"]
+    code = main(args)
     text = capsys.readouterr().out
     assert code == 0, text
     on_disk = sorted(p for p in out.rglob("*") if p.is_file())
-    assert f"5 input(s) reconstructed, 4 skipped, {len(on_disk)} files written" in text, text
+    assert f"5 input(s) reconstructed (5 hand(s)), 0 without a hand, 4 skipped, {len(on_disk)} files written" in text
     for bad in ("b_bomb.png", "d_truncated.jpg", "f_truncated.png", "y_corrupt.png"):
         assert f"skipped {src / bad}: {src / bad}:" in text, (bad, text)
     assert "megapixels" in text
@@ -108,7 +109,7 @@ def test_same_stem_across_folders_and_a_video_keep_every_result(checkpoint, tmp_
     frames[0].save(tmp_path / "p" / "hand.gif", save_all=True, append_images=frames[1:], duration=100)
     rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
     out = tmp_path / "out"
-    summary = run_predict(rec, [str(tmp_path / "p"), str(tmp_path / "q")], out, progress=False)
+    summary = run_predict(rec, [str(tmp_path / "p"), str(tmp_path / "q")], out, progress=False, whole_image=True)
     assert len(summary.ok) == 3 and not summary.skipped
     on_disk = {p for p in out.rglob("*") if p.is_file()}
     assert set(summary.written) == on_disk and len(summary.written) == len(on_disk)
@@ -180,7 +181,7 @@ def test_large_image_is_downscaled_and_outputs_stay_in_original_pixels(tmp_path)
 PEAK = """
 import resource, sys
 from handssca.cli import main
-code = main(["predict", *sys.argv[3:], "--checkpoint", sys.argv[1], "--out", sys.argv[2], "--no-progress"])
+code = main(["predict", *sys.argv[3:], "--checkpoint", sys.argv[1], "--out", sys.argv[2], "--no-progress", "--whole-image"])
 try:  # this process's own peak (ru_maxrss also counts the parent's memory at the fork on Linux)
     hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:")][0]
     peak = int(hwm.split()[1]) / 1024

@@ -163,10 +163,22 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.checkpoint
         else HandReconstructor.from_onnx(args.onnx, args.hand_model)
     )
-    summary = run_predict(rec, args.inputs, args.out, _parse_bbox(args.bbox), args.hand, progress=not args.no_progress)
+    if args.bbox is not None and args.whole_image:
+        raise ValueError("give at most one of --bbox and --whole-image")
+    summary = run_predict(
+        rec,
+        args.inputs,
+        args.out,
+        _parse_bbox(args.bbox),
+        args.hand,
+        progress=not args.no_progress,
+        whole_image=args.whole_image,
+        smooth=args.smooth,
+        video_format=args.video_format,
+    )
     print(summary.text())
     print(f"outputs in {args.out}")
-    return 0 if summary.ok or not summary.skipped else 1
+    return 0 if summary.ok or not (summary.skipped or summary.no_hand) else 1
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -267,8 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of images, videos (.gif, .mp4 ...)")
     p.add_argument("--checkpoint", help="a handssca checkpoint")
     p.add_argument("--onnx", help="an exported model.onnx (runs through onnxruntime)")
-    p.add_argument("--bbox", help="hand box x,y,w,h in pixels (default: the whole image)")
-    p.add_argument("--hand", choices=("right", "left"), default="right", help="which hand (left hands are mirrored)")
+    p.add_argument("--bbox", help="one hand box x,y,w,h in pixels for every input (default: detect every hand)")
+    p.add_argument("--whole-image", action="store_true", help="no detection: the whole image is one hand's crop")
+    p.add_argument(
+        "--hand",
+        choices=("right", "left"),
+        default=None,
+        help="hand side for every hand (default: the detected side; right with --bbox or --whole-image)",
+    )
+    p.add_argument("--smooth", action="store_true", help="videos: One-Euro filter on each tracked hand's mesh")
+    p.add_argument(
+        "--video-format",
+        choices=("auto", "mp4", "gif"),
+        default="auto",
+        help="overlay video: mp4 through imageio-ffmpeg, else gif (auto: gif for gif inputs or without imageio-ffmpeg)",
+    )
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the built-in hand)")
     p.add_argument("--no-progress", action="store_true")

@@ -4,6 +4,7 @@ from handssca.inference import HandReconstructor
 rec = HandReconstructor.from_checkpoint("runs/demo/best.pt")
 hand = rec("photo.jpg", bbox=(x, y, w, h), hand_side="left")
 hand.vertices, hand.joints, hand.joints_2d   # metres (camera frame) and pixels
+hands = rec.reconstruct_all("photo.jpg")     # every hand the bundled detector finds, each with its side
 """
 
 from __future__ import annotations
@@ -126,9 +127,71 @@ class TorchRunner:
 class HandReconstructor:
     """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out."""
 
-    def __init__(self, runner, faces: np.ndarray, input_size: int, max_working_side: int = MAX_WORKING_SIDE) -> None:
+    def __init__(
+        self,
+        runner,
+        faces: np.ndarray,
+        input_size: int,
+        max_working_side: int = MAX_WORKING_SIDE,
+        detector=None,
+        device: str | torch.device | None = "cpu",
+    ) -> None:
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
         self.max_working_side = int(max_working_side)
+        self._detector, self._detector_device = detector, device
+
+    @property
+    def detector(self):
+        """The :class:`~handssca.detect.HandDetector` used when no box is given (made on first use, on
+        the network's device)."""
+        if self._detector is None:
+            from handssca.detect import HandDetector
+
+            self._detector = HandDetector(device=self._detector_device)
+        return self._detector
+
+    def detect(self, image: str | os.PathLike | np.ndarray | ScaledImage) -> tuple[ScaledImage, list]:
+        """(the image at its working resolution, the hands found in it): each
+        :class:`~handssca.detect.HandDetection` in the original image's pixels, best first."""
+        from handssca.detect.detector import landmark_box
+
+        scaled = self._as_scaled(image)
+        hands = self.detector(scaled.pixels)
+        if scaled.scale_xy != (1.0, 1.0):
+            for hand in hands:
+                hand.keypoints_2d = scaled.to_original(hand.keypoints_2d)
+                hand.bbox = landmark_box(hand.keypoints_2d)
+                hand.rect = None  # working-image pixels; not carried into the original's
+        return scaled, hands
+
+    def reconstruct_all(
+        self,
+        image: str | os.PathLike | np.ndarray | ScaledImage,
+        K: np.ndarray | None = None,
+        hand_side: str | None = None,
+        detections: list | None = None,
+    ) -> list[HandPrediction]:
+        """Find every hand with :attr:`detector` and reconstruct each in its detected box with its
+        detected side (``hand_side`` overrides the side for all). ``detections``: hands found already
+        (e.g. tracked in a video), in the original image's pixels. [] when no hand is found. Each
+        prediction's ``extras["detection"]`` holds the detection (box, score, side, 21 keypoints)."""
+        if detections is None:
+            scaled, detections = self.detect(image)
+        else:
+            scaled = self._as_scaled(image)
+        out = []
+        for det in detections:
+            pred = self(scaled, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
+            pred.extras["detection"] = det.to_json()
+            out.append(pred)
+        return out
+
+    def _as_scaled(self, image) -> ScaledImage:
+        if isinstance(image, ScaledImage):
+            return image
+        if isinstance(image, (str, os.PathLike)):
+            return self.load(image)
+        return ScaledImage.full(to_rgb_uint8(image))
 
     def working_scale(self, width: int, height: int, bbox=None) -> float:
         """Original pixels per working pixel for a width x height image: the image is reduced until its
@@ -158,7 +221,7 @@ class HandReconstructor:
 
         dev = resolve_device(device)
         model = load_model(path, hand_model).to(dev)
-        return cls(TorchRunner(model, dev), model.hand.faces, model.config.input_size)
+        return cls(TorchRunner(model, dev), model.hand.faces, model.config.input_size, device=dev)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, hand_model: str | None = None) -> HandReconstructor:
@@ -187,7 +250,8 @@ class HandReconstructor:
         K: np.ndarray | None = None,
     ) -> HandPrediction:
         """Reconstruct one hand. ``bbox`` (x, y, w, h) is a hand box in pixels (expanded x1.5 and made
-        square, as at training); None uses the whole image. ``K`` defaults to :func:`default_intrinsics`.
+        square, as at training); None uses the whole image (:meth:`reconstruct_all` finds the hands
+        instead). ``K`` defaults to :func:`default_intrinsics`.
 
         ``image``: a file (decoded at :meth:`working_scale`), an (H, W[, C]) array, or a
         :class:`~handssca.io_images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
@@ -197,12 +261,7 @@ class HandReconstructor:
         if hand_side not in ("right", "left"):
             raise ValueError(f"hand_side: expected 'right' or 'left'; got {hand_side!r}")
         raw = None if bbox is None else check_bbox(bbox)
-        if isinstance(image, ScaledImage):
-            scaled = image
-        elif isinstance(image, (str, os.PathLike)):
-            scaled = self.load(image, raw)
-        else:
-            scaled = ScaledImage.full(to_rgb_uint8(image))
+        scaled = self.load(image, raw) if isinstance(image, (str, os.PathLike)) else self._as_scaled(image)
         h, w = scaled.original_hw
         K_assumed = K is None
         K = default_intrinsics(w, h) if K is None else np.asarray(K, dtype=np.float64)

@@ -15,12 +15,15 @@ from handssca.io_images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
 
 @dataclass
 class PredictSummary:
-    """``ok``: inputs reconstructed (all their files written); ``skipped``: (input, why) of the others;
-    ``written``: every file written, once each."""
+    """``ok``: inputs reconstructed (all their files written); ``skipped``: (input, why) of those that
+    could not be read; ``no_hand``: inputs in which the detector found no hand (nothing written);
+    ``hands``: hands reconstructed; ``written``: every file written, once each."""
 
     written: list[Path] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    no_hand: list[str] = field(default_factory=list)
+    hands: int = 0
 
     def add(self, files: list[Path]) -> None:
         seen = set(self.written)
@@ -28,7 +31,11 @@ class PredictSummary:
 
     def text(self) -> str:
         on_disk = sum(1 for f in self.written if f.is_file())
-        lines = [f"{len(self.ok)} input(s) reconstructed, {len(self.skipped)} skipped, {on_disk} files written"]
+        lines = [
+            f"{len(self.ok)} input(s) reconstructed ({self.hands} hand(s)), {len(self.no_hand)} without a hand, "
+            f"{len(self.skipped)} skipped, {on_disk} files written"
+        ]
+        lines += [f"  no hand found in {name}" for name in self.no_hand]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
         return "\n".join(lines)
 
@@ -103,17 +110,35 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
     return path
 
 
+#: How a hand box is chosen: the detector, the box given (``--bbox``), or the whole image.
+MODES = ("detect", "bbox", "whole")
+
+
 def run_predict(
     reconstructor,
     inputs: list[str],
     out_dir: str | os.PathLike,
     bbox: tuple[float, float, float, float] | None = None,
-    hand_side: str = "right",
+    hand_side: str | None = None,
     progress: bool = True,
+    whole_image: bool = False,
+    smooth: bool = False,
+    video_format: str = "auto",
 ) -> PredictSummary:
-    """Reconstruct every input into ``out_dir``: per image ``NAME.obj``, ``.ply``, ``.json``,
-    ``_overlay.png`` and ``_side.png``; per video a ``NAME/`` folder of frames and ``NAME_overlay.gif/.mp4``.
-    NAME is the input's stem, or ``stem_suffix`` when inputs share a stem (:func:`output_names`).
+    """Reconstruct every input into ``out_dir``.
+
+    Without ``bbox`` (and without ``whole_image``) the bundled detector finds every hand and each is
+    reconstructed with its detected side (``hand_side`` overrides it): per image ``NAME_hand1.obj``,
+    ``.ply``, ``.json``, ``_overlay.png``, ``_side.png`` for each hand (numbered left to right) and
+    ``NAME_overlay.png`` with all of them; an image without a hand is listed in ``summary.no_hand`` and
+    gets no file. With ``bbox`` (one box for every input) or ``whole_image``: one hand per input, files
+    ``NAME.obj`` ... as before, side ``hand_side`` (default right).
+    Videos: a ``NAME/`` folder with those files per frame (``frame_00000_hand1.obj`` ...) and
+    ``NAME_overlay.mp4`` (through imageio-ffmpeg; ``.gif`` without it or for GIF inputs). Hands are
+    tracked from frame to frame (the landmarks of one frame give the crop of the next; the palm detector
+    runs again when a hand is lost) and keep their number while tracked; ``smooth`` filters each tracked
+    hand's vertices and joints with a One-Euro filter. NAME is the input's stem, or ``stem_suffix`` when
+    inputs share a stem (:func:`output_names`).
 
     An input that cannot be read (missing, empty, truncated, corrupt, over
     :data:`~handssca.io_images.MAX_DECODED_PIXELS`) or that the box does not overlap is recorded in
@@ -124,15 +149,21 @@ def run_predict(
     when the box lies outside every input (nothing reconstructed; the box, not the images, is wrong).
 
     Exit status of ``handssca predict`` (see ``_cmd_predict``): 0 when at least one input was
-    reconstructed (or there was nothing to do) even if others were skipped — the summary lists each
-    skipped input; 1 when every input was skipped; 2 for a bad argument (``--bbox``, the model file).
+    reconstructed (or there was nothing to do) even if others were skipped or had no hand — the summary
+    lists them; 1 when no input was reconstructed; 2 for a bad argument (``--bbox``, the model file).
     """
     from handssca.inference import BoxOutsideImageError, check_bbox
-    from handssca.outputs import save_prediction
     from handssca.render.gl import make_renderer
 
     if bbox is not None:
         bbox = tuple(float(v) for v in check_bbox(bbox))
+    if hand_side not in (None, "right", "left"):
+        raise ValueError(f"hand side (--hand): expected right or left; got {hand_side!r}")
+    if video_format not in ("auto", "mp4", "gif"):
+        raise ValueError(f"video format: expected auto, mp4 or gif; got {video_format!r}")
+    mode = "bbox" if bbox is not None else "whole" if whole_image else "detect"
+    if mode == "detect" and not hasattr(reconstructor, "reconstruct_all"):
+        mode = "whole"
     render = make_renderer("auto")
     out = Path(out_dir)
     summary = PredictSummary()
@@ -143,25 +174,12 @@ def run_predict(
     ):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                frames, fps = read_video(path)
-                if not frames:
-                    raise ImageReadError(f"{path}: no frames")
-                overlays = []
-                for k, frame in enumerate(frames):
-                    pred = reconstructor(frame, bbox=bbox, hand_side=hand_side)
-                    files = save_prediction(pred, frame, out / name, f"frame_{k:05d}", render, source=path)
-                    summary.add(files)
-                    from PIL import Image
-
-                    with Image.open(files[3]) as im:
-                        overlays.append(np.asarray(im.convert("RGB")))
-                suffix = ".gif" if path.suffix.lower() == ".gif" else ".mp4"
-                summary.add([write_video(out / f"{name}_overlay{suffix}", overlays, fps)])
+                found = _predict_video(
+                    reconstructor, path, name, out, mode, bbox, hand_side, smooth, video_format, render, summary
+                )
             else:
-                image = reconstructor.load(path, bbox) if hasattr(reconstructor, "load") else _full_image(path)
-                pred = reconstructor(image, bbox=bbox, hand_side=hand_side)
-                summary.add(save_prediction(pred, image.pixels, out, name, render, source=path))
-            summary.ok.append(str(path))
+                found = _predict_image(reconstructor, path, name, out, mode, bbox, hand_side, render, summary)
+            (summary.ok if found else summary.no_hand).append(str(path))
         except BoxOutsideImageError as e:
             box_errors.append(e)
             summary.skipped.append((str(path), str(e)))
@@ -172,6 +190,104 @@ def run_predict(
             box_errors[0] if len(box_errors) == 1 else BoxOutsideImageError(f"{box_errors[0]} (and every other input)")
         )
     return summary
+
+
+def _left_to_right(preds: list) -> list:
+    return sorted(preds, key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
+
+
+def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_side, render, summary) -> bool:
+    """Write one image's files; False when no hand was found (nothing written)."""
+    from PIL import Image
+
+    from handssca.outputs import save_prediction
+    from handssca.pictures.prediction import hands_overlay
+
+    side = hand_side or "right"
+    if mode != "detect":
+        image = rec.load(path, bbox) if hasattr(rec, "load") else _full_image(path)
+        pred = rec(image, bbox=bbox, hand_side=side)
+        summary.add(save_prediction(pred, image.pixels, out, name, render, source=path))
+        summary.hands += 1
+        return True
+    scaled, found = rec.detect(path)
+    if not found:
+        return False
+    preds = _left_to_right(rec.reconstruct_all(scaled, hand_side=hand_side, detections=found))
+    for k, pred in enumerate(preds, 1):
+        summary.add(save_prediction(pred, scaled.pixels, out, f"{name}_hand{k}", render, source=path))
+    overlay_path = out / f"{name}_overlay.png"
+    Image.fromarray(hands_overlay(preds, scaled.pixels, render)).save(overlay_path)
+    summary.add([overlay_path])
+    summary.hands += len(preds)
+    return True
+
+
+def _predict_video(
+    rec, path: Path, name: str, out: Path, mode: str, bbox, hand_side, smooth: bool, video_format: str, render, summary
+) -> bool:
+    """Write one video's per-frame files and its overlay video; False when no frame had a hand."""
+    from handssca.detect.tracking import HandTracks, OneEuroFilter
+    from handssca.frames import project
+    from handssca.io_images import ScaledImage
+    from handssca.outputs import save_prediction
+    from handssca.pictures.prediction import hands_overlay
+
+    frames, fps = read_video(path)
+    if not frames:
+        raise ImageReadError(f"{path}: no frames")
+    tracks, filters = HandTracks(), {}
+    previous: list = []
+    overlays, any_hand = [], False
+    for k, frame in enumerate(frames):
+        scaled = ScaledImage.full(frame, name=f"{path} frame {k}")
+        if mode == "detect":
+            found = rec.detector.track(frame, previous) if previous else rec.detector(frame)
+            previous = found
+            preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found)
+            ids = tracks.update([p.bbox for p in preds], [p.hand_side for p in preds])
+        else:
+            preds, ids = [rec(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
+        for tid, pred in zip(ids, preds):
+            pred.extras["track_id"] = tid
+            if smooth:
+                f = filters.setdefault(tid, (OneEuroFilter(fps, 1.0, 20.0), OneEuroFilter(fps, 1.0, 20.0)))
+                pred.vertices, pred.joints = f[0](pred.vertices), f[1](pred.joints)
+                pred.joints_2d = project(pred.joints, pred.K)
+                pred.extras["smoothed"] = "One-Euro filter on vertices and joints (min_cutoff 1 Hz, beta 20 /m)"
+        filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
+        for tid, pred in zip(ids, preds):
+            stem = f"frame_{k:05d}" if mode != "detect" else f"frame_{k:05d}_hand{tid}"
+            summary.add(save_prediction(pred, frame, out / name, stem, render, source=path))
+        summary.hands += len(preds)
+        any_hand |= bool(preds)
+        overlays.append(hands_overlay(preds, frame, render))
+    if not any_hand:
+        return False
+    summary.add([write_overlay_video(out / f"{name}_overlay", overlays, fps, path, video_format)])
+    return True
+
+
+def write_overlay_video(stem: Path, frames: list[np.ndarray], fps: float, source: Path, video_format: str) -> Path:
+    """``stem.mp4`` (imageio-ffmpeg) or ``stem.gif``: GIF for GIF inputs, when asked, or when imageio-ffmpeg
+    is not installed (the frames are never lost for want of an encoder)."""
+    fmt = video_format
+    if fmt == "auto":
+        fmt = "gif" if source.suffix.lower() == ".gif" or not _has_ffmpeg() else "mp4"
+    if fmt == "mp4" and not _has_ffmpeg():
+        raise ValueError("--video-format mp4 needs imageio-ffmpeg: pip install 'handssca[video]'")
+    if fmt == "mp4":  # H.264 in yuv420p needs even sides
+        h, w = frames[0].shape[:2]
+        frames = [f[: h - h % 2, : w - w % 2] for f in frames]
+    return write_video(stem.with_suffix(f".{fmt}"), frames, fps)
+
+
+def _has_ffmpeg() -> bool:
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _full_image(path: Path):

@@ -29,6 +29,12 @@ def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 3
     (a working copy of a large file); the overlay is drawn at that size, at most :data:`OVERLAY_MAX_SIDE`
     pixels long.
     """
+    side = side_view(pred.vertices, pred.faces, size=side_size, render=render)
+    return prediction_overlay(pred, image, render), (np.clip(side, 0, 1) * 255).astype(np.uint8)
+
+
+def prediction_overlay(pred, image: np.ndarray, render=None) -> np.ndarray:
+    """The overlay of :func:`prediction_pictures` alone: mesh and joints over the image."""
     from PIL import Image
 
     from handssca.render.overlay import overlay_mesh
@@ -40,6 +46,20 @@ def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 3
     K = A @ np.asarray(pred.K, dtype=np.float64)
     joints_2d = np.asarray(pred.joints_2d, dtype=np.float64) @ A[:2, :2].T + A[:2, 2]
     over = overlay_mesh(image.astype(np.float32) / 255.0, pred.vertices, pred.faces, K, render, alpha=0.7)
-    over = draw_joints(over, joints_2d, color=(230, 40, 40), radius=max(2, int(max(image.shape[:2]) / 200)))
-    side = side_view(pred.vertices, pred.faces, size=side_size, render=render)
-    return over, (np.clip(side, 0, 1) * 255).astype(np.uint8)
+    return draw_joints(over, joints_2d, color=(230, 40, 40), radius=max(2, int(max(image.shape[:2]) / 200)))
+
+
+def hands_overlay(preds: list, image: np.ndarray, render=None) -> np.ndarray:
+    """(h, w, 3) uint8: every hand of one image drawn over it (each over the picture of those before it);
+    ``image`` as for :func:`prediction_pictures`. The image itself (at most :data:`OVERLAY_MAX_SIDE`
+    long) when ``preds`` is empty."""
+    over = image
+    for pred in preds:
+        over = prediction_overlay(pred, over, render)
+    if not preds:
+        from PIL import Image
+
+        (oh, ow), _ = overlay_frame(image.shape[:2], image.shape[:2])
+        if (oh, ow) != image.shape[:2]:
+            over = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize((ow, oh), Image.Resampling.BILINEAR))
+    return np.ascontiguousarray(over)
