@@ -13,7 +13,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,onnx,demo,serve]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,onnx,demo,serve,video]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -1,0 +1,194 @@
+"""``handssca predict`` without a box: every hand found by the bundled detector, in images, folders and videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from handssca.cli import main
+from handssca.detect.tracking import HandTracks, OneEuroFilter
+from handssca.inference import HandReconstructor
+from handssca.model import build_model
+from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
+from tests.detect.hand_images import render_right_hand
+
+FILES = (".obj", ".ply", ".json", "_overlay.png", "_side.png")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """An untrained ResNet-18 HandSSCA at 128 (predict only needs it to run)."""
+    torch.manual_seed(0)
+    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
+
+
+def two_hands() -> np.ndarray:
+    """256 x 512: a right hand on the left half, a left hand (a mirrored right hand) on the right half."""
+    a, _ = render_right_hand(size=256, roll_deg=0.0)
+    b, _ = render_right_hand(size=256, roll_deg=-30.0)
+    return np.concatenate([a, np.ascontiguousarray(b[:, ::-1])], axis=1)
+
+
+def predict(checkpoint, *args) -> int:
+    return main(["predict", *map(str, args), "--checkpoint", str(checkpoint), "--no-progress"])
+
+
+def test_every_hand_of_every_image_with_its_side(checkpoint, tmp_path, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(two_hands()).save(src / "pair.png")
+    Image.fromarray(render_right_hand(size=300, roll_deg=45.0)[0]).save(src / "one.jpg", quality=92)
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(src / "wall.png")
+    out = tmp_path / "out"
+    assert predict(checkpoint, src, "--out", out) == 0
+    text = capsys.readouterr().out
+    assert "2 input(s) reconstructed (3 hand(s)), 1 without a hand, 0 skipped" in text, text
+    assert f"no hand found in {src / 'wall.png'}" in text
+    assert not list(out.glob("wall*"))  # nothing written for the image without a hand
+    for stem in ("pair_hand1", "pair_hand2", "one_hand1"):
+        for suffix in FILES:
+            assert (out / f"{stem}{suffix}").is_file(), stem + suffix
+    assert (out / "pair_overlay.png").is_file() and (out / "one_overlay.png").is_file()
+    first, second = (json.loads((out / f"pair_hand{k}.json").read_text()) for k in (1, 2))
+    assert (first["hand_side"], second["hand_side"]) == ("right", "left")  # numbered left to right
+    assert first["detection"]["hand_side"] == "right" and len(first["detection"]["keypoints_2d_px"]) == 21
+    assert first["bbox_xywh"][0] + first["bbox_xywh"][2] < 300 and second["bbox_xywh"][0] > 200
+    assert first["image_size_hw"] == [256, 512]
+    # the reconstructed hand lies in its detected box: its 2D joints centre near the box's centre
+    for info in (first, second):
+        x, y, w, h = info["detection"]["bbox_xywh"]
+        centre = np.mean(info["joints_2d_px"], axis=0)
+        assert abs(centre[0] - (x + w / 2)) < w and abs(centre[1] - (y + h / 2)) < h
+    with Image.open(out / "pair_overlay.png") as im:
+        assert im.size == (512, 256)
+
+
+def test_hand_overrides_the_detected_side_and_bbox_the_detection(checkpoint, tmp_path):
+    Image.fromarray(two_hands()).save(tmp_path / "pair.png")
+    assert predict(checkpoint, tmp_path / "pair.png", "--out", tmp_path / "o1", "--hand", "left") == 0
+    sides = [json.loads((tmp_path / "o1" / f"pair_hand{k}.json").read_text())["hand_side"] for k in (1, 2)]
+    assert sides == ["left", "left"]
+    assert predict(checkpoint, tmp_path / "pair.png", "--out", tmp_path / "o2", "--bbox", "10,10,200,200") == 0
+    info = json.loads((tmp_path / "o2" / "pair.json").read_text())  # one hand, the box given, right by default
+    assert info["hand_side"] == "right" and "detection" not in info
+
+
+def test_only_images_without_hands_is_exit_status_1_and_no_files(checkpoint, tmp_path, capsys):
+    Image.fromarray(np.full((100, 100, 3), 200, np.uint8)).save(tmp_path / "white.png")
+    assert predict(checkpoint, tmp_path / "white.png", "--out", tmp_path / "o") == 1
+    assert "no hand found in" in capsys.readouterr().out
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def obj_vertices(path: Path) -> np.ndarray:
+    return np.array(
+        [[float(v) for v in ln.split()[1:4]] for ln in path.read_text().splitlines() if ln.startswith("v ")]
+    )
+
+
+def hand_clip(n: int = 4) -> list[np.ndarray]:
+    return [render_right_hand(size=192, roll_deg=4.0 * k)[0] for k in range(n)]
+
+
+def test_video_tracks_one_hand_and_smooths_it(checkpoint, tmp_path):
+    frames = [Image.fromarray(f) for f in hand_clip()]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    for name, extra in (("raw", ()), ("smooth", ("--smooth",))):
+        assert predict(checkpoint, tmp_path / "clip.gif", "--out", tmp_path / name, *extra) == 0
+        for k in range(4):
+            info = json.loads((tmp_path / name / "clip" / f"frame_{k:05d}_hand1.json").read_text())
+            assert info["track_id"] == 1 and info["hand_side"] == "right"
+            assert ("smoothed" in info) == (name == "smooth")
+        with Image.open(tmp_path / name / "clip_overlay.gif") as im:  # GIF in, GIF out
+            assert im.n_frames == 4
+    raw = [obj_vertices(tmp_path / "raw" / "clip" / f"frame_{k:05d}_hand1.obj") for k in range(4)]
+    smooth = [obj_vertices(tmp_path / "smooth" / "clip" / f"frame_{k:05d}_hand1.obj") for k in range(4)]
+    np.testing.assert_allclose(smooth[0], raw[0], atol=2e-6)  # the filter starts on the first frame
+    # later frames lie between the previous smoothed frame and the raw one (a low-pass, no overshoot)
+    for k in range(1, 4):
+        step_raw = np.abs(raw[k] - smooth[k - 1]).max()
+        assert np.abs(smooth[k] - smooth[k - 1]).max() <= step_raw + 1e-5
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
+def test_mp4_in_and_out_offline(checkpoint, tmp_path):
+    """An mp4 (imageio-ffmpeg) is read and its overlay written as mp4, with the network switched off."""
+    pytest.importorskip("imageio_ffmpeg", reason="imageio-ffmpeg is not installed")
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "clip.mp4", np.stack(hand_clip(3)), fps=10)
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"unshare -n is not permitted here: {probe.stderr.decode().strip()}")
+    env = {**os.environ, "NO_PROXY": "*", "HF_HUB_OFFLINE": "1"}
+    cmd = ["unshare", "-n", sys.executable, "-m", "handssca.cli", "predict", str(tmp_path / "clip.mp4")]
+    cmd += ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "o"), "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 input(s) reconstructed (3 hand(s))" in r.stdout
+    frames = iio.imread(tmp_path / "o" / "clip_overlay.mp4")
+    assert frames.shape[0] == 3 and frames.shape[1:3] == (192, 192)
+
+
+def test_reconstruct_all_returns_each_hand_with_its_detection(checkpoint):
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    hands = rec.reconstruct_all(two_hands())
+    assert sorted(h.hand_side for h in hands) == ["left", "right"]
+    for h in hands:
+        assert h.vertices.shape[1] == 3 and h.joints_2d.shape == (21, 2)
+        x, y, w, h_ = h.extras["detection"]["bbox_xywh"]
+        cx, cy, side = h.bbox[0] + h.bbox[2] / 2, h.bbox[1] + h.bbox[3] / 2, h.bbox[2]
+        assert abs(cx - (x + w / 2)) < 1e-6 and abs(cy - (y + h_ / 2)) < 1e-6  # the crop is the detected box's
+        assert side == pytest.approx(1.5 * max(w, h_))  # expanded x1.5 and made square, as at training
+        assert h.extras["detection"]["hand_side"] == h.hand_side
+    assert rec.reconstruct_all(np.full((64, 64, 3), 30, np.uint8)) == []
+    assert rec(two_hands()).hand_side == "right"  # the one-crop call still works (whole image)
+
+
+# ---------------------------------------------------------------- tracking and smoothing
+
+
+def test_hand_tracks_keep_ids_while_boxes_overlap():
+    t = HandTracks()
+    a, b = np.array([0.0, 0.0, 10.0, 10.0]), np.array([50.0, 0.0, 10.0, 10.0])
+    assert t.update([a, b], ["right", "left"]) == [1, 2]
+    assert t.update([b + [2, 0, 0, 0], a + [1, 1, 0, 0]], ["left", "right"]) == [2, 1]  # order does not matter
+    assert t.update([a + [1, 1, 0, 0]], ["left"]) == [3]  # same place, other side: a new hand
+    assert t.update([np.array([200.0, 0, 10, 10])], ["left"]) == [4]  # far away: a new hand
+
+
+def test_one_euro_filter_closed_forms():
+    f = OneEuroFilter(freq=30.0, min_cutoff=2.0, beta=0.0)
+    assert f(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]
+    tau = 1 / (2 * np.pi * 2.0)
+    alpha = 1 / (1 + tau * 30.0)
+    np.testing.assert_allclose(f(np.ones(3)), alpha)  # beta = 0: exponential smoothing with alpha(min_cutoff)
+    np.testing.assert_allclose(f(np.ones(3)), alpha + (1 - alpha) * alpha)
+    g = OneEuroFilter(freq=30.0, min_cutoff=2.0, beta=0.0)
+    for _ in range(5):
+        const = g(np.full(4, 0.7))
+    np.testing.assert_allclose(const, 0.7)  # a constant passes unchanged
+    slow, fast = OneEuroFilter(30.0, 1.0, 0.0), OneEuroFilter(30.0, 1.0, 5.0)
+    ramp = [np.array([0.1 * k]) for k in range(10)]
+    lag_slow = ramp[-1] - [slow(x) for x in ramp][-1]
+    lag_fast = ramp[-1] - [fast(x) for x in ramp][-1]
+    assert 0 < lag_fast[0] < lag_slow[0]  # speed raises the cutoff: less lag
+    with pytest.raises(ValueError):
+        OneEuroFilter(freq=0.0)
+
+
+def test_package_data_holds_the_detector():
+    from handssca.detect.detector import detector_file
+
+    path = Path(detector_file())
+    assert path.is_file() and path.stat().st_size < 8_000_000
