@@ -261,7 +261,7 @@ def _predict_video(
             summary.add(save_prediction(pred, frame, out / name, stem, render, source=path))
         summary.hands += len(preds)
         any_hand |= bool(preds)
-        overlays.append(hands_overlay(preds, frame, render))
+        overlays.append(hands_overlay(preds, frame, render, labels=mode == "detect", numbers=ids))
     if not any_hand:
         return False
     summary.add([write_overlay_video(out / f"{name}_overlay", overlays, fps, path, video_format)])

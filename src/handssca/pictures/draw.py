@@ -29,6 +29,25 @@ BONES = [
 ]
 
 
+#: Box colours of hand sides in pictures: right hands blue, left hands orange (as in the web demo's 3D view).
+SIDE_COLORS = {"right": (40, 110, 230), "left": (240, 140, 30)}
+
+
+def draw_boxes(image: np.ndarray, boxes, labels, colors, width: int = 2) -> np.ndarray:
+    """Draw (x, y, w, h) pixel boxes with a text label above each on an (H, W, 3) uint8 image -> uint8."""
+    from PIL import Image, ImageDraw
+
+    pil = Image.fromarray(np.ascontiguousarray(image))
+    draw = ImageDraw.Draw(pil)
+    for (x, y, w, h), label, color in zip(boxes, labels, colors):
+        draw.rectangle([float(x), float(y), float(x + w), float(y + h)], outline=tuple(color), width=width)
+        tx, ty = float(x), max(0.0, float(y) - 12)
+        left, top, right, bottom = draw.textbbox((tx, ty), label)
+        draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=tuple(color))
+        draw.text((tx, ty), label, fill=(255, 255, 255))
+    return np.asarray(pil)
+
+
 def draw_joints(image: np.ndarray, joints_px: np.ndarray, color=(230, 30, 30), radius: int = 2) -> np.ndarray:
     """Draw a 21-joint skeleton (pixels, centres at integers) on an (H,W,3) float or uint8 image -> uint8."""
     from PIL import Image, ImageDraw

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from handssca.pictures.draw import draw_joints, side_view
+from handssca.pictures.draw import SIDE_COLORS, draw_boxes, draw_joints, side_view
 
 #: The longest side of a written overlay picture; larger inputs get an overlay reduced to it.
 OVERLAY_MAX_SIDE = 2048
@@ -49,13 +49,26 @@ def prediction_overlay(pred, image: np.ndarray, render=None) -> np.ndarray:
     return draw_joints(over, joints_2d, color=(230, 40, 40), radius=max(2, int(max(image.shape[:2]) / 200)))
 
 
-def hands_overlay(preds: list, image: np.ndarray, render=None) -> np.ndarray:
+def hands_overlay(
+    preds: list, image: np.ndarray, render=None, labels: bool = True, numbers: list[int] | None = None
+) -> np.ndarray:
     """(h, w, 3) uint8: every hand of one image drawn over it (each over the picture of those before it);
-    ``image`` as for :func:`prediction_pictures`. The image itself (at most :data:`OVERLAY_MAX_SIDE`
-    long) when ``preds`` is empty."""
+    ``image`` as for :func:`prediction_pictures`. ``labels``: each hand's crop box, numbered left to
+    right in list order (or by ``numbers``) with its side (``1 right``), coloured by side. The image itself (at most
+    :data:`OVERLAY_MAX_SIDE` long) when ``preds`` is empty."""
     over = image
     for pred in preds:
         over = prediction_overlay(pred, over, render)
+    if preds and labels:
+        (oh, ow), A = overlay_frame(tuple(preds[0].image_size), image.shape[:2])
+        boxes = []
+        for p in preds:  # the crop box in the overlay's pixels
+            x, y, w, h = (float(v) for v in p.bbox)
+            (x0, y0), (x1, y1) = np.array([[x, y], [x + w, y + h]]) @ A[:2, :2].T + A[:2, 2]
+            boxes.append((x0, y0, x1 - x0, y1 - y0))
+        numbers = list(range(1, len(preds) + 1)) if numbers is None else numbers
+        names = [f"{k} {p.hand_side}" for k, p in zip(numbers, preds)]
+        over = draw_boxes(over, boxes, names, [SIDE_COLORS.get(p.hand_side, (200, 200, 200)) for p in preds])
     if not preds:
         from PIL import Image
 
