@@ -29,12 +29,13 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int) -> tuple[int,
 
 
 def _activation(x: torch.Tensor, name: str) -> torch.Tensor:
+    """A fused activation, in place: ``x`` is always an operator's fresh output."""
     if name == "NONE":
         return x
     if name == "RELU":
-        return F.relu(x)
+        return F.relu_(x)
     if name == "RELU6":
-        return F.hardtanh(x, 0.0, 6.0)
+        return F.hardtanh_(x, 0.0, 6.0)
     raise ValueError(f"unsupported fused activation {name}")
 
 
