@@ -12,3 +12,34 @@ def test_a_huge_jpeg_with_a_small_box_decodes_reduced_instead_of_refused(tmp_pat
     Image.new("RGB", (2000, 1500), (200, 120, 90)).save(tmp_path / "big.png")
     with pytest.raises(ImageReadError, match="big.png"):
         load_image(tmp_path / "big.png", 1.0, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_exif_orientation_turns_the_picture_upright_as_pillow_does(tmp_path, orientation, suffix):
+    """A phone photo's EXIF orientation: pixels, size and scale are those of the upright picture, equal to
+    Pillow's own ``ImageOps.exif_transpose``; reduced decoding keeps the same frame."""
+    import numpy as np
+    from PIL import ImageOps
+
+    rng = np.random.default_rng(orientation)
+    raw = np.kron(rng.integers(0, 256, (12, 20, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 96 x 160, blocky
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}{suffix}"
+    Image.fromarray(raw).save(path, exif=exif, **({"quality": 95} if suffix == ".jpg" else {}))
+    with Image.open(path) as im:
+        upright = np.asarray(ImageOps.exif_transpose(im))
+    full = load_image(path)
+    assert full.original_hw == upright.shape[:2]
+    np.testing.assert_array_equal(full.pixels, upright)
+    seen = []
+    half = load_image(path, lambda w, h: seen.append((w, h)) or 2.0)
+    assert seen == [(upright.shape[1], upright.shape[0])]  # the callback gets the upright (W, H)
+    assert half.original_hw == upright.shape[:2]
+    assert half.pixels.shape[:2] == (upright.shape[0] // 2, upright.shape[1] // 2)
+    assert half.scale_xy == (2.0, 2.0)
+    # block centres agree between the reduced and the full picture (same frame, not a turned one)
+    small = half.pixels[2::4, 2::4].astype(int)
+    big = upright[4::8, 4::8].astype(int)
+    assert np.abs(small - big).mean() < 3

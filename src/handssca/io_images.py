@@ -146,6 +146,8 @@ def load_image(
 
     JPEGs are decoded directly at 1/2, 1/4 or 1/8 size (``Image.draft``) and every format is then reduced
     in 8/16-bit pixels (no float copy of the full image) to ``round(W / scale) x round(H / scale)``.
+    A picture with an EXIF orientation (phones) is turned upright: its size, pixels and every coordinate
+    are those of the picture as it is meant to be seen (``scale`` is called with that (W, H)).
     Grayscale, RGBA, palette and 16-bit files are converted to RGB. Raises :class:`ImageReadError` naming
     the file for a missing, empty, truncated, corrupt or oversized (more than ``max_pixels`` decoded) file.
     """
@@ -168,7 +170,10 @@ def load_image(
         W, H = im.size
         if W <= 0 or H <= 0:
             raise ImageReadError(f"{path}: empty image ({W}x{H} pixels)")
-        s = float(scale(W, H) if callable(scale) else scale)
+        turn = _exif_transpose(im)
+        swap = turn in (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE)
+        swap |= turn in (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_270)
+        s = float((scale(H, W) if swap else scale(W, H)) if callable(scale) else scale)
         if not np.isfinite(s) or s < 1.0:
             s = 1.0
         need = math.sqrt(W * H / max_pixels)
@@ -194,6 +199,8 @@ def load_image(
             if im.size != target:
                 gap = 3.0 if im.mode in ("RGB", "RGBA", "L", "I") else None
                 im = im.resize(target, Image.Resampling.BILINEAR, reducing_gap=gap)
+            if turn is not None:  # the picture as it is meant to be seen (a phone's EXIF orientation)
+                im = im.transpose(turn)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im).astype(np.uint16 if im.mode.startswith("I;16") else np.int64)
             else:
@@ -203,7 +210,26 @@ def load_image(
         except Exception as e:  # truncated or corrupt data, a decoder error, no memory for this one file
             raise ImageReadError(f"{path}: not a readable image ({_describe(e)})") from None
         scale_xy = (k * dw / target[0], k * dh / target[1])
+    if swap:
+        (W, H), scale_xy = (H, W), scale_xy[::-1]
     return ScaledImage(to_rgb_uint8(a, str(path)), (H, W), scale_xy, str(path))
+
+
+#: EXIF orientation (tag 0x0112) -> the transposition that shows the picture upright (as Pillow's exif_transpose).
+_ORIENTATION = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270"}
+_ORIENTATION.update({7: "TRANSVERSE", 8: "ROTATE_90"})
+
+
+def _exif_transpose(im):
+    """The ``Image.Transpose`` that turns an opened image upright by its EXIF orientation, or None."""
+    from PIL import Image
+
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # an unreadable EXIF block does not make the picture unreadable
+        return None
+    name = _ORIENTATION.get(value)
+    return None if name is None else getattr(Image.Transpose, name)
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
