@@ -301,3 +301,19 @@ def test_detector_runs_on_the_requested_device():
     x = torch.zeros(1, 3, 192, 192)
     boxes, scores = det.palm(x)
     assert boxes.shape == (1, 2016, 18) and scores.shape == (1, 2016, 1)
+
+
+@pytest.mark.parametrize("net", ["palm", "landmark"])
+def test_networks_export_to_onnx(net, detector, tmp_path):
+    """The PyTorch port is an ordinary module: exported to ONNX, onnxruntime gives its outputs."""
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+    graph = detector.palm if net == "palm" else detector.landmark
+    h, w = graph.input_size
+    x = torch.rand(1, 3, h, w)
+    with torch.no_grad():
+        expected = [y.numpy() for y in graph(x)]
+        torch.onnx.export(graph, (x,), str(tmp_path / f"{net}.onnx"), opset_version=17, dynamo=False)
+    session = ort.InferenceSession(str(tmp_path / f"{net}.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(e).max())))
