@@ -160,8 +160,26 @@ def test_request_folders_are_fresh_and_old_ones_go(tmp_path):
     assert not a.exists() and b.is_dir() and c.is_dir()
 
 
-def test_detect_mode_with_the_bundled_detector(rec, photo, tmp_path):
+@pytest.fixture(scope="module")
+def two_hands(tmp_path_factory):
+    """A right hand and, mirrored beside it, a left hand: the bundled detector finds both."""
+    from tests.detect.hand_images import render_right_hand
+
+    right, _ = render_right_hand(size=256)
+    left, _ = render_right_hand(size=256, roll_deg=-30.0)
+    path = tmp_path_factory.mktemp("img") / "two_hands.png"
+    Image.fromarray(np.concatenate([right, np.ascontiguousarray(left[:, ::-1])], axis=1)).save(path)
+    return path
+
+
+def test_detect_mode_with_the_bundled_detector(rec, photo, two_hands, tmp_path):
     if not hasattr(rec, "reconstruct_all"):
         pytest.skip("this HandReconstructor has no reconstruct_all")
-    r = reconstruct_image(rec, photo, DETECT, out_dir=tmp_path)  # colour ramps: no hand in them
+    r = reconstruct_image(rec, photo, DETECT, out_dir=tmp_path / "none")  # colour ramps: no hand in them
     assert r.message == NO_HAND and r.files == []
+    r = reconstruct_image(rec, two_hands, DETECT, out_dir=tmp_path / "two")
+    assert r.message == "2 hands found (right, left)"  # numbered left to right
+    assert [h["hand_side"] for h in r.info["hands"]] == ["right", "left"]
+    assert r.info["hands"][0]["bbox_xywh"][0] < 256 <= r.info["hands"][1]["bbox_xywh"][0]
+    assert all(len(h["joints_3d_m"]) == 21 and "detection" in h for h in r.info["hands"])
+    assert r.overlay.shape == (256, 512, 3)

@@ -9,6 +9,7 @@ this module costs nothing and works without it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -51,7 +52,7 @@ class ServeResult:
 
     ``overlay``: (H, W, 3) uint8, every hand drawn over the photo (None when no hand was found).
     ``viewer_mesh``: a .glb of all hands for the 3D view (glTF frame: y up, centred). ``files``: what
-    the user can download. ``info``: the JSON shown, ``{"hands": [HandPrediction.to_json(), ...]}``.
+    the user can download. ``info``: the JSON shown, ``{"hands": [each hand's .json file, ...]}``.
     """
 
     message: str
@@ -61,20 +62,18 @@ class ServeResult:
     info: dict | None = None
 
 
-#: Colours of the hands in the 3D view: right hands as in the overlay, left hands orange.
-VIEW_COLORS = {"right": (0.55, 0.75, 0.95), "left": (0.95, 0.65, 0.35)}
-
-
 def _viewer_mesh(preds, path: Path) -> Path:
     """One .glb of every hand for the 3D view: the camera frame turned into glTF's (y up, z towards the
     viewer) and centred on the hands, so the view opens on them as the photo shows them."""
     from handssca.frames import opengl_to_opencv
     from handssca.outputs import write_glb
+    from handssca.pictures.draw import SIDE_COLORS  # as the overlay's labels: right blue, left orange
 
     verts = [opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)) for p in preds]  # its own inverse
     allv = np.concatenate(verts)
     centre = (allv.min(0) + allv.max(0)) / 2
-    return write_glb(path, [(v - centre, p.faces, VIEW_COLORS[p.hand_side]) for v, p in zip(verts, preds)])
+    colors = [np.asarray(SIDE_COLORS[p.hand_side]) / 255 for p in preds]
+    return write_glb(path, [(v - centre, p.faces, c) for v, p, c in zip(verts, preds, colors)])
 
 
 def reconstruct_image(
@@ -92,8 +91,10 @@ def reconstruct_image(
     a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). Raises
     ValueError for an image that cannot be read or an unknown mode or side.
     """
+    from PIL import Image
+
     from handssca.outputs import save_prediction
-    from handssca.pictures.prediction import prediction_pictures
+    from handssca.pictures.prediction import hands_overlay, prediction_pictures
 
     if mode not in (DETECT, WHOLE):
         raise ValueError(f"mode: expected {DETECT!r} or {WHOLE!r}; got {mode!r}")
@@ -102,22 +103,22 @@ def reconstruct_image(
     if mode == DETECT and not hasattr(rec, "reconstruct_all"):
         raise ValueError("this reconstructor cannot detect hands: use the whole image")
     scaled = rec.load(image)  # decoded at the network's working resolution, outputs in the file's pixels
-    preds = list(rec.reconstruct_all(scaled)) if mode == DETECT else [rec(scaled, hand_side=hand_side)]
+    if mode == DETECT:  # numbered left to right, as `handssca predict` numbers them
+        preds = sorted(rec.reconstruct_all(scaled), key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
+    else:
+        preds = [rec(scaled, hand_side=hand_side)]
     if not preds:
         return ServeResult(NO_HAND)
     out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
     out.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    overlay = scaled.pixels
-    for i, p in enumerate(preds):
+    files: list[Path] = [out / "overlay.png"]
+    for k, p in enumerate(preds, 1):
         pictures = prediction_pictures(p, scaled.pixels, render)
-        files += save_prediction(p, scaled.pixels, out, f"hand{i + 1}_{p.hand_side}", render, pictures=pictures)
-        # every hand over one picture: each hand drawn over the picture of those before it
-        overlay = pictures[0] if len(preds) == 1 else prediction_pictures(p, overlay, render)[0]
-    from PIL import Image
-
-    Image.fromarray(overlay).save(out / "overlay.png")
-    files.insert(0, out / "overlay.png")
+        stem = f"hand{k}_{p.hand_side}"
+        files += save_prediction(p, scaled.pixels, out, stem, render, source=Path(image).name, pictures=pictures)
+    # every hand on one picture, numbered with its side; one hand in the whole image: its own overlay
+    overlay = pictures[0] if mode == WHOLE else hands_overlay(preds, scaled.pixels, render)
+    Image.fromarray(overlay).save(files[0])
     sides = ", ".join(p.hand_side for p in preds)
     message = (
         f"{len(preds)} hand{'s' if len(preds) > 1 else ''} found ({sides})"
@@ -130,7 +131,7 @@ def reconstruct_image(
         overlay=overlay,
         viewer_mesh=view,
         files=[*files, view],
-        info={"hands": [p.to_json() for p in preds]},
+        info={"hands": [json.loads(f.read_text()) for f in files if f.suffix == ".json"]},  # as downloaded
     )
 
 
