@@ -146,62 +146,78 @@ def browser(tmp_path):
         driver.quit()
 
 
-def hand_picture(path: Path) -> Path:
-    from handssca.data.synthetic import SyntheticHands
+def two_hands_picture(path: Path) -> Path:
+    """A right hand and, mirrored beside it, a left hand (the detector tests' rendered hand)."""
+    from tests.detect.hand_images import render_right_hand
 
-    image = SyntheticHands("test", 2, seed=11, image_size=256).render_original(1)["image"]
-    Image.fromarray((np.asarray(image) * 255).clip(0, 255).astype(np.uint8)).save(path)
+    right, _ = render_right_hand(size=256)
+    left, _ = render_right_hand(size=256, roll_deg=-30.0)
+    Image.fromarray(np.concatenate([right, np.ascontiguousarray(left[:, ::-1])], axis=1)).save(path)
     return path
 
 
+def colours_drawn(canvas) -> tuple[int, int]:
+    """(blue, orange) pixels in a screenshot of the 3D view: right and left hands, lit (not black)."""
+    rgb = np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=int)
+    r, b = rgb[..., 0], rgb[..., 2]
+    return int(((b > r + 30) & (b > 90)).sum()), int(((r > b + 60) & (r > 120)).sum())
+
+
 def test_page_reconstructs_an_uploaded_picture(server, browser, tmp_path):
-    picture = hand_picture(tmp_path / "hand.png")
+    picture = two_hands_picture(tmp_path / "two_hands.png")
     wait = WebDriverWait(browser, 120)
     browser.get(server)
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
     upload.send_keys(str(picture))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"))
-    # the whole image as one hand: the detector need not find the synthetic hand
-    next(lab for lab in browser.find_elements(By.CSS_SELECTOR, "#mode label") if "whole image" in lab.text).click()
-    browser.find_element(By.CSS_SELECTOR, "#run").click()
 
-    # the overlay: loaded, at the picture's size
-    overlay = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay img"))[0]
+    def run(expected_status: str):
+        old = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#files a")}
+        browser.find_element(By.CSS_SELECTOR, "#run").click()
+        wait.until(lambda d: expected_status in d.find_element(By.CSS_SELECTOR, "#status").text)
+        hrefs = wait.until(
+            lambda d: (
+                (h := {a.get_attribute("href") or "" for a in d.find_elements(By.CSS_SELECTOR, "#files a")}) != old
+                and h
+            )
+        )
+        return {Path(h.split("file=")[-1]).name: h for h in hrefs if "file=" in h}
+
+    def fetch_json(url: str) -> dict:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    # 1. detect hands (the default): both hands found, numbered left to right, each with its side
+    links = run("2 hands found (right, left)")
+    assert {"hand1_right.json", "hand2_left.json", "hand1_right.obj", "hand2_left.ply", "overlay.png"} <= set(links)
+    assert len(fetch_json(links["hand2_left.json"])["joints_3d_m"]) == 21
+    canvas = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#mesh canvas"))[0]
+    wait.until(lambda _: min(colours_drawn(canvas)) > 300)  # a blue right hand and an orange left one
+    overlay = browser.find_element(By.CSS_SELECTOR, "#overlay img")
     size = wait.until(
         lambda d: d.execute_script(
             "const i = arguments[0]; return i.complete && [i.naturalWidth, i.naturalHeight]", overlay
         )
     )
     assert size == list(Image.open(picture).size)
-    assert "whole image as one right hand" in browser.find_element(By.CSS_SELECTOR, "#status").text
+    browser.save_screenshot(str(tmp_path / "serve_detect.png"))
 
-    # the 3D view: a canvas where the light blue hand is drawn (lit, not a black shape)
-    canvas = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#mesh canvas"))[0]
-
-    def hand_drawn(_):
-        pixels = np.asarray(Image.open(io.BytesIO(canvas.screenshot_as_png)).convert("RGB"), dtype=int)
-        blue = (pixels[..., 2] > pixels[..., 0] + 30) & (pixels[..., 2] > 120)
-        return blue.sum() > 500
-
-    wait.until(hand_drawn)
-
-    # the downloads: the hand's JSON has 21 joints; the meshes are there
-    hrefs = [a.get_attribute("href") or "" for a in browser.find_elements(By.CSS_SELECTOR, "#files a")]
-    links = {Path(href.split("file=")[-1]).name: href for href in hrefs if "file=" in href}
+    # 2. the whole image as one hand, right
+    next(lab for lab in browser.find_elements(By.CSS_SELECTOR, "#mode label") if "whole image" in lab.text).click()
+    links = run("whole image as one right hand")
     assert {"hand1_right.obj", "hand1_right.ply", "hand1_right.json", "overlay.png", "hands_view.glb"} <= set(links)
-    with urllib.request.urlopen(links["hand1_right.json"], timeout=10) as r:
-        info = json.loads(r.read())
+    info = fetch_json(links["hand1_right.json"])
     assert len(info["joints_3d_m"]) == 21 and len(info["joints_2d_px"]) == 21
     assert "joints_3d_m" in browser.find_element(By.CSS_SELECTOR, "#info").text
+    wait.until(lambda _: colours_drawn(canvas)[0] > 300 and colours_drawn(canvas)[1] < 50)
     browser.save_screenshot(str(tmp_path / "serve.png"))
 
     # nothing the page asked for came from anywhere but the server
-    origin = server.rstrip("/")
+    host = server.split("://", 1)[1].rstrip("/")
     requested = set()
     for entry in browser.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated"):
             requested.add(message["params"].get("request", message["params"]).get("url", ""))
-    host = origin.split("://", 1)[1]
     outside = [u for u in requested if u.startswith(("http", "ws")) and u.split("://", 1)[1].split("/")[0] != host]
     assert not outside, outside
