@@ -138,7 +138,8 @@ def test_the_pages_callback_without_a_browser(rec, photo, tmp_path):
     run = next(f.fn for f in app.fns.values() if f.api_name == "reconstruct")  # the button's function
     status, overlay, mesh, files, info = run(str(photo), WHOLE, "right")
     assert status == "**whole image as one right hand**" and overlay.shape == (120, 160, 3)
-    assert mesh.endswith("hands_view.glb") and any(f.endswith("hand1_right.json") for f in files)
+    assert mesh["value"].endswith("hands_view.glb") and any(f.endswith("hand1_right.json") for f in files)
+    assert mesh["camera_position"][:2] == (90, 90) and 0.1 < mesh["camera_position"][2] < 2  # facing the hand
     assert len(info["hands"][0]["joints_3d_m"]) == 21
     assert run(str(photo), DETECT, "right") == (f"**{NO_HAND}**", None, None, None, None)
     with pytest.raises(gr.Error, match="drop an image"):

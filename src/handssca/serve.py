@@ -51,20 +51,23 @@ class ServeResult:
     """What the page shows for one request.
 
     ``overlay``: (H, W, 3) uint8, every hand drawn over the photo (None when no hand was found).
-    ``viewer_mesh``: a .glb of all hands for the 3D view (glTF frame: y up, centred). ``files``: what
-    the user can download. ``info``: the JSON shown, ``{"hands": [each hand's .json file, ...]}``.
+    ``viewer_mesh``: a .glb of all hands for the 3D view (glTF frame: y up, centred), seen from
+    ``view_distance`` metres to show every hand. ``files``: what the user can download. ``info``: the
+    JSON shown, ``{"hands": [each hand's .json file, ...]}``.
     """
 
     message: str
     overlay: np.ndarray | None = None
     viewer_mesh: Path | None = None
+    view_distance: float | None = None
     files: list[Path] = field(default_factory=list)
     info: dict | None = None
 
 
-def _viewer_mesh(preds, path: Path) -> Path:
+def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
     """One .glb of every hand for the 3D view: the camera frame turned into glTF's (y up, z towards the
-    viewer) and centred on the hands, so the view opens on them as the photo shows them."""
+    viewer) and centred on the hands, so the view opens on them as the photo shows them; and the camera
+    distance (metres) at which the view's 0.8 rad field shows them all."""
     from handssca.frames import opengl_to_opencv
     from handssca.outputs import write_glb
     from handssca.pictures.draw import SIDE_COLORS  # as the overlay's labels: right blue, left orange
@@ -73,7 +76,9 @@ def _viewer_mesh(preds, path: Path) -> Path:
     allv = np.concatenate(verts)
     centre = (allv.min(0) + allv.max(0)) / 2
     colors = [np.asarray(SIDE_COLORS[p.hand_side]) / 255 for p in preds]
-    return write_glb(path, [(v - centre, p.faces, c) for v, p, c in zip(verts, preds, colors)])
+    size = allv.max(0) - allv.min(0)
+    distance = float(1.25 * max(size[0], size[1]) + size[2] / 2)
+    return write_glb(path, [(v - centre, p.faces, c) for v, p, c in zip(verts, preds, colors)]), distance
 
 
 def reconstruct_image(
@@ -125,11 +130,12 @@ def reconstruct_image(
         if mode == DETECT
         else f"whole image as one {hand_side} hand"
     )
-    view = _viewer_mesh(preds, out / "hands_view.glb")
+    view, distance = _viewer_mesh(preds, out / "hands_view.glb")
     return ServeResult(
         message,
         overlay=overlay,
         viewer_mesh=view,
+        view_distance=distance,
         files=[*files, view],
         info={"hands": [json.loads(f.read_text()) for f in files if f.suffix == ".json"]},  # as downloaded
     )
@@ -174,7 +180,9 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
         return (
             f"**{result.message}**",
             result.overlay,
-            str(result.viewer_mesh) if result.viewer_mesh else None,
+            gr.update(value=str(result.viewer_mesh), camera_position=(90, 90, result.view_distance))
+            if result.viewer_mesh
+            else None,
             [str(f) for f in result.files] or None,
             result.info,
         )
