@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.handssca-installed
 TORCH := torch==2.13.0
 
-.PHONY: test test-all lint format demo bench clean
+.PHONY: test test-all lint format demo bench clean mediapipe-reference
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/synthetic.py
 
+# MediaPipe itself, in its own environment (mediapipe 0.10.21 pins numpy < 2): the detector's optional
+# whole-pipeline reference. `HANDSSCA_MEDIAPIPE_PYTHON=.venv-mediapipe/bin/python make test` uses it.
+mediapipe-reference:
+	test -x .venv-mediapipe/bin/python || $(PYTHON) -m venv .venv-mediapipe
+	.venv-mediapipe/bin/python -m pip install --quiet --disable-pip-version-check mediapipe==0.10.21 pillow
+
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info
+	rm -rf $(VENV) .venv-mediapipe build dist src/*.egg-info
