@@ -184,3 +184,16 @@ def test_detect_mode_with_the_bundled_detector(rec, photo, two_hands, tmp_path):
     assert r.info["hands"][0]["bbox_xywh"][0] < 256 <= r.info["hands"][1]["bbox_xywh"][0]
     assert all(len(h["joints_3d_m"]) == 21 and "detection" in h for h in r.info["hands"])
     assert r.overlay.shape == (256, 512, 3)
+
+
+def test_a_port_in_use_is_one_line_and_exit_2(checkpoint, capsys):
+    pytest.importorskip("gradio")
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(port), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err

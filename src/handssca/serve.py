@@ -236,20 +236,24 @@ def serve(
     try:
         app = build_app(rec, root)
         app.queue(default_concurrency_limit=1)  # one reconstruction at a time: the CPU is shared
-        app.launch(
-            server_name=host,
-            server_port=port,
-            share=False,
-            inbrowser=False,
-            prevent_thread_lock=True,
-            quiet=True,
-            show_error=True,
-            ssr_mode=False,
-            mcp_server=False,
-            pwa=False,
-            footer_links=[],
-            theme=gr.themes.Default(),
-        )
+        try:
+            app.launch(
+                server_name=host,
+                server_port=port,
+                share=False,
+                inbrowser=False,
+                prevent_thread_lock=True,
+                quiet=True,
+                show_error=True,
+                ssr_mode=False,
+                mcp_server=False,
+                pwa=False,
+                footer_links=[],
+                theme=gr.themes.Default(),
+            )
+        except OSError as e:  # gradio's "Cannot find empty port ..."
+            why = str(e).split(". ")[0]
+            raise OSError(f"cannot listen on {host}:{port} ({why}); is it in use? choose another --port") from None
         print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
         while True:
             time.sleep(0.5)
