@@ -1,7 +1,7 @@
 """Export a checkpoint to ONNX (or TorchScript) and run exported models with onnxruntime.
 
-The exported graph uses the pure-PyTorch ``torch`` scan backend (a chunked scan unrolled in the
-graph), so it runs anywhere onnxruntime does. The crop size and the hand mesh's faces are stored
+The exported graph uses the ``export`` scan backend (``scan_core_chunked``: the chunked cumsum form,
+a few large tensor operations and no loop over the sequence), so it runs anywhere onnxruntime does. The crop size and the hand mesh's faces are stored
 in the ONNX metadata so that ``handssca predict --onnx`` needs nothing else.
 """
 
@@ -27,7 +27,7 @@ class ExportWrapper(nn.Module):
         self.model = model
         for m in model.modules():
             if hasattr(m, "scan_backend"):
-                m.scan_backend = "torch"
+                m.scan_backend = "export"
 
     def forward(self, images: torch.Tensor):
         out = self.model(images)

@@ -42,9 +42,10 @@ def cross_scan(
     cols = x.transpose(2, 3).reshape(b, c, length)
     xs = torch.stack([rows, cols], dim=1)
     xs = torch.cat([xs, xs.flip(-1)], dim=1)  # (b, 4, c, l)
-    x_dbl = torch.einsum("bkdl,kcd->bkcl", xs, x_proj_weight)
+    # matmul, not einsum: the same products, and ONNX gets MatMul nodes (onnxruntime's Einsum is slow)
+    x_dbl = torch.matmul(x_proj_weight, xs)  # (b, 4, r + 2n, l)
     dts, Bs, Cs = torch.split(x_dbl, [rank, nstate, nstate], dim=2)
-    dts = torch.einsum("bkrl,kdr->bkdl", dts, dt_projs_weight)
+    dts = torch.matmul(dt_projs_weight, dts)  # (b, 4, c, l)
     y = selective_scan(
         xs.reshape(b, -1, length).float(),
         dts.reshape(b, -1, length).float(),

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from handssca.ops.selective_scan import cpu_numba
 from handssca.ops.selective_scan.reference import selective_scan_reference
 from handssca.ops.selective_scan.registered import scan_op
-from handssca.ops.selective_scan.torch_scan import scan_core_torch
+from handssca.ops.selective_scan.torch_scan import scan_core_chunked, scan_core_torch
 
 log = logging.getLogger("handssca.ops")
 
-BACKENDS = ("reference", "torch", "numba", "mamba")
+BACKENDS = ("reference", "torch", "numba", "mamba", "export")
 ENV_VAR = "HANDSSCA_SCAN_BACKEND"
 
 
@@ -35,7 +35,7 @@ def _mamba_fn() -> Callable | None:
 
 def backend_status() -> dict[str, str | None]:
     """{backend: None if usable here, else why not}. ``mamba`` also needs a CUDA device at call time."""
-    status: dict[str, str | None] = {"reference": None, "torch": None}
+    status: dict[str, str | None] = {"reference": None, "torch": None, "export": None}
     status["numba"] = None if cpu_numba.available() else f"numba does not import ({cpu_numba.NUMBA_IMPORT_ERROR})"
     if _mamba_fn() is None:
         status["mamba"] = "mamba_ssm is not installed (pip install mamba-ssm, CUDA only)"
@@ -163,7 +163,8 @@ def selective_scan(
 
     u, delta: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L); D, delta_bias: (D,).
     Returns y (B, D, L) in the dtype of u. Computed in float32, or float64 when u is float64.
-    ``backend``: "auto", "reference", "torch", "numba" or "mamba" (``auto`` reads the environment
+    ``backend``: "auto", "reference", "torch", "numba", "mamba" or "export" (the form ONNX export
+    uses: a few large tensor operations, see ``torch_scan.scan_core_chunked``; ``auto`` reads the environment
     variable HANDSSCA_SCAN_BACKEND first). ``strict=True`` raises instead of falling back.
     """
     _validate(u, delta, A, B, C, D, delta_bias)
@@ -197,7 +198,7 @@ def selective_scan(
     dt = delta_ if bias_ is None else delta_ + bias_[None, :, None]
     if delta_softplus:
         dt = F.softplus(dt)
-    y = scan_core_torch(u_, dt, A_, B_, C_)
+    y = scan_core_chunked(u_, dt, A_, B_, C_) if name == "export" else scan_core_torch(u_, dt, A_, B_, C_)
     if D_ is not None:
         y = y + D_[None, :, None] * u_
     return y.to(out_dtype)
