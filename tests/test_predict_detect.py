@@ -192,3 +192,25 @@ def test_package_data_holds_the_detector():
 
     path = Path(detector_file())
     assert path.is_file() and path.stat().st_size < 8_000_000
+
+
+def test_a_video_that_breaks_midway_keeps_what_was_written(checkpoint, tmp_path, capsys):
+    """A GIF truncated after a few frames: those frames' files and their overlay video are written, the
+    input is reported with the frame that could not be decoded, and a broken mp4 is one line."""
+    frames = [Image.fromarray(f) for f in hand_clip(6)]
+    frames[0].save(tmp_path / "full.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = (tmp_path / "full.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: int(len(data) * 0.6)])
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    out = tmp_path / "o"
+    assert predict(checkpoint, tmp_path / "cut.gif", tmp_path / "bad.mp4", "--out", out) == 1
+    text = capsys.readouterr().out
+    cut_line = [ln for ln in text.splitlines() if "skipped" in ln and "cut.gif" in ln]
+    assert len(cut_line) == 1 and "cannot be decoded" in cut_line[0], text
+    k = int(cut_line[0].split("frame ")[1].split()[0])
+    assert 1 <= k < 6
+    assert sorted(p.name for p in (out / "cut").glob("*.json")) == [f"frame_{i:05d}_hand1.json" for i in range(k)]
+    with Image.open(out / "cut_overlay.gif") as im:
+        assert im.n_frames == k
+    bad_line = [ln for ln in text.splitlines() if "bad.mp4" in ln]
+    assert len(bad_line) == 1 and "cannot read video" in bad_line[0] and "ffmpeg version" not in text

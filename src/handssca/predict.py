@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,46 +73,119 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def read_video(path: Path) -> tuple[list[np.ndarray], float]:
-    """Frames (RGB uint8) and frames per second of a GIF (Pillow) or a video (imageio with ffmpeg)."""
+def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
+    """(frames, frames per second) of a GIF (Pillow) or a video (imageio with ffmpeg): frames are RGB uint8,
+    decoded one at a time as the iterator is consumed (a long video is never held in memory).
+
+    Raises :class:`ImageReadError` naming the file when it cannot be opened; the iterator raises it naming
+    the frame when a later frame cannot be decoded (a truncated file)."""
     if path.suffix.lower() == ".gif":
         from PIL import Image, ImageSequence
 
         try:
             with Image.open(path) as im:
-                frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
-                fps = 1000.0 / max(im.info.get("duration", 100), 1)
+                fps = 1000.0 / max(float(im.info.get("duration", 100) or 100), 1.0)
         except Exception as e:  # a damaged or oversized GIF is this input's problem
             raise ImageReadError(f"{path}: not a readable GIF ({type(e).__name__}: {e})") from None
-        return frames, fps
+
+        def gif_frames():
+            with Image.open(path) as im:
+                yield from _decoded(path, (f.convert("RGB") for f in ImageSequence.Iterator(im)))
+
+        return gif_frames(), fps
     try:
         import imageio.v3 as iio
 
-        frames = [np.asarray(f)[..., :3] for f in iio.imiter(path)]
         meta = iio.immeta(path)
-        return frames, float(meta.get("fps", 25.0))
     except Exception as e:
-        raise ImageReadError(
-            f"{path}: cannot read video ({e}); `pip install imageio-ffmpeg` adds mp4/avi support"
-        ) from None
+        hint = "" if _has_ffmpeg() else "; `pip install 'handssca[video]'` adds mp4/avi support"
+        raise ImageReadError(f"{path}: cannot read video ({_why(e)}){hint}") from None
+    return _decoded(path, iio.imiter(path)), float(meta.get("fps") or 25.0)
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float) -> Path:
-    """An animated GIF (always) or, for other suffixes, a video through imageio-ffmpeg."""
-    if path.suffix.lower() == ".gif":
-        from PIL import Image
-
-        imgs = [Image.fromarray(f) for f in frames]
-        imgs[0].save(path, save_all=True, append_images=imgs[1:], duration=int(1000 / max(fps, 1e-3)), loop=0)
-        return path
-    import imageio.v3 as iio
-
-    iio.imwrite(path, np.stack(frames), fps=fps)
-    return path
+def _why(e: BaseException) -> str:
+    """One line for a decoder's exception: its first line, and ffmpeg's own last line when it printed one."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    if "=== stderr ===" in str(e) and lines[-1] != lines[0]:
+        text += f": {lines[-1]}"
+    return text
 
 
-#: How a hand box is chosen: the detector, the box given (``--bbox``), or the whole image.
-MODES = ("detect", "bbox", "whole")
+def _decoded(path: Path, frames: Iterator) -> Iterator[np.ndarray]:
+    k = 0
+    while True:
+        try:
+            frame = next(frames)
+        except StopIteration:
+            return
+        except Exception as e:
+            raise ImageReadError(f"{path}: frame {k} cannot be decoded ({_why(e)})") from None
+        yield np.ascontiguousarray(np.asarray(frame)[..., :3])
+        k += 1
+
+
+#: The longest side of an overlay GIF's frames (GIFs are kept in memory until written; mp4 streams).
+GIF_MAX_SIDE = 800
+
+
+class OverlayVideo:
+    """Frames in, ``stem.mp4`` (streamed through imageio-ffmpeg) or ``stem.gif`` out. ``fmt``: "mp4" or
+    "gif"; :func:`video_format_for` chooses."""
+
+    def __init__(self, stem: Path, fps: float, fmt: str) -> None:
+        self.path, self.fps, self.fmt = stem.with_suffix(f".{fmt}"), float(fps), fmt
+        self.frames: list = []
+        self.writer = None
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        if self.fmt == "gif":
+            from PIL import Image
+
+            im = Image.fromarray(frame)
+            im.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE), Image.Resampling.BILINEAR)
+            self.frames.append(im)
+        else:
+            h, w = frame.shape[:2]
+            frame = np.ascontiguousarray(frame[: h - h % 2, : w - w % 2])  # H.264 in yuv420p: even sides
+            if self.writer is None:
+                import imageio.v2 as iio2
+
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.writer = iio2.get_writer(self.path, fps=self.fps, macro_block_size=2)
+            self.writer.append_data(frame)
+        self.count += 1
+
+    def close(self) -> Path | None:
+        """Write (GIF) or finish (mp4) the file; None when no frame was added."""
+        if self.writer is not None:
+            self.writer.close()
+            return self.path
+        if not self.frames:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        first, rest = self.frames[0], self.frames[1:]
+        first.save(self.path, save_all=True, append_images=rest, duration=int(1000 / max(self.fps, 1e-3)), loop=0)
+        return self.path
+
+
+def video_format_for(source: Path, video_format: str) -> str:
+    """ "gif" or "mp4" for an input video: ``video_format`` when given; "auto" is GIF for GIF inputs and
+    when imageio-ffmpeg is not installed (the frames are never lost for want of an encoder), else mp4."""
+    if video_format == "mp4" and not _has_ffmpeg():
+        raise ValueError("--video-format mp4 needs imageio-ffmpeg: pip install 'handssca[video]'")
+    if video_format != "auto":
+        return video_format
+    return "gif" if source.suffix.lower() == ".gif" or not _has_ffmpeg() else "mp4"
+
+
+def _has_ffmpeg() -> bool:
+    try:
+        import imageio_ffmpeg  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def run_predict(
@@ -161,6 +235,7 @@ def run_predict(
         raise ValueError(f"hand side (--hand): expected right or left; got {hand_side!r}")
     if video_format not in ("auto", "mp4", "gif"):
         raise ValueError(f"video format: expected auto, mp4 or gif; got {video_format!r}")
+    video_format_for(Path("x.mp4"), video_format)  # --video-format mp4 without an encoder: before any work
     mode = "bbox" if bbox is not None else "whole" if whole_image else "detect"
     if mode == "detect" and not hasattr(reconstructor, "reconstruct_all"):
         mode = "whole"
@@ -226,68 +301,55 @@ def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_
 def _predict_video(
     rec, path: Path, name: str, out: Path, mode: str, bbox, hand_side, smooth: bool, video_format: str, render, summary
 ) -> bool:
-    """Write one video's per-frame files and its overlay video; False when no frame had a hand."""
+    """Write one video's per-frame files and its overlay video, frame by frame; False when no frame had a
+    hand. A frame that cannot be decoded ends the video: what was written is kept (the overlay video
+    included) and the error is raised naming the frame."""
     from handssca.detect.tracking import HandTracks, OneEuroFilter
     from handssca.frames import project
     from handssca.io_images import ScaledImage
     from handssca.outputs import save_prediction
     from handssca.pictures.prediction import hands_overlay
 
-    frames, fps = read_video(path)
-    if not frames:
-        raise ImageReadError(f"{path}: no frames")
+    frames, fps = open_video(path)
+    video = OverlayVideo(out / f"{name}_overlay", fps, video_format_for(path, video_format))
     tracks, filters = HandTracks(), {}
     previous: list = []
-    overlays, any_hand = [], False
-    for k, frame in enumerate(frames):
-        scaled = ScaledImage.full(frame, name=f"{path} frame {k}")
-        if mode == "detect":
-            found = rec.detector.track(frame, previous) if previous else rec.detector(frame)
-            previous = found
-            preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found)
-            ids = tracks.update([p.bbox for p in preds], [p.hand_side for p in preds])
-        else:
-            preds, ids = [rec(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
-        for tid, pred in zip(ids, preds):
-            pred.extras["track_id"] = tid
-            if smooth:
-                f = filters.setdefault(tid, (OneEuroFilter(fps, 1.0, 20.0), OneEuroFilter(fps, 1.0, 20.0)))
-                pred.vertices, pred.joints = f[0](pred.vertices), f[1](pred.joints)
-                pred.joints_2d = project(pred.joints, pred.K)
-                pred.extras["smoothed"] = "One-Euro filter on vertices and joints (min_cutoff 1 Hz, beta 20 /m)"
-        filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
-        for tid, pred in zip(ids, preds):
-            stem = f"frame_{k:05d}" if mode != "detect" else f"frame_{k:05d}_hand{tid}"
-            summary.add(save_prediction(pred, frame, out / name, stem, render, source=path))
-        summary.hands += len(preds)
-        any_hand |= bool(preds)
-        overlays.append(hands_overlay(preds, frame, render, labels=mode == "detect", numbers=ids))
-    if not any_hand:
-        return False
-    summary.add([write_overlay_video(out / f"{name}_overlay", overlays, fps, path, video_format)])
-    return True
-
-
-def write_overlay_video(stem: Path, frames: list[np.ndarray], fps: float, source: Path, video_format: str) -> Path:
-    """``stem.mp4`` (imageio-ffmpeg) or ``stem.gif``: GIF for GIF inputs, when asked, or when imageio-ffmpeg
-    is not installed (the frames are never lost for want of an encoder)."""
-    fmt = video_format
-    if fmt == "auto":
-        fmt = "gif" if source.suffix.lower() == ".gif" or not _has_ffmpeg() else "mp4"
-    if fmt == "mp4" and not _has_ffmpeg():
-        raise ValueError("--video-format mp4 needs imageio-ffmpeg: pip install 'handssca[video]'")
-    if fmt == "mp4":  # H.264 in yuv420p needs even sides
-        h, w = frames[0].shape[:2]
-        frames = [f[: h - h % 2, : w - w % 2] for f in frames]
-    return write_video(stem.with_suffix(f".{fmt}"), frames, fps)
-
-
-def _has_ffmpeg() -> bool:
+    any_hand, count = False, 0
     try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        for k, frame in enumerate(frames):
+            count += 1
+            scaled = ScaledImage.full(frame, name=f"{path} frame {k}")
+            if mode == "detect":
+                found = rec.detector.track(frame, previous) if previous else rec.detector(frame)
+                previous = found
+                preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found)
+                ids = tracks.update([p.bbox for p in preds], [p.hand_side for p in preds])
+            else:
+                preds, ids = [rec(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
+            for tid, pred in zip(ids, preds):
+                pred.extras["track_id"] = tid
+                if smooth:
+                    f = filters.setdefault(tid, (OneEuroFilter(fps, 1.0, 20.0), OneEuroFilter(fps, 1.0, 20.0)))
+                    pred.vertices, pred.joints = f[0](pred.vertices), f[1](pred.joints)
+                    pred.joints_2d = project(pred.joints, pred.K)
+                    pred.extras["smoothed"] = (
+                        "vertices, joints_3d_m and joints_2d_px: One-Euro filter (min_cutoff 1 Hz, beta 20 /m) "
+                        "over the frames of this hand; the MANO parameters are this frame's own"
+                    )
+            filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
+            for tid, pred in zip(ids, preds):
+                stem = f"frame_{k:05d}" if mode != "detect" else f"frame_{k:05d}_hand{tid}"
+                summary.add(save_prediction(pred, frame, out / name, stem, render, source=path))
+            summary.hands += len(preds)
+            any_hand |= bool(preds)
+            video.add(hands_overlay(preds, frame, render, labels=mode == "detect", numbers=ids))
+    finally:
+        written = video.close() if any_hand else None
+        if written is not None:
+            summary.add([written])
+    if count == 0:
+        raise ImageReadError(f"{path}: no frames")
+    return any_hand
 
 
 def _full_image(path: Path):
