@@ -26,8 +26,8 @@ def test_torch_export_holds_the_scan_as_one_op_and_matches_eager(model_and_input
     with torch.no_grad():
         ref = model(x)
     program = torch.export.export(model, (x,))
-    scans = [n for n in program.graph.nodes if n.op == "call_function" and "handssca.scan_fwd" in str(n.target)]
-    assert len(scans) == 2  # the spatial and the channel-plane scans, each one node
+    scans = [n for n in program.graph.nodes if n.op == "call_function" and "handssca.cross_scan_fwd" in str(n.target)]
+    assert len(scans) == 2  # the spatial and the channel-plane cross-scans, each one fused node
     with torch.no_grad():
         _close(program.module()(x), ref)
 

@@ -18,9 +18,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from handssca.ops import selective_scan
+from handssca.ops.selective_scan import resolve_backend
+from handssca.ops.selective_scan.cross_numba import KERNEL_ORDER
+from handssca.ops.selective_scan.registered import cross_scan_op
 
 
-def cross_scan(
+def _scan_dtype(x: torch.Tensor) -> torch.dtype:
+    """The scan runs in float32 (also under autocast), or float64 for a float64 map."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def cross_scan_unfused(
     x: torch.Tensor,
     x_proj_weight: torch.Tensor,
     dt_projs_weight: torch.Tensor,
@@ -29,7 +37,9 @@ def cross_scan(
     Ds: torch.Tensor,
     backend: str = "auto",
 ) -> torch.Tensor:
-    """VMamba's 4-direction selective scan of a (B, C, H, W) map, summed back in row-major order.
+    """VMamba's 4-direction selective scan of a (B, C, H, W) map, summed back in row-major order,
+    written out: the four orders are copied, scanned as 4C channels of one selective scan, and flipped
+    and transposed back. Any scan backend; the form ONNX export uses and the fused path's test reference.
 
     x_proj_weight (4, R+2N, C); dt_projs_weight (4, C, R); dt_projs_bias (4, C); A_logs (4C, N);
     Ds (4C). Returns (B, C, H*W).
@@ -46,14 +56,15 @@ def cross_scan(
     x_dbl = torch.matmul(x_proj_weight, xs)  # (b, 4, r + 2n, l)
     dts, Bs, Cs = torch.split(x_dbl, [rank, nstate, nstate], dim=2)
     dts = torch.matmul(dt_projs_weight, dts)  # (b, 4, c, l)
+    dtype = _scan_dtype(x)
     y = selective_scan(
-        xs.reshape(b, -1, length).float(),
-        dts.reshape(b, -1, length).float(),
-        -torch.exp(A_logs.float()),
-        Bs.float(),
-        Cs.float(),
-        Ds.float(),
-        delta_bias=dt_projs_bias.reshape(-1).float(),
+        xs.reshape(b, -1, length).to(dtype),
+        dts.reshape(b, -1, length).to(dtype),
+        -torch.exp(A_logs.to(dtype)),
+        Bs.to(dtype),
+        Cs.to(dtype),
+        Ds.to(dtype),
+        delta_bias=dt_projs_bias.reshape(-1).to(dtype),
         delta_softplus=True,
         backend=backend,
     ).view(b, 4, c, length)
@@ -61,6 +72,57 @@ def cross_scan(
     wh = y[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
     invwh = inv[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
     return y[:, 0] + inv[:, 0] + wh + invwh
+
+
+def cross_scan_fused(
+    x: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_projs_weight: torch.Tensor,
+    dt_projs_bias: torch.Tensor,
+    A_logs: torch.Tensor,
+    Ds: torch.Tensor,
+) -> torch.Tensor:
+    """:func:`cross_scan_unfused` with numba kernels that read the four orders in place (CPU).
+
+    The kernels take the map in row-major and in column-major order and read each forwards and
+    backwards; the projections are per position, so they are computed at each source's positions;
+    the kernel adds a source's two directions into one output, and the column-major one is added
+    back transposed: one transposed copy in and one out, no flips or concatenations.
+    """
+    b, c, h, w = x.shape
+    length = h * w
+    nstate = A_logs.shape[1]
+    rank = dt_projs_weight.shape[2]
+    dtype = _scan_dtype(x)
+    order = list(KERNEL_ORDER)  # VMamba's direction order -> the kernels' (rows, rows rev., cols, cols rev.)
+    u2 = torch.stack([x.reshape(b, c, length), x.transpose(2, 3).reshape(b, c, length)], 1).to(dtype)
+    xw = x_proj_weight[order].to(dtype).view(2, 2 * (rank + 2 * nstate), c)  # per source, its two directions
+    x_dbl = torch.matmul(xw, u2).view(b, 4, rank + 2 * nstate, length)
+    dts, Bs, Cs = torch.split(x_dbl, [rank, nstate, nstate], dim=2)
+    dts = torch.matmul(dt_projs_weight[order].to(dtype), dts)  # (b, 4, c, l)
+    dts, Bs, Cs = dts.to(dtype), Bs.to(dtype), Cs.to(dtype)  # bf16 under autocast: the scan stays float32
+    A = -torch.exp(A_logs.view(4, c, nstate)[order].reshape(4 * c, nstate).to(dtype))
+    D = Ds.view(4, c)[order].reshape(-1).to(dtype)
+    bias = dt_projs_bias[order].reshape(-1).to(dtype)
+    y2 = cross_scan_op(u2, dts, A, Bs, Cs, D, bias, True)
+    return y2[:, 0] + y2[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
+
+
+def cross_scan(
+    x: torch.Tensor,
+    x_proj_weight: torch.Tensor,
+    dt_projs_weight: torch.Tensor,
+    dt_projs_bias: torch.Tensor,
+    A_logs: torch.Tensor,
+    Ds: torch.Tensor,
+    backend: str = "auto",
+) -> torch.Tensor:
+    """The 4-direction scan: fused (:func:`cross_scan_fused`) where the scan backend resolves to
+    ``numba``, else :func:`cross_scan_unfused` with that backend. Returns (B, C, H*W) in float32
+    (float64 for float64 maps)."""
+    if resolve_backend(backend, x.device) == "numba":
+        return cross_scan_fused(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds)
+    return cross_scan_unfused(x, x_proj_weight, dt_projs_weight, dt_projs_bias, A_logs, Ds, backend)
 
 
 def _dt_bias(size: int, dt_min: float = 1e-3, dt_max: float = 0.1, floor: float = 1e-4) -> torch.Tensor:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from handssca.ops.selective_scan import cpu_numba
+from handssca.ops.selective_scan import cpu_numba, cross_numba
 
 IMPLS = ("numba", "triton")
 
@@ -113,6 +113,91 @@ def _backward(ctx, gy, _gstates):
 scan_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
+@torch.library.custom_op("handssca::cross_scan_fwd", mutates_args=())
+def cross_scan_fwd(
+    u2: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    softplus: bool,
+    save: bool,
+) -> tuple[Tensor, Tensor]:
+    """The fused 4-direction scan (``cross_numba``): y2 (b, 2, c, l) and its checkpoints."""
+    if u2.device.type != "cpu":
+        raise RuntimeError(f"handssca::cross_scan_fwd: the numba kernels run on the CPU; tensors are on {u2.device}")
+    return cross_numba.forward(u2, delta, A, B, C, D, delta_bias, softplus, save)
+
+
+@cross_scan_fwd.register_fake
+def _cross_scan_fwd_fake(u2, delta, A, B, C, D, delta_bias, softplus, save):
+    batch, _, _, length = u2.shape
+    chunks = (length + cpu_numba.CHECKPOINT - 1) // cpu_numba.CHECKPOINT
+    shape = (batch, A.shape[0], chunks, A.shape[1]) if save else (1, 1, 1, 1)
+    return torch.empty_like(u2, memory_format=torch.contiguous_format), u2.new_empty(shape)
+
+
+@torch.library.custom_op("handssca::cross_scan_bwd", mutates_args=())
+def cross_scan_bwd(
+    u2: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    softplus: bool,
+    gy2: Tensor,
+    states: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Gradients of (u2, delta, A, B, C, D, delta_bias) of :func:`cross_scan_fwd`."""
+    return cross_numba.backward(u2, delta, A, B, C, D, delta_bias, softplus, gy2, states)
+
+
+@cross_scan_bwd.register_fake
+def _cross_scan_bwd_fake(u2, delta, A, B, C, D, delta_bias, softplus, gy2, states):
+    return tuple(
+        torch.empty_like(t, memory_format=torch.contiguous_format) for t in (u2, delta, A, B, C, D, delta_bias)
+    )
+
+
+def _cross_setup_context(ctx, inputs, output) -> None:
+    u2, delta, A, B, C, D, delta_bias, softplus, save = inputs
+    ctx.save_for_backward(u2, delta, A, B, C, D, delta_bias, output[1])
+    ctx.softplus, ctx.saved = softplus, save
+
+
+def _cross_backward(ctx, gy2, _gstates):
+    if not ctx.saved:
+        raise RuntimeError("handssca::cross_scan_fwd ran with save=False (no gradient was expected)")
+    u2, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
+    grads = cross_scan_bwd(u2, delta, A, B, C, D, delta_bias, ctx.softplus, gy2.contiguous(), states)
+    return (*grads, None, None)
+
+
+cross_scan_fwd.register_autograd(_cross_backward, setup_context=_cross_setup_context)
+
+
+def cross_scan_op(
+    u2: Tensor,
+    delta: Tensor,
+    A: Tensor,
+    B: Tensor,
+    C: Tensor,
+    D: Tensor,
+    delta_bias: Tensor,
+    delta_softplus: bool,
+) -> Tensor:
+    """The fused 4-direction scan (see ``cross_numba``): u2 (b, 2, c, l), the map in row-major and in
+    column-major order; delta (b, 4, c, l), B, C (b, 4, n, l) at each direction's source positions;
+    A (4c, n); D, delta_bias (4c,), in the kernel order (rows, rows reversed, columns, columns
+    reversed). Returns y2 (b, 2, c, l): each source's two directions summed at its positions."""
+    save = torch.is_grad_enabled() and any(t.requires_grad for t in (u2, delta, A, B, C, D, delta_bias))
+    return cross_scan_fwd(u2, delta, A, B, C, D, delta_bias, bool(delta_softplus), save)[0]
+
+
 def scan_op(
     u: Tensor,
     delta: Tensor,
@@ -132,4 +217,4 @@ def scan_op(
     return scan_fwd(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save, impl)[0]
 
 
-__all__ = ["IMPLS", "scan_bwd", "scan_fwd", "scan_op"]
+__all__ = ["IMPLS", "cross_scan_bwd", "cross_scan_fwd", "cross_scan_op", "scan_bwd", "scan_fwd", "scan_op"]
