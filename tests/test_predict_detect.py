@@ -214,3 +214,20 @@ def test_a_video_that_breaks_midway_keeps_what_was_written(checkpoint, tmp_path,
         assert im.n_frames == k
     bad_line = [ln for ln in text.splitlines() if "bad.mp4" in ln]
     assert len(bad_line) == 1 and "cannot read video" in bad_line[0] and "ffmpeg version" not in text
+
+
+def test_box_labels_stay_inside_the_picture():
+    from handssca.pictures.draw import draw_boxes
+
+    img = np.zeros((60, 80, 3), np.uint8)
+    boxes = [(-10.0, -10.0, 40.0, 40.0), (70.0, 50.0, 30.0, 30.0)]  # over the top-left and bottom-right edges
+    out = draw_boxes(img, boxes, ["1 right", "2 left"], [(40, 110, 230), (240, 140, 30)])
+    from PIL import Image, ImageDraw
+
+    measure = ImageDraw.Draw(Image.new("RGB", (8, 8)))
+    for colour, label in (((40, 110, 230), "1 right"), ((240, 140, 30), "2 left")):
+        left, _, right, _ = measure.textbbox((0, 0), label)
+        plate = np.all(out == colour, axis=-1)
+        rows = plate.sum(axis=1)
+        row = int(np.argmax(rows))  # the plate's fullest row: the whole label's width lies in the picture
+        assert rows[row] >= right - left, (label, rows[row], right - left)

@@ -39,9 +39,15 @@ def draw_boxes(image: np.ndarray, boxes, labels, colors, width: int = 2) -> np.n
 
     pil = Image.fromarray(np.ascontiguousarray(image))
     draw = ImageDraw.Draw(pil)
+    H, W = pil.height, pil.width
     for (x, y, w, h), label, color in zip(boxes, labels, colors):
         draw.rectangle([float(x), float(y), float(x + w), float(y + h)], outline=tuple(color), width=width)
-        tx, ty = float(x), max(0.0, float(y) - 12)
+        left, top, right, bottom = draw.textbbox((0, 0), label)
+        tw, th = right - left, bottom - top
+        # above the box; inside it when the box reaches the top; always within the picture
+        ty = float(y) - th - 3 if float(y) - th - 3 >= 0 else max(float(y), 0.0) + width + 1
+        tx = min(max(float(x), 1.0), max(W - tw - 2.0, 1.0))
+        ty = min(ty, max(H - th - 2.0, 1.0))
         left, top, right, bottom = draw.textbbox((tx, ty), label)
         draw.rectangle([left - 1, top - 1, right + 1, bottom + 1], fill=tuple(color))
         draw.text((tx, ty), label, fill=(255, 255, 255))
