@@ -39,12 +39,29 @@ void main() {
 """
 
 
+def _egl_context():
+    """A standalone EGL context, created after Triton is loaded when Triton is installed.
+
+    Triton (shipped with CUDA builds of torch, and imported by torch's compiler stack on the first call
+    of a registered op such as ``handssca::scan_fwd``) crashed the process with a segmentation fault when
+    it was loaded after Mesa's EGL driver had loaded its own LLVM (seen with triton 3.9.0 and Mesa's
+    llvmpipe: ``handssca predict`` on CPU with triton installed); loaded first, both work."""
+    import importlib.util
+
+    import moderngl
+
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # a broken triton is torch's business, not the renderer's
+            pass
+    return moderngl.create_standalone_context(backend="egl")
+
+
 def gl_available() -> tuple[bool, str]:
     """(True, renderer name) if a headless GL context can be created here, else (False, why)."""
     try:
-        import moderngl
-
-        ctx = moderngl.create_standalone_context(backend="egl")
+        ctx = _egl_context()
         name = ctx.info.get("GL_RENDERER", "unknown")
         ctx.release()
         return True, str(name)
@@ -76,9 +93,7 @@ class GLRenderer:
 
     def _context(self):
         if self._ctx is None:
-            import moderngl
-
-            self._ctx = moderngl.create_standalone_context(backend="egl")
+            self._ctx = _egl_context()
             self._prog = self._ctx.program(vertex_shader=_VERTEX, fragment_shader=_FRAGMENT)
         return self._ctx
 
