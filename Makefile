@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.handssca-installed
 TORCH := torch==2.13.0
 
-.PHONY: test test-all lint format demo bench clean mediapipe-reference
+.PHONY: test test-all test-triton lint format demo bench clean mediapipe-reference
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks scripts
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
+
+# the Triton scan kernels under Triton's CPU interpreter (~40 s; the variable must be set before triton is imported)
+test-triton: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[triton]"
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -m triton tests/ops/test_triton_scan.py
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q

@@ -9,14 +9,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from handssca.ops.selective_scan import cpu_numba
+from handssca.ops.selective_scan import cpu_numba, triton_scan
 from handssca.ops.selective_scan.reference import selective_scan_reference
 from handssca.ops.selective_scan.registered import scan_op
 from handssca.ops.selective_scan.torch_scan import scan_core_chunked, scan_core_torch
 
 log = logging.getLogger("handssca.ops")
 
-BACKENDS = ("reference", "torch", "numba", "mamba", "export")
+BACKENDS = ("reference", "torch", "numba", "mamba", "export", "triton")
 ENV_VAR = "HANDSSCA_SCAN_BACKEND"
 
 
@@ -37,6 +37,12 @@ def backend_status() -> dict[str, str | None]:
     """{backend: None if usable here, else why not}. ``mamba`` also needs a CUDA device at call time."""
     status: dict[str, str | None] = {"reference": None, "torch": None, "export": None}
     status["numba"] = None if cpu_numba.available() else f"numba does not import ({cpu_numba.NUMBA_IMPORT_ERROR})"
+    triton_why = triton_scan.import_error()
+    if triton_why is None and not torch.cuda.is_available():
+        why_not = triton_scan.interpreter_error()
+        if why_not is not None:
+            triton_why = f"no CUDA device, and the interpreter is off: {why_not}"
+    status["triton"] = triton_why
     if _mamba_fn() is None:
         status["mamba"] = "mamba_ssm is not installed (pip install mamba-ssm, CUDA only)"
     elif not torch.cuda.is_available():
@@ -50,7 +56,9 @@ def auto_backend(device: torch.device) -> str:
     """The fastest usable backend for tensors on ``device``."""
     status = backend_status()
     if device.type == "cuda":
-        return "mamba" if status["mamba"] is None else "torch"
+        if status["mamba"] is None:
+            return "mamba"
+        return "triton" if status["triton"] is None else "torch"
     return "numba" if device.type == "cpu" and status["numba"] is None else "torch"
 
 
@@ -81,6 +89,8 @@ def resolve_backend(requested: str, device: torch.device, strict: bool = False) 
     why = backend_status()[requested]
     if why is None and requested == "numba" and device.type != "cpu":
         why = f"numba kernels run on the CPU, tensors are on {device.type}"
+    if why is None and requested == "triton" and device.type != "cuda" and triton_scan.interpreter_error():
+        why = f"Triton kernels run on CUDA (or under TRITON_INTERPRET=1), tensors are on {device.type}"
     if why is None and requested == "mamba" and device.type != "cuda":
         why = f"mamba_ssm runs on CUDA, tensors are on {device.type}"
     if why is None:
@@ -163,8 +173,9 @@ def selective_scan(
 
     u, delta: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L); D, delta_bias: (D,).
     Returns y (B, D, L) in the dtype of u. Computed in float32, or float64 when u is float64.
-    ``backend``: "auto", "reference", "torch", "numba", "mamba" or "export" (the form ONNX export
-    uses: a few large tensor operations, see ``torch_scan.scan_core_chunked``; ``auto`` reads the environment
+    ``backend``: "auto", "reference", "torch", "numba", "mamba", "triton" (CUDA; CPU tensors under
+    TRITON_INTERPRET=1) or "export" (the form ONNX export uses: a few large tensor operations, see
+    ``torch_scan.scan_core_chunked``); ``auto`` (on CUDA: mamba, else triton, else torch) reads the environment
     variable HANDSSCA_SCAN_BACKEND first). ``strict=True`` raises instead of falling back.
     """
     _validate(u, delta, A, B, C, D, delta_bias)
@@ -193,6 +204,8 @@ def selective_scan(
         return y.to(out_dtype)
     if B_.dim() == 3:
         B_, C_ = B_.unsqueeze(1), C_.unsqueeze(1)
+    if name == "triton":
+        return scan_op(u_, delta_, A_, B_, C_, D_, bias_, delta_softplus, "triton").to(out_dtype)
     if name == "numba":
         return scan_op(u_, delta_, A_, B_, C_, D_, bias_, delta_softplus, "numba").to(out_dtype)
     dt = delta_ if bias_ is None else delta_ + bias_[None, :, None]
