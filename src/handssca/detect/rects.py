@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 #: Palm keypoints that set a palm rect's rotation (wrist centre -> middle-finger MCP), MediaPipe's choice.
 PALM_ROTATION_KEYPOINTS = (0, 2)
@@ -95,19 +94,38 @@ def crop_matrix(rect: RotatedRect, out_w: int, out_h: int) -> np.ndarray:
 
 def warp_crop(image: np.ndarray, M: np.ndarray, out_w: int, out_h: int, border: str = "constant") -> np.ndarray:
     """(out_h, out_w, 3) float32 in [0, 1]: the uint8 (H, W, 3) image sampled bilinearly through the
-    2x3 affine M (image -> crop pixels). ``border``: "constant" (black) or "nearest" (edge pixels)."""
+    2x3 affine M (image -> crop pixels), into uint8 as OpenCV's ``warpAffine`` does (no antialiasing).
+    ``border``: "constant" (black) or "nearest" (edge pixels repeated).
+
+    Only the part of the image the crop covers is read (Pillow's affine transform on that region)."""
+    from PIL import Image
+
     A = M[:, :2]
-    Ainv = np.linalg.inv(A)
-    mat = Ainv[::-1, ::-1]  # ndimage indexes (row, col) = (y, x)
-    offset = (-Ainv @ M[:, 2])[::-1]
-    mode = {"constant": "grid-constant", "nearest": "nearest"}[border]
-    chans = [
-        ndimage.affine_transform(image[..., ch], mat, offset, (out_h, out_w), np.float32, 1, mode, 0.0)
-        for ch in range(image.shape[2])
-    ]
-    out = np.stack(chans, axis=-1)
-    out *= np.float32(1.0 / 255.0)
-    return out
+    Ai = np.linalg.inv(A)
+    ti = -Ai @ M[:, 2]  # crop pixel q -> image pixel Ai q + ti
+    h, w = image.shape[:2]
+    corners = np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], dtype=np.float64) - 0.5
+    src = corners @ Ai.T + ti
+    x0, y0 = np.floor(src.min(axis=0)).astype(int) - 2
+    x1, y1 = np.ceil(src.max(axis=0)).astype(int) + 3
+    if border == "nearest" and x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:  # inside the image: a view
+        region = image[y0:y1, x0:x1]
+    elif border == "nearest":  # the region with edge pixels repeated beyond the image
+        xs, ys = np.clip(np.arange(x0, x1), 0, w - 1), np.clip(np.arange(y0, y1), 0, h - 1)
+        region = image[ys[:, None], xs[None, :]]
+    elif border == "constant":  # the region inside the image; Pillow fills the rest with black
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+        if x1 <= x0 or y1 <= y0:
+            return np.zeros((out_h, out_w, 3), np.float32)
+        region = image[y0:y1, x0:x1]
+    else:
+        raise ValueError(f"border: expected 'constant' or 'nearest'; got {border!r}")
+    # Pillow maps output pixel centres (q + 0.5) to input coordinates whose pixel centres are at p + 0.5
+    t = ti - np.array([x0, y0]) + 0.5 - Ai @ np.array([0.5, 0.5])
+    data = (Ai[0, 0], Ai[0, 1], t[0], Ai[1, 0], Ai[1, 1], t[1])
+    pil = Image.fromarray(np.ascontiguousarray(region[..., :3]))
+    out = pil.transform((out_w, out_h), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR, fillcolor=(0, 0, 0))
+    return np.asarray(out, dtype=np.float32) * np.float32(1.0 / 255.0)
 
 
 def apply_inverse(M: np.ndarray, points: np.ndarray) -> np.ndarray:
