@@ -324,9 +324,9 @@ def test_networks_export_to_onnx(net, detector, tmp_path):
 def test_whole_pipeline_matches_mediapipe_itself(detector, tmp_path):
     """Optional: MediaPipe's own hand tracker (``mediapipe==0.10.21``, which needs numpy < 2 and so lives in
     another environment, named by ``HANDSSCA_MEDIAPIPE_PYTHON``) finds the same hands, landmarks within
-    3 px and 0.75 px on average (measured: at most 2.3 px, on the thumb of one picture, 0.1-0.5 px on
+    3 px and 0.75 px on average (measured: at most 1.8 px, on the thumb of one picture, 0.2-0.5 px on
     average, on these 256 px pictures; MediaPipe samples its crops with OpenCV's fixed-point bilinear
-    warp into uint8, this port in float), with the mirrored label."""
+    warp, this port with Pillow's), with the mirrored label."""
     import json
     import os
     import subprocess
