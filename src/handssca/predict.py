@@ -125,6 +125,10 @@ def _decoded(path: Path, frames: Iterator) -> Iterator[np.ndarray]:
         k += 1
 
 
+#: Videos: the palm detector also runs every this many frames, to find hands that came into view while
+#: others were tracked (it always runs when a tracked hand is lost).
+REDETECT_EVERY = 10
+
 #: The longest side of an overlay GIF's frames (GIFs are kept in memory until written; mp4 streams).
 GIF_MAX_SIDE = 800
 
@@ -210,7 +214,8 @@ def run_predict(
     Videos: a ``NAME/`` folder with those files per frame (``frame_00000_hand1.obj`` ...) and
     ``NAME_overlay.mp4`` (through imageio-ffmpeg; ``.gif`` without it or for GIF inputs). Hands are
     tracked from frame to frame (the landmarks of one frame give the crop of the next; the palm detector
-    runs again when a hand is lost) and keep their number while tracked; ``smooth`` filters each tracked
+    runs again when a hand is lost, and every :data:`REDETECT_EVERY` frames for new hands) and keep their
+    number while tracked; ``smooth`` filters each tracked
     hand's vertices and joints with a One-Euro filter. NAME is the input's stem, or ``stem_suffix`` when
     inputs share a stem (:func:`output_names`).
 
@@ -320,7 +325,7 @@ def _predict_video(
             count += 1
             scaled = ScaledImage.full(frame, name=f"{path} frame {k}")
             if mode == "detect":
-                found = rec.detector.track(frame, previous) if previous else rec.detector(frame)
+                found = rec.detector.track(frame, previous, redetect=k % REDETECT_EVERY == 0)
                 previous = found
                 preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found)
                 ids = tracks.update([p.bbox for p in preds], [p.hand_side for p in preds])

@@ -355,3 +355,16 @@ def test_whole_pipeline_matches_mediapipe_itself(detector, tmp_path):
             # MediaPipe labels a mirrored picture: its "Left" is the right hand seen here
             assert {"Left": "right", "Right": "left"}[ref["label"]] == hand.hand_side, path.name
             assert abs(ref["score"] - hand.side_score) < 0.02
+
+
+def test_tracking_finds_a_new_hand_when_asked_to_redetect(detector):
+    a, _ = render_right_hand(size=256, roll_deg=0.0)
+    b, _ = render_right_hand(size=256, roll_deg=-30.0)
+    alone = np.concatenate([a, np.full_like(a, 140)], axis=1)  # the right hand alone, then a left hand comes in
+    both = np.concatenate([a, np.ascontiguousarray(b[:, ::-1])], axis=1)
+    first = detector(alone)
+    assert [h.hand_side for h in first] == ["right"]
+    assert [h.hand_side for h in detector.track(both, first)] == ["right"]  # tracked only: the newcomer unseen
+    again = detector.track(both, first, redetect=True)
+    assert sorted(h.hand_side for h in again) == ["left", "right"]
+    assert sum(h.palm_score is None for h in again) == 1  # the right hand still comes from tracking

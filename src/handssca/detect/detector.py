@@ -181,12 +181,15 @@ class HandDetector:
                 hands.append(hand)
         return self._unique(hands)
 
-    def track(self, image: np.ndarray, previous: list[HandDetection]) -> list[HandDetection]:
+    def track(self, image: np.ndarray, previous: list[HandDetection], redetect: bool = False) -> list[HandDetection]:
         """The hands of a video frame given those of the frame before: each previous hand's landmarks
-        give its crop in this frame (no palm detection); the palm detector runs only when a hand was lost
-        or none was known, and its new hands are added when they do not overlap a tracked one."""
+        give its crop in this frame (no palm detection). The palm detector runs as well when a hand was
+        lost, when none was known, or when ``redetect`` (to find hands that came into view); its hands
+        are added when they do not overlap a tracked one."""
         image = to_rgb_uint8(image)
         tracked = [h for h in self.landmarks(image, [rect_from_landmarks(p.keypoints_2d) for p in previous]) if h]
-        if previous and len(tracked) == len(previous):
+        if previous and len(tracked) == len(previous) and not redetect:
             return self._unique(tracked)
-        return self._unique(tracked + self(image))
+        found = self(image)
+        fresh = [h for h in found if all(_xywh_iou(h.bbox, t.bbox) <= self.duplicate_iou for t in tracked)]
+        return self._unique(tracked + fresh)
