@@ -110,6 +110,25 @@ class HandPrediction:
         }
 
 
+#: Videos: the palm detector also runs every this many frames, to find hands that came into view while
+#: others were tracked (it always runs when a tracked hand is lost).
+REDETECT_EVERY = 10
+
+#: One-Euro filter of ``track_video(smooth=True)``: cutoff at rest (Hz) and speed coefficient (per metre).
+SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
+
+
+@dataclass
+class VideoFrame:
+    """One frame of :meth:`HandReconstructor.track_video`: its index, its pixels (H, W, 3) uint8, its hands
+    and their track numbers (a hand keeps its number while it is tracked)."""
+
+    index: int
+    image: np.ndarray
+    hands: list[HandPrediction]
+    ids: list[int]
+
+
 class TorchRunner:
     """Runs a HandSSCA network on crops (B,3,S,S) -> dict of numpy arrays."""
 
@@ -185,6 +204,53 @@ class HandReconstructor:
             pred.extras["detection"] = det.to_json()
             out.append(pred)
         return out
+
+    def track_video(
+        self,
+        frames,
+        fps: float,
+        hand_side: str | None = None,
+        smooth: bool = False,
+        bbox=None,
+        whole_image: bool = False,
+    ):
+        """Reconstruct the hands of consecutive frames (an iterable of (H, W, 3) uint8 images), yielding a
+        :class:`VideoFrame` per frame as it goes.
+
+        Hands are found by :attr:`detector` on the first frame and then followed: the landmarks of one
+        frame give the crop of the next; the palm detector runs again when a hand is lost and every
+        :data:`REDETECT_EVERY` frames. ``smooth``: each tracked hand's vertices and joints go through a
+        One-Euro filter at ``fps`` (:data:`SMOOTH_MIN_CUTOFF`, :data:`SMOOTH_BETA`), recorded in its
+        ``extras["smoothed"]``. ``bbox`` (one box for every frame) or ``whole_image``: no detection, one
+        hand per frame, side ``hand_side`` (default right)."""
+        from handssca.detect.tracking import HandTracks, OneEuroFilter
+
+        detect = bbox is None and not whole_image
+        tracks, filters = HandTracks(), {}
+        previous: list = []
+        for k, frame in enumerate(frames):
+            scaled = ScaledImage.full(to_rgb_uint8(frame), name=f"frame {k}")
+            if detect:
+                previous = self.detector.track(scaled.pixels, previous, redetect=k % REDETECT_EVERY == 0)
+                hands = self.reconstruct_all(scaled, hand_side=hand_side, detections=previous)
+                ids = tracks.update([h.bbox for h in hands], [h.hand_side for h in hands])
+            else:
+                hands, ids = [self(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
+            for tid, hand in zip(ids, hands):
+                hand.extras["track_id"] = tid
+                if smooth:
+                    f = filters.setdefault(
+                        tid,
+                        tuple(OneEuroFilter(fps, SMOOTH_MIN_CUTOFF, SMOOTH_BETA) for _ in range(2)),
+                    )
+                    hand.vertices, hand.joints = f[0](hand.vertices), f[1](hand.joints)
+                    hand.joints_2d = project(hand.joints, hand.K)
+                    hand.extras["smoothed"] = (
+                        f"vertices, joints_3d_m and joints_2d_px: One-Euro filter (min_cutoff {SMOOTH_MIN_CUTOFF:g} "
+                        f"Hz, beta {SMOOTH_BETA:g} /m) over this hand's frames; the MANO parameters are this frame's own"
+                    )
+            filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
+            yield VideoFrame(k, scaled.pixels, hands, ids)
 
     def _as_scaled(self, image) -> ScaledImage:
         if isinstance(image, ScaledImage):

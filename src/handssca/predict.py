@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from handssca.io_images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
+from handssca.io_video import OverlayVideo, open_video, video_format_for
 
 
 @dataclass
@@ -73,125 +72,6 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
-    """(frames, frames per second) of a GIF (Pillow) or a video (imageio with ffmpeg): frames are RGB uint8,
-    decoded one at a time as the iterator is consumed (a long video is never held in memory).
-
-    Raises :class:`ImageReadError` naming the file when it cannot be opened; the iterator raises it naming
-    the frame when a later frame cannot be decoded (a truncated file)."""
-    if path.suffix.lower() == ".gif":
-        from PIL import Image, ImageSequence
-
-        try:
-            with Image.open(path) as im:
-                fps = 1000.0 / max(float(im.info.get("duration", 100) or 100), 1.0)
-        except Exception as e:  # a damaged or oversized GIF is this input's problem
-            raise ImageReadError(f"{path}: not a readable GIF ({type(e).__name__}: {e})") from None
-
-        def gif_frames():
-            with Image.open(path) as im:
-                yield from _decoded(path, (f.convert("RGB") for f in ImageSequence.Iterator(im)))
-
-        return gif_frames(), fps
-    try:
-        import imageio.v3 as iio
-
-        meta = iio.immeta(path)
-    except Exception as e:
-        hint = "" if _has_ffmpeg() else "; `pip install 'handssca[video]'` adds mp4/avi support"
-        raise ImageReadError(f"{path}: cannot read video ({_why(e)}){hint}") from None
-    return _decoded(path, iio.imiter(path)), float(meta.get("fps") or 25.0)
-
-
-def _why(e: BaseException) -> str:
-    """One line for a decoder's exception: its first line, and ffmpeg's own last line when it printed one."""
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-    if "=== stderr ===" in str(e) and lines[-1] != lines[0]:
-        text += f": {lines[-1]}"
-    return text
-
-
-def _decoded(path: Path, frames: Iterator) -> Iterator[np.ndarray]:
-    k = 0
-    while True:
-        try:
-            frame = next(frames)
-        except StopIteration:
-            return
-        except Exception as e:
-            raise ImageReadError(f"{path}: frame {k} cannot be decoded ({_why(e)})") from None
-        yield np.ascontiguousarray(np.asarray(frame)[..., :3])
-        k += 1
-
-
-#: Videos: the palm detector also runs every this many frames, to find hands that came into view while
-#: others were tracked (it always runs when a tracked hand is lost).
-REDETECT_EVERY = 10
-
-#: The longest side of an overlay GIF's frames (GIFs are kept in memory until written; mp4 streams).
-GIF_MAX_SIDE = 800
-
-
-class OverlayVideo:
-    """Frames in, ``stem.mp4`` (streamed through imageio-ffmpeg) or ``stem.gif`` out. ``fmt``: "mp4" or
-    "gif"; :func:`video_format_for` chooses."""
-
-    def __init__(self, stem: Path, fps: float, fmt: str) -> None:
-        self.path, self.fps, self.fmt = stem.with_suffix(f".{fmt}"), float(fps), fmt
-        self.frames: list = []
-        self.writer = None
-        self.count = 0
-
-    def add(self, frame: np.ndarray) -> None:
-        if self.fmt == "gif":
-            from PIL import Image
-
-            im = Image.fromarray(frame)
-            im.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE), Image.Resampling.BILINEAR)
-            self.frames.append(im)
-        else:
-            h, w = frame.shape[:2]
-            frame = np.ascontiguousarray(frame[: h - h % 2, : w - w % 2])  # H.264 in yuv420p: even sides
-            if self.writer is None:
-                import imageio.v2 as iio2
-
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.writer = iio2.get_writer(self.path, fps=self.fps, macro_block_size=2)
-            self.writer.append_data(frame)
-        self.count += 1
-
-    def close(self) -> Path | None:
-        """Write (GIF) or finish (mp4) the file; None when no frame was added."""
-        if self.writer is not None:
-            self.writer.close()
-            return self.path
-        if not self.frames:
-            return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        first, rest = self.frames[0], self.frames[1:]
-        first.save(self.path, save_all=True, append_images=rest, duration=int(1000 / max(self.fps, 1e-3)), loop=0)
-        return self.path
-
-
-def video_format_for(source: Path, video_format: str) -> str:
-    """ "gif" or "mp4" for an input video: ``video_format`` when given; "auto" is GIF for GIF inputs and
-    when imageio-ffmpeg is not installed (the frames are never lost for want of an encoder), else mp4."""
-    if video_format == "mp4" and not _has_ffmpeg():
-        raise ValueError("--video-format mp4 needs imageio-ffmpeg: pip install 'handssca[video]'")
-    if video_format != "auto":
-        return video_format
-    return "gif" if source.suffix.lower() == ".gif" or not _has_ffmpeg() else "mp4"
-
-
-def _has_ffmpeg() -> bool:
-    try:
-        import imageio_ffmpeg  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run_predict(
     reconstructor,
     inputs: list[str],
@@ -214,7 +94,7 @@ def run_predict(
     Videos: a ``NAME/`` folder with those files per frame (``frame_00000_hand1.obj`` ...) and
     ``NAME_overlay.mp4`` (through imageio-ffmpeg; ``.gif`` without it or for GIF inputs). Hands are
     tracked from frame to frame (the landmarks of one frame give the crop of the next; the palm detector
-    runs again when a hand is lost, and every :data:`REDETECT_EVERY` frames for new hands) and keep their
+    runs again when a hand is lost, and every few frames for new hands; :meth:`track_video`) and keep their
     number while tracked; ``smooth`` filters each tracked
     hand's vertices and joints with a One-Euro filter. NAME is the input's stem, or ``stem_suffix`` when
     inputs share a stem (:func:`output_names`).
@@ -309,45 +189,21 @@ def _predict_video(
     """Write one video's per-frame files and its overlay video, frame by frame; False when no frame had a
     hand. A frame that cannot be decoded ends the video: what was written is kept (the overlay video
     included) and the error is raised naming the frame."""
-    from handssca.detect.tracking import HandTracks, OneEuroFilter
-    from handssca.frames import project
-    from handssca.io_images import ScaledImage
     from handssca.outputs import save_prediction
     from handssca.pictures.prediction import hands_overlay
 
     frames, fps = open_video(path)
     video = OverlayVideo(out / f"{name}_overlay", fps, video_format_for(path, video_format))
-    tracks, filters = HandTracks(), {}
-    previous: list = []
     any_hand, count = False, 0
     try:
-        for k, frame in enumerate(frames):
+        for f in rec.track_video(frames, fps, hand_side, smooth, bbox=bbox, whole_image=mode == "whole"):
             count += 1
-            scaled = ScaledImage.full(frame, name=f"{path} frame {k}")
-            if mode == "detect":
-                found = rec.detector.track(frame, previous, redetect=k % REDETECT_EVERY == 0)
-                previous = found
-                preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found)
-                ids = tracks.update([p.bbox for p in preds], [p.hand_side for p in preds])
-            else:
-                preds, ids = [rec(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
-            for tid, pred in zip(ids, preds):
-                pred.extras["track_id"] = tid
-                if smooth:
-                    f = filters.setdefault(tid, (OneEuroFilter(fps, 1.0, 20.0), OneEuroFilter(fps, 1.0, 20.0)))
-                    pred.vertices, pred.joints = f[0](pred.vertices), f[1](pred.joints)
-                    pred.joints_2d = project(pred.joints, pred.K)
-                    pred.extras["smoothed"] = (
-                        "vertices, joints_3d_m and joints_2d_px: One-Euro filter (min_cutoff 1 Hz, beta 20 /m) "
-                        "over the frames of this hand; the MANO parameters are this frame's own"
-                    )
-            filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
-            for tid, pred in zip(ids, preds):
-                stem = f"frame_{k:05d}" if mode != "detect" else f"frame_{k:05d}_hand{tid}"
-                summary.add(save_prediction(pred, frame, out / name, stem, render, source=path))
-            summary.hands += len(preds)
-            any_hand |= bool(preds)
-            video.add(hands_overlay(preds, frame, render, labels=mode == "detect", numbers=ids))
+            for tid, hand in zip(f.ids, f.hands):
+                stem = f"frame_{f.index:05d}" if mode != "detect" else f"frame_{f.index:05d}_hand{tid}"
+                summary.add(save_prediction(hand, f.image, out / name, stem, render, source=path))
+            summary.hands += len(f.hands)
+            any_hand |= bool(f.hands)
+            video.add(hands_overlay(f.hands, f.image, render, labels=mode == "detect", numbers=f.ids))
     finally:
         written = video.close() if any_hand else None
         if written is not None:
