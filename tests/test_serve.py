@@ -197,3 +197,39 @@ def test_a_port_in_use_is_one_line_and_exit_2(checkpoint, capsys):
         assert main(["serve", "--checkpoint", str(checkpoint), "--port", str(port), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"cannot listen on 127.0.0.1:{port}" in err and "--port" in err
+
+
+def hand_gif(path, frames: int = 3):
+    from tests.detect.hand_images import render_right_hand
+
+    pics = [Image.fromarray(render_right_hand(size=192, roll_deg=5.0 * k)[0]) for k in range(frames)]
+    pics[0].save(path, save_all=True, append_images=pics[1:], duration=100, loop=0)
+    return path
+
+
+def test_a_short_video_is_tracked_and_written_for_the_page(rec, tmp_path):
+    from handssca.serve import reconstruct_video
+
+    video = hand_gif(tmp_path / "clip.gif")
+    result = reconstruct_video(rec, video, DETECT, out_dir=tmp_path / "o", max_frames=2)
+    assert result.message == "hands found in 2 of 2 frames (1 tracked)"  # max_frames: the third is not read
+    names = {f.name for f in result.files}
+    assert {"overlay.gif", "hands_per_frame.json", "hands_view.glb"} <= names
+    with Image.open(tmp_path / "o" / "overlay.gif") as im:
+        assert im.n_frames == 2 and im.size == (192, 192)
+    data = json.loads((tmp_path / "o" / "hands_per_frame.json").read_text())
+    assert data["fps"] == pytest.approx(10.0)
+    assert [fr["frame"] for fr in data["frames"]] == [0, 1]
+    for fr in data["frames"]:
+        (hand,) = fr["hands"]
+        assert hand["track_id"] == 1 and hand["hand_side"] == "right" and len(hand["joints_3d_m"]) == 21
+        assert "smoothed" in hand
+    assert result.info["frames"][1]["hands"] == [(1, "right")]
+    # a video without a hand: said, nothing offered; an unreadable one: a ValueError naming it
+    blank = [Image.fromarray(np.full((64, 64, 3), v, np.uint8)) for v in (90, 110)]
+    blank[0].save(tmp_path / "blank.gif", save_all=True, append_images=blank[1:], duration=100)
+    empty = reconstruct_video(rec, tmp_path / "blank.gif", DETECT, out_dir=tmp_path / "b")
+    assert empty.message == f"{NO_HAND} in 2 frames" and not empty.files
+    (tmp_path / "bad.gif").write_bytes(b"GIF89a broken")
+    with pytest.raises(ValueError, match="bad.gif"):
+        reconstruct_video(rec, tmp_path / "bad.gif", DETECT, out_dir=tmp_path / "c")

@@ -212,6 +212,35 @@ def test_page_reconstructs_an_uploaded_picture(server, browser, tmp_path):
     wait.until(lambda _: colours_drawn(canvas)[0] > 300 and colours_drawn(canvas)[1] < 50)
     browser.save_screenshot(str(tmp_path / "serve.png"))
 
+    # 3. a short video: tracked, its overlay shown as an animation, every frame's hands to download
+    from tests.test_serve import hand_gif
+
+    clip = hand_gif(tmp_path / "clip.gif", frames=3)
+    browser.find_element(By.CSS_SELECTOR, "#input-video input[type=file]").send_keys(str(clip))
+    browser.find_element(By.CSS_SELECTOR, "#run-video").click()
+    wait.until(
+        lambda d: "hands found in 3 of 3 frames (1 tracked)" in d.find_element(By.CSS_SELECTOR, "#status-video").text
+    )
+    links = wait.until(
+        lambda d: (
+            {
+                Path(h.split("file=")[-1]).name: h
+                for a in d.find_elements(By.CSS_SELECTOR, "#files-video a")
+                if "file=" in (h := a.get_attribute("href") or "")
+            }
+            or None
+        )
+    )
+    assert {"overlay.gif", "hands_per_frame.json", "hands_view.glb"} <= set(links)
+    frames = fetch_json(links["hands_per_frame.json"])["frames"]
+    assert [len(f["hands"]) for f in frames] == [1, 1, 1] and len(frames[2]["hands"][0]["joints_3d_m"]) == 21
+    shown = browser.find_element(By.CSS_SELECTOR, "#overlay-video img")
+    assert (
+        wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", shown))
+        == 192
+    )
+    browser.save_screenshot(str(tmp_path / "serve_video.png"))
+
     # nothing the page asked for came from anywhere but the server
     host = server.split("://", 1)[1].rstrip("/")
     requested = set()

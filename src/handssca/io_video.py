@@ -35,7 +35,7 @@ def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
 
         meta = iio.immeta(path)
     except Exception as e:
-        hint = "" if _has_ffmpeg() else "; `pip install 'handssca[video]'` adds mp4/avi support"
+        hint = "" if has_ffmpeg() else "; `pip install 'handssca[video]'` adds mp4/avi support"
         raise ImageReadError(f"{path}: cannot read video ({_why(e)}){hint}") from None
     return _decoded(path, iio.imiter(path)), float(meta.get("fps") or 25.0)
 
@@ -110,14 +110,14 @@ class OverlayVideo:
 def video_format_for(source: Path, video_format: str) -> str:
     """ "gif" or "mp4" for an input video: ``video_format`` when given; "auto" is GIF for GIF inputs and
     when imageio-ffmpeg is not installed (the frames are never lost for want of an encoder), else mp4."""
-    if video_format == "mp4" and not _has_ffmpeg():
+    if video_format == "mp4" and not has_ffmpeg():
         raise ValueError("--video-format mp4 needs imageio-ffmpeg: pip install 'handssca[video]'")
     if video_format != "auto":
         return video_format
-    return "gif" if source.suffix.lower() == ".gif" or not _has_ffmpeg() else "mp4"
+    return "gif" if source.suffix.lower() == ".gif" or not has_ffmpeg() else "mp4"
 
 
-def _has_ffmpeg() -> bool:
+def has_ffmpeg() -> bool:
     try:
         import imageio_ffmpeg  # noqa: F401
     except ImportError:

@@ -1,8 +1,10 @@
-"""``handssca serve``: a local web page (gradio) where a user drops a photo and gets its hands back.
+"""``handssca serve``: a local web page (gradio) where a user drops a photo or a short video and gets its
+hands back.
 
 The page shows the meshes drawn over the photo, a rotatable 3D view of them and the files to download
-(.obj, .ply and .json of each hand, the pictures). :func:`reconstruct_image` is the work behind the
-button and needs no browser nor gradio; :func:`build_app` wires it into a page and :func:`serve` runs
+(.obj, .ply and .json of each hand, the pictures); for a video, the overlay as an animation and every
+frame's hands. :func:`reconstruct_image` and :func:`reconstruct_video` are the work behind the buttons
+and need no browser nor gradio; :func:`build_app` wires it into a page and :func:`serve` runs
 the page on a local address. gradio is imported only inside the functions that need it, so importing
 this module costs nothing and works without it.
 """
@@ -141,6 +143,80 @@ def reconstruct_image(
     )
 
 
+#: The page reconstructs at most this many frames of a video (the rest is not read): it is a demo,
+#: ``handssca predict`` takes whole videos.
+MAX_VIDEO_FRAMES = 300
+
+
+def reconstruct_video(
+    rec,
+    video: str | os.PathLike,
+    mode: str = DETECT,
+    hand_side: str = "right",
+    out_dir: str | os.PathLike | None = None,
+    render=None,
+    smooth: bool = True,
+    max_frames: int = MAX_VIDEO_FRAMES,
+) -> ServeResult:
+    """Reconstruct the hands of a short video (its first ``max_frames`` frames) and write what the page
+    offers into ``out_dir``: ``overlay.gif`` (shown), ``overlay.mp4`` when imageio-ffmpeg is installed,
+    ``hands_per_frame.json`` (every frame's hands with their track numbers) and ``hands_view.glb`` (the
+    3D view of the first frame with a hand). Hands are tracked from frame to frame and, with ``smooth``,
+    filtered (:meth:`~handssca.inference.HandReconstructor.track_video`). Raises ValueError for a video
+    that cannot be read or an unknown mode or side."""
+    from itertools import islice
+
+    from handssca.io_video import OverlayVideo, has_ffmpeg, open_video
+    from handssca.pictures.prediction import hands_overlay
+
+    if mode not in (DETECT, WHOLE):
+        raise ValueError(f"mode: expected {DETECT!r} or {WHOLE!r}; got {mode!r}")
+    if hand_side not in SIDES:
+        raise ValueError(f"hand side: expected 'right' or 'left'; got {hand_side!r}")
+    frames, fps = open_video(Path(video))
+    out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
+    out.mkdir(parents=True, exist_ok=True)
+    videos = [OverlayVideo(out / "overlay", fps, "gif")]
+    if has_ffmpeg():
+        videos.append(OverlayVideo(out / "overlay", fps, "mp4"))
+    per_frame, first_hands, count, with_hands = [], None, 0, 0
+    side = None if mode == DETECT else hand_side
+    for f in rec.track_video(islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE):
+        count += 1
+        with_hands += bool(f.hands)
+        if f.hands and first_hands is None:
+            first_hands = f.hands
+        per_frame.append({"frame": f.index, "hands": [{"track_id": t, **h.to_json()} for t, h in zip(f.ids, f.hands)]})
+        picture = hands_overlay(f.hands, f.image, render, labels=mode == DETECT, numbers=f.ids)
+        for v in videos:
+            v.add(picture)
+    if count == 0:
+        raise ValueError(f"{Path(video).name}: no frames")
+    if first_hands is None:
+        return ServeResult(f"{NO_HAND} in {count} frames")
+    files = [p for p in (v.close() for v in videos) if p is not None]
+    (out / "hands_per_frame.json").write_text(json.dumps({"fps": fps, "frames": per_frame}))
+    view, distance = _viewer_mesh(first_hands, out / "hands_view.glb")
+    files += [out / "hands_per_frame.json", view]
+    tracks = sorted({t for fr in per_frame for t in (h["track_id"] for h in fr["hands"])})
+    message = (
+        f"hands found in {with_hands} of {count} frames ({len(tracks)} tracked)"
+        if mode == DETECT
+        else f"{count} frames, the whole image as one {hand_side} hand"
+    )
+    summary = [
+        {"frame": fr["frame"], "hands": [(h["track_id"], h["hand_side"]) for h in fr["hands"]]} for fr in per_frame
+    ]
+    return ServeResult(
+        message,
+        overlay=None,
+        viewer_mesh=view,
+        view_distance=distance,
+        files=files,
+        info={"fps": fps, "frames": summary},
+    )
+
+
 class RequestFolders:
     """One fresh output folder per request under ``root``; folders older than ``keep_seconds`` are
     removed when a new one is made (the page has its own copies of what it shows by then)."""
@@ -214,6 +290,65 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
                 info = gr.JSON(label="hands (JSON)", elem_id="info")
         mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side)
         button.click(run, [image, mode, side], [status, overlay, mesh, files, info], api_name="reconstruct")
+        gr.Markdown(
+            f"## A short video\nDrop a video (GIF always; mp4, mov, avi, webm with imageio-ffmpeg): its first "
+            f"{MAX_VIDEO_FRAMES} frames are reconstructed, hands tracked from frame to frame."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                video = gr.File(
+                    label="video",
+                    file_types=[".gif", ".mp4", ".mov", ".avi", ".webm", ".mkv"],
+                    type="filepath",
+                    elem_id="input-video",
+                )
+                vmode = gr.Radio(
+                    [DETECT, WHOLE] if can_detect else [WHOLE],
+                    value=DETECT if can_detect else WHOLE,
+                    label="hand box",
+                    elem_id="video-mode",
+                )
+                vside = gr.Radio(
+                    ["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect
+                )
+                smooth = gr.Checkbox(value=True, label="smooth (One-Euro filter on each tracked hand)")
+                vbutton = gr.Button("Reconstruct video", variant="primary", elem_id="run-video")
+                vstatus = gr.Markdown(elem_id="status-video")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    voverlay = gr.Image(label="overlay", type="filepath", interactive=False, elem_id="overlay-video")
+                    vmesh = gr.Model3D(label="first frame with a hand, 3D", elem_id="mesh-video", height=420)
+                vfiles = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="files-video")
+                vinfo = gr.JSON(label="hands per frame (track number, side)", elem_id="info-video")
+
+        def run_video(video_path, mode, side, smooth):
+            if not video_path:
+                raise gr.Error("drop a video first")
+            try:
+                result = reconstruct_video(
+                    rec, video_path, mode or WHOLE, (side or "right").lower(), folders.new(), render, bool(smooth)
+                )
+            except (ValueError, OSError) as e:
+                lines = [ln for ln in str(e).splitlines() if ln.strip()]
+                raise gr.Error(lines[0] if lines else type(e).__name__) from None
+            gif = next((str(f) for f in result.files if f.suffix == ".gif"), None)
+            return (
+                f"**{result.message}**",
+                gif,
+                gr.update(value=str(result.viewer_mesh), camera_position=(90, 90, result.view_distance))
+                if result.viewer_mesh
+                else None,
+                [str(f) for f in result.files] or None,
+                result.info,
+            )
+
+        vmode.change(lambda m: gr.update(visible=m == WHOLE), vmode, vside)
+        vbutton.click(
+            run_video,
+            [video, vmode, vside, smooth],
+            [vstatus, voverlay, vmesh, vfiles, vinfo],
+            api_name="reconstruct_video",
+        )
     return app
 
 
