@@ -94,11 +94,18 @@ class OverlayVideo:
             self.writer.append_data(frame)
         self.count += 1
 
-    def close(self) -> Path | None:
-        """Write (GIF) or finish (mp4) the file; None when no frame was added."""
+    def close(self, keep: bool = True) -> Path | None:
+        """Write (GIF) or finish (mp4) the file; with ``keep=False`` (nothing worth showing) remove what
+        was streamed instead. None when no file is left."""
         if self.writer is not None:
-            self.writer.close()
-            return self.path
+            writer, self.writer = self.writer, None
+            writer.close()
+            if keep:
+                return self.path
+            self.path.unlink(missing_ok=True)
+            return None
+        if not keep:
+            self.frames = []
         if not self.frames:
             return None
         self.path.parent.mkdir(parents=True, exist_ok=True)

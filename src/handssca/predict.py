@@ -204,8 +204,8 @@ def _predict_video(
             summary.hands += len(f.hands)
             any_hand |= bool(f.hands)
             video.add(hands_overlay(f.hands, f.image, render, labels=mode == "detect", numbers=f.ids))
-    finally:
-        written = video.close() if any_hand else None
+    finally:  # always closed (an ffmpeg process); removed when no frame had a hand
+        written = video.close(keep=any_hand)
         if written is not None:
             summary.add([written])
     if count == 0:

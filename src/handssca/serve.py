@@ -181,20 +181,23 @@ def reconstruct_video(
         videos.append(OverlayVideo(out / "overlay", fps, "mp4"))
     per_frame, first_hands, count, with_hands = [], None, 0, 0
     side = None if mode == DETECT else hand_side
-    for f in rec.track_video(islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE):
-        count += 1
-        with_hands += bool(f.hands)
-        if f.hands and first_hands is None:
-            first_hands = f.hands
-        per_frame.append({"frame": f.index, "hands": [{"track_id": t, **h.to_json()} for t, h in zip(f.ids, f.hands)]})
-        picture = hands_overlay(f.hands, f.image, render, labels=mode == DETECT, numbers=f.ids)
-        for v in videos:
-            v.add(picture)
+    try:
+        for f in rec.track_video(islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE):
+            count += 1
+            with_hands += bool(f.hands)
+            if f.hands and first_hands is None:
+                first_hands = f.hands
+            hands = [{"track_id": t, **h.to_json()} for t, h in zip(f.ids, f.hands)]
+            per_frame.append({"frame": f.index, "hands": hands})
+            picture = hands_overlay(f.hands, f.image, render, labels=mode == DETECT, numbers=f.ids)
+            for v in videos:
+                v.add(picture)
+    finally:  # the writers are always closed (an ffmpeg process each); nothing is kept without a hand
+        files = [p for p in (v.close(keep=first_hands is not None) for v in videos) if p is not None]
     if count == 0:
         raise ValueError(f"{Path(video).name}: no frames")
     if first_hands is None:
         return ServeResult(f"{NO_HAND} in {count} frames")
-    files = [p for p in (v.close() for v in videos) if p is not None]
     (out / "hands_per_frame.json").write_text(json.dumps({"fps": fps, "frames": per_frame}))
     view, distance = _viewer_mesh(first_hands, out / "hands_view.glb")
     files += [out / "hands_per_frame.json", view]

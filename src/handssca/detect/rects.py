@@ -67,15 +67,21 @@ def rect_from_palm(box: np.ndarray, keypoints: np.ndarray) -> RotatedRect:
     return transform_rect(rect, PALM_SCALE, PALM_SHIFT_Y)
 
 
+#: The landmarks whose extent sets the tracking crop (MediaPipe's ``HandLandmarksToRectCalculator`` uses
+#: the wrist, the thumb's first three and the first two of each finger: no fingertips).
+TRACKING_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+
+
 def rect_from_landmarks(landmarks: np.ndarray) -> RotatedRect:
-    """The hand crop that follows a hand whose 21 landmarks (pixels, FreiHAND/MediaPipe order) are known:
-    rotation from the wrist to the middle of the index, middle and ring MCPs, the landmarks' extent in that
-    rotated frame, then MediaPipe's landmark-to-crop scale and shift."""
+    """The hand crop that follows a hand whose 21 landmarks (pixels, FreiHAND/MediaPipe order) are known,
+    as MediaPipe's ``HandLandmarksToRectCalculator``: rotation from the wrist to the middle of the index,
+    middle and ring MCPs, the extent of :data:`TRACKING_LANDMARKS` in that rotated frame, then the
+    landmark-to-crop scale and shift."""
     pts = np.asarray(landmarks, dtype=np.float64)[:, :2]
     towards = (pts[9] + (pts[5] + pts[13]) / 2) / 2
     r = rotation_towards(pts[0], towards)
     R = _rot(r)
-    local = pts @ R  # rows: R^T p, the landmarks in the rect's axes
+    local = pts[list(TRACKING_LANDMARKS)] @ R  # rows: R^T p, the landmarks in the rect's axes
     lo, hi = local.min(axis=0), local.max(axis=0)
     centre = R @ ((lo + hi) / 2)
     rect = RotatedRect(centre[0], centre[1], hi[0] - lo[0], hi[1] - lo[1], r)
