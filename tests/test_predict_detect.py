@@ -252,3 +252,31 @@ def test_a_video_without_a_hand_leaves_no_file(checkpoint, tmp_path, capsys):
     assert predict(checkpoint, tmp_path / "empty.mp4", "--out", tmp_path / "o") == 1
     assert f"no hand found in {tmp_path / 'empty.mp4'}" in capsys.readouterr().out
     assert not (tmp_path / "o").exists() or not [p for p in (tmp_path / "o").rglob("*") if p.is_file()]
+
+
+def test_a_hand_that_cannot_be_reconstructed_does_not_lose_the_others(checkpoint, tmp_path, capsys, monkeypatch):
+    """A detection with a degenerate box (no area): that hand is reported by its position and side, not as a
+    --bbox the user never gave, and the image's other hand is written."""
+    from handssca.detect import HandDetection, HandDetector
+
+    real = HandDetector.__call__
+
+    def with_a_broken_hand(self, image):
+        hands = real(self, image)
+        broken = HandDetection(np.array([10.0, 12.0, 0.0, 30.0]), 0.9, "left", np.zeros((21, 2)) + [10, 12])
+        return hands[:1] + [broken]
+
+    monkeypatch.setattr(HandDetector, "__call__", with_a_broken_hand)
+    Image.fromarray(two_hands()).save(tmp_path / "pair.png")
+    assert predict(checkpoint, tmp_path / "pair.png", "--out", tmp_path / "o") == 0
+    text = capsys.readouterr().out
+    assert (
+        "1 input(s) reconstructed (1 hand(s)), 0 without a hand, 0 skipped, 6 files written, 1 detected hand(s) left out"
+        in text
+    )
+    line = next(ln for ln in text.splitlines() if ln.startswith("  left out a hand of"))
+    assert "left hand detected at x=10, y=12" in line and "no area" in line and "--bbox" not in line
+    assert (tmp_path / "o" / "pair_hand1.obj").is_file() and not (tmp_path / "o" / "pair_hand2.obj").exists()
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="left hand detected at x=10"):
+        rec.reconstruct_all(two_hands())

@@ -189,18 +189,32 @@ class HandReconstructor:
         K: np.ndarray | None = None,
         hand_side: str | None = None,
         detections: list | None = None,
+        errors: list[str] | None = None,
     ) -> list[HandPrediction]:
         """Find every hand with :attr:`detector` and reconstruct each in its detected box with its
         detected side (``hand_side`` overrides the side for all). ``detections``: hands found already
         (e.g. tracked in a video), in the original image's pixels. [] when no hand is found. Each
-        prediction's ``extras["detection"]`` holds the detection (box, score, side, 21 keypoints)."""
+        prediction's ``extras["detection"]`` holds the detection (box, score, side, 21 keypoints).
+
+        A hand that cannot be reconstructed (a degenerate detected box) raises ValueError naming it, or,
+        when ``errors`` is a list, is left out and described there so that the other hands are kept."""
         if detections is None:
             scaled, detections = self.detect(image)
         else:
             scaled = self._as_scaled(image)
         out = []
         for det in detections:
-            pred = self(scaled, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
+            x, y, w, h = (float(v) for v in det.bbox)
+            try:
+                if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
+                    raise ValueError(f"its landmark box has no area ({w:g} x {h:g} px)")
+                pred = self(scaled, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
+            except ValueError as e:
+                why = f"{scaled.name}: the {det.hand_side} hand detected at x={x:.0f}, y={y:.0f}: {e}"
+                if errors is None:
+                    raise ValueError(why) from None
+                errors.append(why)
+                continue
             pred.extras["detection"] = det.to_json()
             out.append(pred)
         return out
@@ -213,6 +227,7 @@ class HandReconstructor:
         smooth: bool = False,
         bbox=None,
         whole_image: bool = False,
+        errors: list[str] | None = None,
     ):
         """Reconstruct the hands of consecutive frames (an iterable of (H, W, 3) uint8 images), yielding a
         :class:`VideoFrame` per frame as it goes.
@@ -222,17 +237,19 @@ class HandReconstructor:
         :data:`REDETECT_EVERY` frames. ``smooth``: each tracked hand's vertices and joints go through a
         One-Euro filter at ``fps`` (:data:`SMOOTH_MIN_CUTOFF`, :data:`SMOOTH_BETA`), recorded in its
         ``extras["smoothed"]``. ``bbox`` (one box for every frame) or ``whole_image``: no detection, one
-        hand per frame, side ``hand_side`` (default right)."""
+        hand per frame, side ``hand_side`` (default right). A detected hand that cannot be reconstructed is
+        left out of its frame and described in ``errors`` (a list, when given)."""
         from handssca.detect.tracking import HandTracks, OneEuroFilter
 
         detect = bbox is None and not whole_image
         tracks, filters = HandTracks(), {}
+        errors = [] if errors is None else errors
         previous: list = []
         for k, frame in enumerate(frames):
             scaled = ScaledImage.full(to_rgb_uint8(frame), name=f"frame {k}")
             if detect:
                 previous = self.detector.track(scaled.pixels, previous, redetect=k % REDETECT_EVERY == 0)
-                hands = self.reconstruct_all(scaled, hand_side=hand_side, detections=previous)
+                hands = self.reconstruct_all(scaled, hand_side=hand_side, detections=previous, errors=errors)
                 ids = tracks.update([h.bbox for h in hands], [h.hand_side for h in hands])
             else:
                 hands, ids = [self(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]

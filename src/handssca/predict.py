@@ -17,13 +17,15 @@ from handssca.io_video import OverlayVideo, open_video, video_format_for
 class PredictSummary:
     """``ok``: inputs reconstructed (all their files written); ``skipped``: (input, why) of those that
     could not be read; ``no_hand``: inputs in which the detector found no hand (nothing written);
-    ``hands``: hands reconstructed; ``written``: every file written, once each."""
+    ``hands``: hands reconstructed; ``hands_left_out``: (input, why) of detected hands that could not be
+    reconstructed while the input's others were; ``written``: every file written, once each."""
 
     written: list[Path] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     no_hand: list[str] = field(default_factory=list)
     hands: int = 0
+    hands_left_out: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, files: list[Path]) -> None:
         seen = set(self.written)
@@ -35,7 +37,10 @@ class PredictSummary:
             f"{len(self.ok)} input(s) reconstructed ({self.hands} hand(s)), {len(self.no_hand)} without a hand, "
             f"{len(self.skipped)} skipped, {on_disk} files written"
         ]
+        if self.hands_left_out:
+            lines[0] += f", {len(self.hands_left_out)} detected hand(s) left out"
         lines += [f"  no hand found in {name}" for name in self.no_hand]
+        lines += [f"  left out a hand of {name}: {why}" for name, why in self.hands_left_out]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
         return "\n".join(lines)
 
@@ -173,7 +178,11 @@ def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_
     scaled, found = rec.detect(path)
     if not found:
         return False
-    preds = _left_to_right(rec.reconstruct_all(scaled, hand_side=hand_side, detections=found))
+    errors: list[str] = []
+    preds = _left_to_right(rec.reconstruct_all(scaled, hand_side=hand_side, detections=found, errors=errors))
+    if not preds:  # every detected hand failed: the input is skipped, once, with the reasons
+        raise ValueError("; ".join(errors))
+    summary.hands_left_out += [(str(path), why) for why in errors]  # those hands only; the others are written
     for k, pred in enumerate(preds, 1):
         summary.add(save_prediction(pred, scaled.pixels, out, f"{name}_hand{k}", render, source=path))
     overlay_path = out / f"{name}_overlay.png"
@@ -195,8 +204,9 @@ def _predict_video(
     frames, fps = open_video(path)
     video = OverlayVideo(out / f"{name}_overlay", fps, video_format_for(path, video_format))
     any_hand, count = False, 0
+    errors: list[str] = []
     try:
-        for f in rec.track_video(frames, fps, hand_side, smooth, bbox=bbox, whole_image=mode == "whole"):
+        for f in rec.track_video(frames, fps, hand_side, smooth, bbox=bbox, whole_image=mode == "whole", errors=errors):
             count += 1
             for tid, hand in zip(f.ids, f.hands):
                 stem = f"frame_{f.index:05d}" if mode != "detect" else f"frame_{f.index:05d}_hand{tid}"
@@ -208,6 +218,7 @@ def _predict_video(
         written = video.close(keep=any_hand)
         if written is not None:
             summary.add([written])
+        summary.hands_left_out += [(str(path), why) for why in errors]
     if count == 0:
         raise ImageReadError(f"{path}: no frames")
     return any_hand
