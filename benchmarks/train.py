@@ -1,8 +1,11 @@
 """Training throughput (images/s) and peak memory at batch 16 for the `none` and `ssca` variants.
 
-One process, synthetic random images and labels (no data loading), Adam, the paper's losses.
+One process, synthetic random images and labels (no data loading), Adam, the paper's losses. The
+variants' steps are timed interleaved (none, ssca, none, ssca, ...) so that a machine whose load
+changes during the run slows both alike; the peak extra memory of one step of each is measured
+after the timed steps.
 
-    python benchmarks/train.py [--size 256] [--backbone resnet50] [--steps 3] [--amp]
+    python benchmarks/train.py [--size 256] [--backbone resnet50] [--steps 3] [--amp] [--blocks none ssca]
 
 ``--amp``: bf16 autocast around the network, as ``train.amp: true`` (a large gain on CPUs with
 AVX512-BF16 or AMX; the scan and the hand layer stay float32).
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -24,7 +28,8 @@ from handssca.losses import compute_losses
 from handssca.model import build_model
 
 
-def measure(block: str, size: int, backbone: str, batch: int, steps: int, amp: bool = False) -> tuple[float, float]:
+def make_step(block: str, size: int, backbone: str, batch: int, amp: bool = False):
+    """One training step of a fresh ``block`` model on fixed random data, as a function."""
     torch.manual_seed(0)
     model = build_model({"block": block, "input_size": size, "backbone": backbone}).train()
     opt = torch.optim.Adam(model.parameters(), 1e-4)
@@ -45,17 +50,7 @@ def measure(block: str, size: int, backbone: str, batch: int, steps: int, amp: b
         losses["total"].backward()
         opt.step()
 
-    step()  # warm-up (kernel compilation, allocator)
-    elapsed = []
-
-    def timed_steps():
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        elapsed.append(time.perf_counter() - t)
-
-    memory = extra_memory_gib(timed_steps)
-    return batch * steps / elapsed[0], memory
+    return step
 
 
 def main() -> None:
@@ -65,17 +60,34 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--amp", action="store_true", help="bf16 autocast (train.amp)")
+    p.add_argument("--blocks", nargs="+", default=["none", "ssca"])
     a = p.parse_args()
     print(
         f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {a.backbone}, "
-        f"input {a.size}, batch {a.batch}, {a.steps} timed steps after one warm-up{', bf16 autocast' if a.amp else ''}"
+        f"input {a.size}, batch {a.batch}, {a.steps} timed steps each (interleaved) after one warm-up"
+        f"{', bf16 autocast' if a.amp else ''}"
     )
-    print(f"{'variant':8s} {'images/s':>9s} {'peak extra memory':>18s}")
-    rows = {}
-    for block in ("none", "ssca"):
-        rows[block] = measure(block, a.size, a.backbone, a.batch, a.steps, a.amp)
-        print(f"{block:8s} {rows[block][0]:9.2f} {rows[block][1]:15.2f} GiB")
-    print(f"ssca / none throughput: {rows['ssca'][0] / rows['none'][0]:.2f}")
+    steps = {block: make_step(block, a.size, a.backbone, a.batch, a.amp) for block in a.blocks}
+    for step in steps.values():
+        step()  # warm-up (kernel compilation, allocator)
+    times = {block: [] for block in steps}
+    for _ in range(a.steps):
+        for block, step in steps.items():
+            t = time.perf_counter()
+            step()
+            times[block].append(time.perf_counter() - t)
+    memory = {block: extra_memory_gib(step) for block, step in steps.items()}
+    print(f"{'variant':8s} {'images/s':>9s} {'step s (median)':>16s} {'steps s':>24s} {'peak extra memory':>18s}")
+    rate = {}
+    for block in steps:
+        med = statistics.median(times[block])
+        rate[block] = a.batch / med
+        all_steps = " ".join(f"{t:.1f}" for t in times[block])
+        print(f"{block:8s} {rate[block]:9.2f} {med:16.2f} {all_steps:>24s} {memory[block]:15.2f} GiB")
+    if "none" in rate and "ssca" in rate:
+        print(
+            f"ssca step / none step: {rate['none'] / rate['ssca']:.2f}x (throughput ratio {rate['ssca'] / rate['none']:.2f})"
+        )
 
 
 if __name__ == "__main__":

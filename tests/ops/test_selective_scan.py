@@ -81,9 +81,12 @@ def test_backend_matches_reference_float64(backend, case):
         y = selective_scan(**args, delta_softplus=softplus, backend=name, strict=True)
         grads = torch.autograd.grad((y * weights).sum(), list(leaves.values()))
         outs[name] = (y, grads)
-    torch.testing.assert_close(outs[backend][0], outs["reference"][0], rtol=1e-10, atol=1e-10)
+    # the export form multiplies exp(S_t - S_r) by sums of exp(S_r - S_s) terms: for the growing
+    # scans of the cases without softplus (dt < 0) that costs a few digits even in float64
+    tol = 1e-7 if backend == "export" else 1e-9
+    torch.testing.assert_close(outs[backend][0], outs["reference"][0], rtol=tol / 10, atol=tol / 10)
     for key, g_b, g_r in zip(leaves, outs[backend][1], outs["reference"][1]):
-        torch.testing.assert_close(g_b, g_r, rtol=1e-9, atol=1e-9, msg=f"gradient of {key}")
+        torch.testing.assert_close(g_b, g_r, rtol=tol, atol=tol, msg=f"gradient of {key}")
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)

@@ -95,7 +95,9 @@ def cross_scan_fused(
     rank = dt_projs_weight.shape[2]
     dtype = _scan_dtype(x)
     order = list(KERNEL_ORDER)  # VMamba's direction order -> the kernels' (rows, rows rev., cols, cols rev.)
-    u2 = torch.stack([x.reshape(b, c, length), x.transpose(2, 3).reshape(b, c, length)], 1).to(dtype)
+    u2 = x.new_empty((b, 2, c, length), dtype=dtype)
+    u2[:, 0].view(b, c, h, w).copy_(x)  # one (strided) copy per order, also for a permuted map
+    u2[:, 1].view(b, c, w, h).copy_(x.transpose(2, 3))
     xw = x_proj_weight[order].to(dtype).view(2, 2 * (rank + 2 * nstate), c)  # per source, its two directions
     x_dbl = torch.matmul(xw, u2).view(b, 4, rank + 2 * nstate, length)
     dts, Bs, Cs = torch.split(x_dbl, [rank, nstate, nstate], dim=2)
@@ -105,7 +107,7 @@ def cross_scan_fused(
     D = Ds.view(4, c)[order].reshape(-1).to(dtype)
     bias = dt_projs_bias[order].reshape(-1).to(dtype)
     y2 = cross_scan_op(u2, dts, A, Bs, Cs, D, bias, True)
-    return y2[:, 0] + y2[:, 1].view(b, c, w, h).transpose(2, 3).reshape(b, c, length)
+    return torch.add(y2[:, 0].view(b, c, h, w), y2[:, 1].view(b, c, w, h).transpose(2, 3)).view(b, c, length)
 
 
 def cross_scan(

@@ -223,13 +223,17 @@ def forward(u2, delta, A, B, C, D, delta_bias, softplus: bool, save: bool):
     y2 = np.empty_like(un)
     shape = (batch, NDIR * dim, -(-length // CHECKPOINT), A.shape[1]) if save else (1, 1, 1, 1)
     ckpt = np.empty(shape, dtype=un.dtype)
+    if save:  # the backward reads them too: one contiguous (b, 4, l, n) copy
+        Bv, Cv = _np(B.transpose(2, 3)), _np(C.transpose(2, 3))
+    else:  # inference: read in place as strided (b, 4, l, n) views
+        Bv, Cv = B.detach().numpy().transpose(0, 1, 3, 2), C.detach().numpy().transpose(0, 1, 3, 2)
     cpu_numba._sync_threads()
     _cross_forward_kernel(
         un,
         _np(delta),
         _np(A),
-        _np(B.transpose(2, 3)),
-        _np(C.transpose(2, 3)),
+        Bv,
+        Cv,
         _np(D),
         _np(delta_bias),
         bool(softplus),
