@@ -280,3 +280,37 @@ def test_a_hand_that_cannot_be_reconstructed_does_not_lose_the_others(checkpoint
     rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
     with pytest.raises(ValueError, match="left hand detected at x=10"):
         rec.reconstruct_all(two_hands())
+
+
+def test_a_tracked_hand_keeps_one_side_when_the_detector_wavers(checkpoint):
+    """The detector decides the side frame by frame; along a track the side is that of the mean right-hand
+    probability, so one hand keeps one number and one side (and its smoothing) through a video."""
+    from handssca.detect import HandDetection
+
+    p_right = [0.9, 0.4, 0.45, 0.8, 0.3]  # per frame: the detector says right, left, left, right, left
+
+    class Wavering:
+        def __init__(self):
+            self.k = 0
+
+        def _hand(self):
+            p = p_right[self.k]
+            self.k += 1
+            side = "right" if p >= 0.5 else "left"
+            kps = np.array([[60.0 + i, 50.0 + 2 * i] for i in range(21)])
+            return HandDetection(np.array([60.0, 50.0, 20.0, 40.0]), 0.9, side, kps, side_score=max(p, 1 - p))
+
+        def __call__(self, image):
+            return [self._hand()]
+
+        def track(self, image, previous, redetect=False):
+            return [self._hand()]
+
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    rec._detector = Wavering()
+    frames = [np.full((128, 128, 3), 100, np.uint8)] * len(p_right)
+    out = list(rec.track_video(frames, 10.0))
+    assert [f.ids for f in out] == [[1]] * 5
+    means = np.cumsum(p_right) / np.arange(1, 6)  # 0.9, 0.65, 0.58, 0.64, 0.57: right all along
+    assert [f.hands[0].hand_side for f in out] == ["right" if m >= 0.5 else "left" for m in means]
+    assert {f.hands[0].hand_side for f in out} == {"right"}

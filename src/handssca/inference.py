@@ -234,7 +234,8 @@ class HandReconstructor:
 
         Hands are found by :attr:`detector` on the first frame and then followed: the landmarks of one
         frame give the crop of the next; the palm detector runs again when a hand is lost and every
-        :data:`REDETECT_EVERY` frames. ``smooth``: each tracked hand's vertices and joints go through a
+        :data:`REDETECT_EVERY` frames. A tracked hand keeps one side: that of its mean right-hand
+        probability over its frames so far (the detector decides each frame on its own). ``smooth``: each tracked hand's vertices and joints go through a
         One-Euro filter at ``fps`` (:data:`SMOOTH_MIN_CUTOFF`, :data:`SMOOTH_BETA`), recorded in its
         ``extras["smoothed"]``. ``bbox`` (one box for every frame) or ``whole_image``: no detection, one
         hand per frame, side ``hand_side`` (default right). A detected hand that cannot be reconstructed is
@@ -242,15 +243,24 @@ class HandReconstructor:
         from handssca.detect.tracking import HandTracks, OneEuroFilter
 
         detect = bbox is None and not whole_image
-        tracks, filters = HandTracks(), {}
+        tracks, filters, sides = HandTracks(same_side=False), {}, {}
         errors = [] if errors is None else errors
         previous: list = []
         for k, frame in enumerate(frames):
             scaled = ScaledImage.full(to_rgb_uint8(frame), name=f"frame {k}")
             if detect:
                 previous = self.detector.track(scaled.pixels, previous, redetect=k % REDETECT_EVERY == 0)
-                hands = self.reconstruct_all(scaled, hand_side=hand_side, detections=previous, errors=errors)
-                ids = tracks.update([h.bbox for h in hands], [h.hand_side for h in hands])
+                found = tracks.update([d.bbox for d in previous], [d.hand_side for d in previous])
+                hands, ids = [], []
+                for tid, det in zip(found, previous):
+                    # a hand keeps one side along its track: the side of its mean right-hand probability
+                    p_right = det.side_score if det.hand_side == "right" else 1.0 - det.side_score
+                    votes = sides.setdefault(tid, [])
+                    votes.append(p_right)
+                    det.hand_side = "right" if np.mean(votes) >= 0.5 else "left"
+                    got = self.reconstruct_all(scaled, hand_side=hand_side, detections=[det], errors=errors)
+                    hands += got
+                    ids += [tid] * len(got)
             else:
                 hands, ids = [self(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
             for tid, hand in zip(ids, hands):

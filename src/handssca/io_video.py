@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.io_images import ImageReadError
+from handssca.io_images import ImageReadError, to_rgb_uint8
 
 
 def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
@@ -58,7 +58,7 @@ def _decoded(path: Path, frames: Iterator) -> Iterator[np.ndarray]:
             return
         except Exception as e:
             raise ImageReadError(f"{path}: frame {k} cannot be decoded ({_why(e)})") from None
-        yield np.ascontiguousarray(np.asarray(frame)[..., :3])
+        yield to_rgb_uint8(np.asarray(frame), f"{path} frame {k}")
         k += 1
 
 
