@@ -314,3 +314,23 @@ def test_a_tracked_hand_keeps_one_side_when_the_detector_wavers(checkpoint):
     means = np.cumsum(p_right) / np.arange(1, 6)  # 0.9, 0.65, 0.58, 0.64, 0.57: right all along
     assert [f.hands[0].hand_side for f in out] == ["right" if m >= 0.5 else "left" for m in means]
     assert {f.hands[0].hand_side for f in out} == {"right"}
+
+
+def test_a_small_hand_in_a_large_photo_is_cropped_at_full_resolution(checkpoint, tmp_path):
+    """A photo over the working size is detected on its reduced copy; a hand too small to fill the network's
+    input from that copy is cropped from the file decoded again for its box, exactly as with that box given."""
+    hand, _ = render_right_hand(size=256)
+    photo = np.full((1200, 1600, 3), 140, np.uint8)
+    photo[400:656, 600:856] = hand
+    Image.fromarray(photo).save(tmp_path / "big.png")
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    rec.max_working_side = 400  # the "large photo": decoded at 1/4 for the detector
+    scaled, (det,) = rec.detect(tmp_path / "big.png")
+    assert scaled.scale_xy == (4.0, 4.0)
+    (pred,) = rec.reconstruct_all(tmp_path / "big.png")
+    need = rec.working_scale(1600, 1200, det.bbox)  # ~1.8: what the network's 128 px input needs
+    assert pred.extras["working_scale"] == pytest.approx(need, rel=0.02) and need < 2.0
+    assert pred.image_size == (1200, 1600)
+    given = rec(tmp_path / "big.png", bbox=det.bbox)  # the same hand, its box given by the user
+    np.testing.assert_allclose(pred.vertices, given.vertices, atol=1e-9)
+    np.testing.assert_allclose(pred.joints_2d, given.joints_2d, atol=1e-6)

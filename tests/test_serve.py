@@ -61,7 +61,7 @@ class Detecting(WholeOnly):
         super().__init__(rec)
         self.boxes = boxes
 
-    def reconstruct_all(self, image, K=None):
+    def reconstruct_all(self, image, K=None, source=None):
         return [self.rec(image, bbox=box, hand_side=side, K=K) for box, side in self.boxes]
 
 

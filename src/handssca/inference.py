@@ -190,6 +190,7 @@ class HandReconstructor:
         hand_side: str | None = None,
         detections: list | None = None,
         errors: list[str] | None = None,
+        source: str | os.PathLike | None = None,
     ) -> list[HandPrediction]:
         """Find every hand with :attr:`detector` and reconstruct each in its detected box with its
         detected side (``hand_side`` overrides the side for all). ``detections``: hands found already
@@ -197,7 +198,13 @@ class HandReconstructor:
         prediction's ``extras["detection"]`` holds the detection (box, score, side, 21 keypoints).
 
         A hand that cannot be reconstructed (a degenerate detected box) raises ValueError naming it, or,
-        when ``errors`` is a list, is left out and described there so that the other hands are kept."""
+        when ``errors`` is a list, is left out and described there so that the other hands are kept.
+
+        A large file is decoded at a reduced working resolution; a hand too small to get the network's
+        full input resolution from it is cropped from the file decoded again for its own box (as with a
+        box given). ``source``: that file, when ``image`` is its already decoded :class:`ScaledImage`."""
+        if isinstance(image, (str, os.PathLike)):
+            source = image
         if detections is None:
             scaled, detections = self.detect(image)
         else:
@@ -208,7 +215,11 @@ class HandReconstructor:
             try:
                 if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
                     raise ValueError(f"its landmark box has no area ({w:g} x {h:g} px)")
-                pred = self(scaled, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
+                H, W = scaled.original_hw
+                own = scaled
+                if source is not None and self.working_scale(W, H, det.bbox) < min(scaled.scale_xy) * 0.99:
+                    own = self.load(source, det.bbox)  # a small hand in a large photo: more pixels for it
+                pred = self(own, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
             except ValueError as e:
                 why = f"{scaled.name}: the {det.hand_side} hand detected at x={x:.0f}, y={y:.0f}: {e}"
                 if errors is None:

@@ -179,7 +179,8 @@ def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_
     if not found:
         return False
     errors: list[str] = []
-    preds = _left_to_right(rec.reconstruct_all(scaled, hand_side=hand_side, detections=found, errors=errors))
+    preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found, errors=errors, source=path)
+    preds = _left_to_right(preds)
     if not preds:  # every detected hand failed: the input is skipped, once, with the reasons
         raise ValueError("; ".join(errors))
     summary.hands_left_out += [(str(path), why) for why in errors]  # those hands only; the others are written

@@ -111,7 +111,7 @@ def reconstruct_image(
         raise ValueError("this reconstructor cannot detect hands: use the whole image")
     scaled = rec.load(image)  # decoded at the network's working resolution, outputs in the file's pixels
     if mode == DETECT:  # numbered left to right, as `handssca predict` numbers them
-        preds = sorted(rec.reconstruct_all(scaled), key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
+        preds = sorted(rec.reconstruct_all(scaled, source=image), key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
     else:
         preds = [rec(scaled, hand_side=hand_side)]
     if not preds:
