@@ -43,3 +43,20 @@ def test_exif_orientation_turns_the_picture_upright_as_pillow_does(tmp_path, ori
     small = half.pixels[2::4, 2::4].astype(int)
     big = upright[4::8, 4::8].astype(int)
     assert np.abs(small - big).mean() < 3
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_exif_turned_pictures_keep_each_axis_scale(tmp_path, orientation):
+    """Reduced by 3, a 160 x 96 picture gets different x and y scales (160/53, 96/32); turned upright they
+    must follow the axes: scale_xy = (upright width / reduced width, upright height / reduced height)."""
+    import numpy as np
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.zeros((96, 160, 3), np.uint8)).save(tmp_path / "t.png", exif=exif)
+    half = load_image(tmp_path / "t.png", 3.0)
+    assert half.original_hw == (160, 96)
+    h, w = half.pixels.shape[:2]
+    assert (w, h) == (32, 53)
+    assert half.scale_xy == pytest.approx((96 / w, 160 / h))
+    assert half.scale_xy[0] != pytest.approx(half.scale_xy[1])
