@@ -10,7 +10,11 @@ Two operators, each with a fake (meta) implementation for tracing:
 kernel's checkpoints: (b, d, ceil(l / CHECKPOINT), n) when ``save``, else a (1, 1, 1, 1)
 placeholder. ``impl`` names the kernels: ``numba`` (CPU) or ``triton`` (CUDA, or CPU tensors under
 ``TRITON_INTERPRET=1``). u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,).
-Registering an operator is a table entry, not work: nothing compiles until a kernel first runs.
+
+The fused 4-direction cross-scan of the SSCA block (``cross_numba``, CPU) is registered the same way:
+``handssca::cross_scan_fwd(u2, delta, A, B, C, D, delta_bias, softplus, save) -> (y2, states)`` and
+``handssca::cross_scan_bwd``. Registering an operator is a table entry, not work: nothing compiles
+until a kernel first runs.
 """
 
 from __future__ import annotations
@@ -99,12 +103,16 @@ def _scan_bwd_fake(u, delta, A, B, C, D, delta_bias, softplus, gy, states, impl)
 def _setup_context(ctx, inputs, output) -> None:
     u, delta, A, B, C, D, delta_bias, softplus, save, impl = inputs
     ctx.save_for_backward(u, delta, A, B, C, D, delta_bias, output[1])
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no zero-filled gradient for the states
     ctx.softplus, ctx.impl, ctx.saved = softplus, impl, save
 
 
 def _backward(ctx, gy, _gstates):
     if not ctx.saved:
         raise RuntimeError("handssca::scan_fwd ran with save=False (no gradient was expected); cannot differentiate")
+    if gy is None:  # the output took no part in the loss
+        return (None,) * 10
     u, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
     grads = scan_bwd(u, delta, A, B, C, D, delta_bias, ctx.softplus, gy.contiguous(), states, ctx.impl)
     return (*grads, None, None, None)
@@ -166,12 +174,16 @@ def _cross_scan_bwd_fake(u2, delta, A, B, C, D, delta_bias, softplus, gy2, state
 def _cross_setup_context(ctx, inputs, output) -> None:
     u2, delta, A, B, C, D, delta_bias, softplus, save = inputs
     ctx.save_for_backward(u2, delta, A, B, C, D, delta_bias, output[1])
+    ctx.mark_non_differentiable(output[1])
+    ctx.set_materialize_grads(False)  # no zero-filled gradient for the states
     ctx.softplus, ctx.saved = softplus, save
 
 
 def _cross_backward(ctx, gy2, _gstates):
     if not ctx.saved:
         raise RuntimeError("handssca::cross_scan_fwd ran with save=False (no gradient was expected)")
+    if gy2 is None:  # the output took no part in the loss
+        return (None,) * 9
     u2, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
     grads = cross_scan_bwd(u2, delta, A, B, C, D, delta_bias, ctx.softplus, gy2.contiguous(), states)
     return (*grads, None, None)
