@@ -248,23 +248,52 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
     folders = RequestFolders(out_root)
     can_detect = hasattr(rec, "reconstruct_all")
 
-    def run(image_path, mode, side):
-        if not image_path:
-            raise gr.Error("drop an image first")
+    def answer(work, shown):
+        """The page's outputs for one request: ``work()`` -> ServeResult; its errors said on the page."""
         try:
-            result = reconstruct_image(rec, image_path, mode or WHOLE, (side or "right").lower(), folders.new(), render)
-        except (ValueError, OSError) as e:  # unreadable image and the like: said on the page
+            result = work()
+        except (ValueError, OSError) as e:  # an unreadable image or video and the like
             lines = [ln for ln in str(e).splitlines() if ln.strip()]
             raise gr.Error(lines[0] if lines else type(e).__name__) from None
         return (
             f"**{result.message}**",
-            result.overlay,
+            shown(result),
             gr.update(value=str(result.viewer_mesh), camera_position=(90, 90, result.view_distance))
             if result.viewer_mesh
             else None,
             [str(f) for f in result.files] or None,
             result.info,
         )
+
+    def run(image_path, mode, side):
+        if not image_path:
+            raise gr.Error("drop an image first")
+        side = (side or "right").lower()
+        return answer(
+            lambda: reconstruct_image(rec, image_path, mode or WHOLE, side, folders.new(), render),
+            lambda r: r.overlay,
+        )
+
+    def run_video(video_path, mode, side, smooth):
+        if not video_path:
+            raise gr.Error("drop a video first")
+        side = (side or "right").lower()
+        return answer(
+            lambda: reconstruct_video(rec, video_path, mode or WHOLE, side, folders.new(), render, bool(smooth)),
+            lambda r: next((str(f) for f in r.files if f.suffix == ".gif"), None),
+        )
+
+    def mode_and_side(elem_id: str):
+        """The 'hand box' choice and the side choice it shows for the whole image."""
+        mode = gr.Radio(
+            [DETECT, WHOLE] if can_detect else [WHOLE],
+            value=DETECT if can_detect else WHOLE,
+            label="hand box",
+            elem_id=elem_id,
+        )
+        side = gr.Radio(["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect)
+        mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side)
+        return mode, side
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as app:
         gr.Markdown(
@@ -274,15 +303,7 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
         with gr.Row():
             with gr.Column(scale=1):
                 image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], elem_id="input-image")
-                mode = gr.Radio(
-                    [DETECT, WHOLE] if can_detect else [WHOLE],
-                    value=DETECT if can_detect else WHOLE,
-                    label="hand box",
-                    elem_id="mode",
-                )
-                side = gr.Radio(
-                    ["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect
-                )
+                mode, side = mode_and_side("mode")
                 button = gr.Button("Reconstruct", variant="primary", elem_id="run")
                 status = gr.Markdown(elem_id="status")
             with gr.Column(scale=2):
@@ -291,7 +312,6 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
                     mesh = gr.Model3D(label="3D mesh (drag to rotate)", elem_id="mesh", height=420)
                 files = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="files")
                 info = gr.JSON(label="hands (JSON)", elem_id="info")
-        mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side)
         button.click(run, [image, mode, side], [status, overlay, mesh, files, info], api_name="reconstruct")
         gr.Markdown(
             f"## A short video\nDrop a video (GIF always; mp4, mov, avi, webm with imageio-ffmpeg): its first "
@@ -305,15 +325,7 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
                     type="filepath",
                     elem_id="input-video",
                 )
-                vmode = gr.Radio(
-                    [DETECT, WHOLE] if can_detect else [WHOLE],
-                    value=DETECT if can_detect else WHOLE,
-                    label="hand box",
-                    elem_id="video-mode",
-                )
-                vside = gr.Radio(
-                    ["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect
-                )
+                vmode, vside = mode_and_side("video-mode")
                 smooth = gr.Checkbox(value=True, label="smooth (One-Euro filter on each tracked hand)")
                 vbutton = gr.Button("Reconstruct video", variant="primary", elem_id="run-video")
                 vstatus = gr.Markdown(elem_id="status-video")
@@ -324,28 +336,6 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
                 vfiles = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="files-video")
                 vinfo = gr.JSON(label="hands per frame (track number, side)", elem_id="info-video")
 
-        def run_video(video_path, mode, side, smooth):
-            if not video_path:
-                raise gr.Error("drop a video first")
-            try:
-                result = reconstruct_video(
-                    rec, video_path, mode or WHOLE, (side or "right").lower(), folders.new(), render, bool(smooth)
-                )
-            except (ValueError, OSError) as e:
-                lines = [ln for ln in str(e).splitlines() if ln.strip()]
-                raise gr.Error(lines[0] if lines else type(e).__name__) from None
-            gif = next((str(f) for f in result.files if f.suffix == ".gif"), None)
-            return (
-                f"**{result.message}**",
-                gif,
-                gr.update(value=str(result.viewer_mesh), camera_position=(90, 90, result.view_distance))
-                if result.viewer_mesh
-                else None,
-                [str(f) for f in result.files] or None,
-                result.info,
-            )
-
-        vmode.change(lambda m: gr.update(visible=m == WHOLE), vmode, vside)
         vbutton.click(
             run_video,
             [video, vmode, vside, smooth],

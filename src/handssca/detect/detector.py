@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from handssca.detect.graph import TfliteGraph
-from handssca.detect.palms import PALM_INPUT, decode_palms, ssd_anchors, weighted_nms
+from handssca.detect.palms import PALM_INPUT, box_iou_xywh, decode_palms, ssd_anchors, weighted_nms
 from handssca.detect.rects import (
     RotatedRect,
     apply_inverse,
@@ -74,14 +74,6 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     """(4,) x, y, w, h of the axis-aligned box around (K, 2) points."""
     lo, hi = points.min(axis=0), points.max(axis=0)
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float64)
-
-
-def _xywh_iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
 
 
 class HandDetector:
@@ -166,7 +158,7 @@ class HandDetector:
     def _unique(self, hands: list[HandDetection]) -> list[HandDetection]:
         kept: list[HandDetection] = []
         for hand in sorted(hands, key=lambda d: -d.score):
-            if all(_xywh_iou(hand.bbox, k.bbox) <= self.duplicate_iou for k in kept):
+            if all(box_iou_xywh(hand.bbox, k.bbox) <= self.duplicate_iou for k in kept):
                 kept.append(hand)
         return kept if self.max_hands is None else kept[: self.max_hands]
 
@@ -191,5 +183,5 @@ class HandDetector:
         if previous and len(tracked) == len(previous) and not redetect:
             return self._unique(tracked)
         found = self(image)
-        fresh = [h for h in found if all(_xywh_iou(h.bbox, t.bbox) <= self.duplicate_iou for t in tracked)]
+        fresh = [h for h in found if all(box_iou_xywh(h.bbox, t.bbox) <= self.duplicate_iou for t in tracked)]
         return self._unique(tracked + fresh)

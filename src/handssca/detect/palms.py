@@ -88,6 +88,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 and inter > 0 else 0.0
 
 
+def box_iou_xywh(a, b) -> float:
+    """:func:`box_iou` of two (x, y, w, h) boxes."""
+    (x, y, w, h), (u, v, p, q) = (tuple(float(t) for t in box) for box in (a, b))
+    return box_iou(np.array([x, y, x + w, y + h]), np.array([u, v, u + p, v + q]))
+
+
 def weighted_nms(palms: list[Palm], threshold: float = 0.3) -> list[Palm]:
     """MediaPipe's weighted non-maximum suppression: take the best remaining palm, average it with every
     remaining palm whose IoU with it exceeds ``threshold`` (itself included), weights = scores; the result

@@ -13,13 +13,7 @@ import math
 
 import numpy as np
 
-
-def _iou_xywh(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return float(inter / union) if union > 0 else 0.0
+from handssca.detect.palms import box_iou_xywh
 
 
 class HandTracks:
@@ -35,7 +29,7 @@ class HandTracks:
         """Ids for this frame's hands (boxes x, y, w, h and sides, in any order); tracks not continued end."""
         pairs = sorted(
             (
-                (_iou_xywh(np.asarray(box), last_box), i, tid)
+                (box_iou_xywh(box, last_box), i, tid)
                 for i, box in enumerate(boxes)
                 for tid, (last_box, last_side) in self.last.items()
                 if not self.same_side or sides[i] == last_side
