@@ -172,7 +172,7 @@ def selective_scan(
     ``y[b,d,t] = <x, C[b,g,:,t]> + D[d] u[b,d,t]``, where g = d // (D / G) for grouped B/C.
 
     u, delta: (B, D, L); A: (D, N); B, C: (B, N, L) or (B, G, N, L); D, delta_bias: (D,).
-    Returns y (B, D, L) in the dtype of u. Computed in float32, or float64 when u is float64.
+    Returns y (B, D, L) in the dtype of u. Computed in float32, or float64 when u is float64 (triton: float32).
     ``backend``: "auto", "reference", "torch", "numba", "mamba", "triton" (CUDA; CPU tensors under
     TRITON_INTERPRET=1) or "export" (the form ONNX export uses: a few large tensor operations, see
     ``torch_scan.scan_core_chunked``); ``auto`` (on CUDA: mamba, else triton, else torch) reads the environment
