@@ -52,3 +52,26 @@ def test_compiled_function_matches_eager_values_and_gradients():
     torch.testing.assert_close(y_c, y)
     for a, b in zip(torch.autograd.grad(y.sum(), args), torch.autograd.grad(y_c.sum(), args)):
         torch.testing.assert_close(a, b)
+
+
+def test_eager_runs_never_import_the_compiler_stack():
+    """Outside torch.compile / torch.export the scans run the same kernels through a plain autograd.Function:
+    the registered operator's first eager call imported torch._dynamo (~1.4 s at every command's start) and,
+    where installed, triton (which crashed next to Mesa's EGL). On the CPU, backend choice asks for neither."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from handssca.model import build_model
+m = build_model({"backbone": "resnet18", "input_size": 128, "block": "ssca"}).eval()
+with torch.no_grad():
+    m(torch.rand(1, 3, 128, 128))
+x = torch.rand(1, 3, 128, 128, requires_grad=True)
+m(x)["vertices"].sum().backward()
+assert x.grad is not None and torch.isfinite(x.grad).all()
+print(sorted(k for k in ("torch._dynamo", "triton", "mamba_ssm") if k in sys.modules))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "[]"

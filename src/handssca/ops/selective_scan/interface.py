@@ -54,6 +54,8 @@ def backend_status() -> dict[str, str | None]:
 
 def auto_backend(device: torch.device) -> str:
     """The fastest usable backend for tensors on ``device``."""
+    if device.type == "cpu":  # without asking for triton or mamba_ssm: importing them costs, and can crash
+        return "numba" if cpu_numba.available() else "torch"
     status = backend_status()
     if device.type == "cuda":
         if status["mamba"] is None:

@@ -6,7 +6,9 @@ Two operators, each with a fake (meta) implementation for tracing:
 - ``handssca::scan_fwd(u, delta, A, B, C, D, delta_bias, softplus, save, impl) -> (y, states)``
 - ``handssca::scan_bwd(u, delta, A, B, C, D, delta_bias, softplus, gy, states, impl) -> 7 gradients``
 
-``scan_fwd``'s autograd formula (``register_autograd``) calls ``scan_bwd``. ``states`` are the
+``scan_fwd``'s autograd formula (``register_autograd``) calls ``scan_bwd``. Eager code (not under
+``torch.compile`` / ``torch.export``) runs the same kernels and formula through a plain
+``autograd.Function`` instead: the operator's first eager call would import torch's compiler stack. ``states`` are the
 kernel's checkpoints: (b, d, ceil(l / CHECKPOINT), n) when ``save``, else a (1, 1, 1, 1)
 placeholder. ``impl`` names the kernels: ``numba`` (CPU) or ``triton`` (CUDA, or CPU tensors under
 ``TRITON_INTERPRET=1``). u, delta: (b, d, l); A: (d, n); B, C: (b, g, n, l); D, delta_bias: (d,).
@@ -43,8 +45,7 @@ def _states_shape(u: Tensor, A: Tensor, save: bool, impl: str) -> tuple[int, int
     return (batch, dim, (length + chunk - 1) // chunk, A.shape[1])
 
 
-@torch.library.custom_op("handssca::scan_fwd", mutates_args=())
-def scan_fwd(
+def _scan_fwd_impl(
     u: Tensor,
     delta: Tensor,
     A: Tensor,
@@ -66,13 +67,15 @@ def scan_fwd(
     return cpu_numba.forward(u, delta, A, B, C, D, delta_bias, softplus, save)
 
 
+scan_fwd = torch.library.custom_op("handssca::scan_fwd", _scan_fwd_impl, mutates_args=())
+
+
 @scan_fwd.register_fake
 def _scan_fwd_fake(u, delta, A, B, C, D, delta_bias, softplus, save, impl):
     return torch.empty_like(u, memory_format=torch.contiguous_format), u.new_empty(_states_shape(u, A, save, impl))
 
 
-@torch.library.custom_op("handssca::scan_bwd", mutates_args=())
-def scan_bwd(
+def _scan_bwd_impl(
     u: Tensor,
     delta: Tensor,
     A: Tensor,
@@ -95,6 +98,9 @@ def scan_bwd(
     return cpu_numba.backward(u, delta, A, B, C, D, delta_bias, softplus, gy, states)
 
 
+scan_bwd = torch.library.custom_op("handssca::scan_bwd", _scan_bwd_impl, mutates_args=())
+
+
 @scan_bwd.register_fake
 def _scan_bwd_fake(u, delta, A, B, C, D, delta_bias, softplus, gy, states, impl):
     return tuple(torch.empty_like(t, memory_format=torch.contiguous_format) for t in (u, delta, A, B, C, D, delta_bias))
@@ -108,21 +114,20 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.softplus, ctx.impl, ctx.saved = softplus, impl, save
 
 
-def _backward(ctx, gy, _gstates):
+def _backward(ctx, gy, _gstates, bwd=None):
     if not ctx.saved:
         raise RuntimeError("handssca::scan_fwd ran with save=False (no gradient was expected); cannot differentiate")
     if gy is None:  # the output took no part in the loss
         return (None,) * 10
     u, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
-    grads = scan_bwd(u, delta, A, B, C, D, delta_bias, ctx.softplus, gy.contiguous(), states, ctx.impl)
+    grads = (bwd or scan_bwd)(u, delta, A, B, C, D, delta_bias, ctx.softplus, gy.contiguous(), states, ctx.impl)
     return (*grads, None, None, None)
 
 
 scan_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-@torch.library.custom_op("handssca::cross_scan_fwd", mutates_args=())
-def cross_scan_fwd(
+def _cross_scan_fwd_impl(
     u2: Tensor,
     delta: Tensor,
     A: Tensor,
@@ -139,6 +144,9 @@ def cross_scan_fwd(
     return cross_numba.forward(u2, delta, A, B, C, D, delta_bias, softplus, save)
 
 
+cross_scan_fwd = torch.library.custom_op("handssca::cross_scan_fwd", _cross_scan_fwd_impl, mutates_args=())
+
+
 @cross_scan_fwd.register_fake
 def _cross_scan_fwd_fake(u2, delta, A, B, C, D, delta_bias, softplus, save):
     batch, _, _, length = u2.shape
@@ -147,8 +155,7 @@ def _cross_scan_fwd_fake(u2, delta, A, B, C, D, delta_bias, softplus, save):
     return torch.empty_like(u2, memory_format=torch.contiguous_format), u2.new_empty(shape)
 
 
-@torch.library.custom_op("handssca::cross_scan_bwd", mutates_args=())
-def cross_scan_bwd(
+def _cross_scan_bwd_impl(
     u2: Tensor,
     delta: Tensor,
     A: Tensor,
@@ -162,6 +169,9 @@ def cross_scan_bwd(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Gradients of (u2, delta, A, B, C, D, delta_bias) of :func:`cross_scan_fwd`."""
     return cross_numba.backward(u2, delta, A, B, C, D, delta_bias, softplus, gy2, states)
+
+
+cross_scan_bwd = torch.library.custom_op("handssca::cross_scan_bwd", _cross_scan_bwd_impl, mutates_args=())
 
 
 @cross_scan_bwd.register_fake
@@ -179,17 +189,47 @@ def _cross_setup_context(ctx, inputs, output) -> None:
     ctx.softplus, ctx.saved = softplus, save
 
 
-def _cross_backward(ctx, gy2, _gstates):
+def _cross_backward(ctx, gy2, _gstates, bwd=None):
     if not ctx.saved:
         raise RuntimeError("handssca::cross_scan_fwd ran with save=False (no gradient was expected)")
     if gy2 is None:  # the output took no part in the loss
         return (None,) * 9
     u2, delta, A, B, C, D, delta_bias, states = ctx.saved_tensors
-    grads = cross_scan_bwd(u2, delta, A, B, C, D, delta_bias, ctx.softplus, gy2.contiguous(), states)
+    grads = (bwd or cross_scan_bwd)(u2, delta, A, B, C, D, delta_bias, ctx.softplus, gy2.contiguous(), states)
     return (*grads, None, None)
 
 
 cross_scan_fwd.register_autograd(_cross_backward, setup_context=_cross_setup_context)
+
+
+class _EagerScan(torch.autograd.Function):
+    """The scan outside ``torch.compile`` / ``torch.export``: the same kernels and gradient formula as the
+    registered operator, without the operator's dispatch (whose first call imports torch's compiler
+    stack, ~1.4 s, and Triton when it is installed)."""
+
+    @staticmethod
+    def forward(ctx, u, delta, A, B, C, D, delta_bias, softplus, save, impl):
+        y, states = _scan_fwd_impl(u, delta, A, B, C, D, delta_bias, softplus, save, impl)
+        _setup_context(ctx, (u, delta, A, B, C, D, delta_bias, softplus, save, impl), (y, states))
+        return y, states
+
+    @staticmethod
+    def backward(ctx, gy, _gstates):
+        return _backward(ctx, gy, _gstates, bwd=_scan_bwd_impl)
+
+
+class _EagerCrossScan(torch.autograd.Function):
+    """:class:`_EagerScan` for the fused cross-scan."""
+
+    @staticmethod
+    def forward(ctx, u2, delta, A, B, C, D, delta_bias, softplus, save):
+        y2, states = _cross_scan_fwd_impl(u2, delta, A, B, C, D, delta_bias, softplus, save)
+        _cross_setup_context(ctx, (u2, delta, A, B, C, D, delta_bias, softplus, save), (y2, states))
+        return y2, states
+
+    @staticmethod
+    def backward(ctx, gy2, _gstates):
+        return _cross_backward(ctx, gy2, _gstates, bwd=_cross_scan_bwd_impl)
 
 
 def cross_scan_op(
@@ -207,7 +247,10 @@ def cross_scan_op(
     A (4c, n); D, delta_bias (4c,), in the kernel order (rows, rows reversed, columns, columns
     reversed). Returns y2 (b, 2, c, l): each source's two directions summed at its positions."""
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (u2, delta, A, B, C, D, delta_bias))
-    return cross_scan_fwd(u2, delta, A, B, C, D, delta_bias, bool(delta_softplus), save)[0]
+    args = (u2, delta, A, B, C, D, delta_bias, bool(delta_softplus), save)
+    if torch.compiler.is_compiling():  # one node for the compiler
+        return cross_scan_fwd(*args)[0]
+    return _EagerCrossScan.apply(*args)[0]
 
 
 def scan_op(
@@ -226,7 +269,10 @@ def scan_op(
     D = zeros if D is None else D
     delta_bias = zeros if delta_bias is None else delta_bias
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (u, delta, A, B, C, D, delta_bias))
-    return scan_fwd(u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save, impl)[0]
+    args = (u, delta, A, B, C, D, delta_bias, bool(delta_softplus), save, impl)
+    if torch.compiler.is_compiling():  # one node for the compiler
+        return scan_fwd(*args)[0]
+    return _EagerScan.apply(*args)[0]
 
 
 __all__ = ["IMPLS", "cross_scan_bwd", "cross_scan_fwd", "cross_scan_op", "scan_bwd", "scan_fwd", "scan_op"]
