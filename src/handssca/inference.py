@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from handssca.data.transforms import crop_affine, crop_intrinsics, square_bbox, warp_image
+from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_image
 from handssca.environment import resolve_device
 from handssca.frames import (
     joints_img_to_pixels,
@@ -172,14 +172,12 @@ class HandReconstructor:
     def detect(self, image: str | os.PathLike | np.ndarray | ScaledImage) -> tuple[ScaledImage, list]:
         """(the image at its working resolution, the hands found in it): each
         :class:`~handssca.detect.HandDetection` in the original image's pixels, best first."""
-        from handssca.detect.detector import landmark_box
-
         scaled = self._as_scaled(image)
         hands = self.detector(scaled.pixels)
         if scaled.scale_xy != (1.0, 1.0):
             for hand in hands:
                 hand.keypoints_2d = scaled.to_original(hand.keypoints_2d)
-                hand.bbox = landmark_box(hand.keypoints_2d)
+                hand.bbox = bbox_from_points(hand.keypoints_2d, expansion=1.0)
                 hand.rect = None  # working-image pixels; not carried into the original's
         return scaled, hands
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from handssca.detect import HandDetector
-from handssca.detect.detector import landmark_box
 from handssca.detect.graph import TfliteGraph, _same_pads
 from handssca.detect.palms import Palm, box_iou, decode_palms, ssd_anchors, weighted_nms
 from handssca.detect.rects import (
@@ -240,7 +239,8 @@ def test_detects_a_rendered_hand_with_landmarks_near_its_joints(detector):
     assert hand.keypoints_2d.shape == (21, 2)
     err = np.linalg.norm(hand.keypoints_2d - joints, axis=1)
     assert np.median(err) < 0.12 * size  # the default hand's joints are not MediaPipe's landmarks exactly
-    np.testing.assert_allclose(hand.bbox, landmark_box(hand.keypoints_2d))
+    lo, hi = hand.keypoints_2d.min(axis=0), hand.keypoints_2d.max(axis=0)
+    np.testing.assert_allclose(hand.bbox, [lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])  # the landmarks' box
     iou = box_iou(
         np.r_[hand.bbox[:2], hand.bbox[:2] + hand.bbox[2:]],
         np.r_[joints.min(0), joints.max(0)],

@@ -24,6 +24,7 @@ from importlib import resources
 import numpy as np
 import torch
 
+from handssca.data.transforms import bbox_from_points
 from handssca.detect.graph import TfliteGraph
 from handssca.detect.palms import PALM_INPUT, box_iou_xywh, decode_palms, ssd_anchors, weighted_nms
 from handssca.detect.rects import (
@@ -68,12 +69,6 @@ class HandDetection:
             "palm_score": None if self.palm_score is None else float(self.palm_score),
             "keypoints_2d_px": np.asarray(self.keypoints_2d, dtype=float).tolist(),
         }
-
-
-def landmark_box(points: np.ndarray) -> np.ndarray:
-    """(4,) x, y, w, h of the axis-aligned box around (K, 2) points."""
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]], dtype=np.float64)
 
 
 class HandDetector:
@@ -145,7 +140,7 @@ class HandDetector:
             side = "right" if p_right >= 0.5 else "left"
             out.append(
                 HandDetection(
-                    bbox=landmark_box(pts),
+                    bbox=bbox_from_points(pts, expansion=1.0),
                     score=float(presence[k, 0]),
                     hand_side=side,
                     keypoints_2d=pts,
