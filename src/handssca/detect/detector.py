@@ -18,7 +18,7 @@ the side of the hand as it is seen in the image given, unmirrored: a photo of a 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -58,7 +58,6 @@ class HandDetection:
     side_score: float = 1.0  # probability of ``hand_side``, in [0.5, 1]
     palm_score: float | None = None  # the palm detector's score, None when the crop came from tracking
     rect: RotatedRect | None = None  # the landmark network's crop
-    extras: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
