@@ -215,3 +215,15 @@ def test_export_form_stays_finite_and_exact_for_strong_decays(scale):
     y = selective_scan(**{k: v.float() for k, v in args.items()}, delta_softplus=True, backend="export", strict=True)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("scale", [30.0, 300.0])
+def test_export_form_stays_finite_for_large_inputs_and_strong_decays(scale):
+    # large u and B (|dt u B| in the hundreds) with strong decays: the float32 exponentials inside a chunk
+    # must not overflow (with the floor at -21 per step they reached exp(84) and y became inf/NaN)
+    args = make(1, 8, 45, 4, 2, seed=12)
+    args["A"], args["u"], args["B"] = args["A"] * scale, args["u"] * 30, args["B"] * 10
+    ref = selective_scan(**args, delta_softplus=True, backend="reference")
+    y = selective_scan(**{k: v.float() for k, v in args.items()}, delta_softplus=True, backend="export", strict=True)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y.double(), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))

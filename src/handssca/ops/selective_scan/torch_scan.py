@@ -65,11 +65,19 @@ def scan_core_torch(
     return y.reshape(batch, dim, length)
 
 
-#: Per-step floor of log(decay) in :func:`scan_core_chunked`: a decay below exp(-21) = 7.6e-10
-#: counts as exp(-21), so the exponents inside a chunk of 8 stay within +-84 (no float32 overflow).
+#: Per-step floor of log(decay) in :func:`scan_core_chunked`, by dtype: a decay below exp(-floor)
+#: counts as exp(-floor), so the exponents inside a chunk of 8 stay within +-4 x floor. float32 (the
+#: exported model): -12, exp(48) = 7e20 leaves room for inputs up to ~1e17 (at -21 the bound was
+#: exp(84) = 3e36 and |dt u B| over ~100 overflowed to inf/NaN); what the floor keeps of a state is at
+#: most 6.1e-6 of it per step of strong decay. float64: -21 (exp(84) is far inside its range).
 LOG_DECAY_FLOOR = 21.0
-#: Chunk length of :func:`scan_core_chunked` (8 x LOG_DECAY_FLOOR / 2 <= 84).
+LOG_DECAY_FLOOR_FLOAT32 = 12.0
+#: Chunk length of :func:`scan_core_chunked` (8 x LOG_DECAY_FLOOR / 2 = 84).
 EXPORT_CHUNK = 8
+
+
+def _floor(dtype: torch.dtype) -> float:
+    return LOG_DECAY_FLOOR if dtype == torch.float64 else LOG_DECAY_FLOOR_FLOAT32
 
 
 def _decay_scan(log_a: torch.Tensor, inc: torch.Tensor) -> torch.Tensor:
@@ -83,7 +91,7 @@ def _decay_scan(log_a: torch.Tensor, inc: torch.Tensor) -> torch.Tensor:
     t = EXPORT_CHUNK
     nchunks = (length + t - 1) // t
     pad = nchunks * t - length
-    log_a = log_a.clamp(min=-LOG_DECAY_FLOOR)
+    log_a = log_a.clamp(min=-_floor(log_a.dtype))
     if pad:
         log_a = torch.nn.functional.pad(log_a, (0, 0, 0, pad))
         inc = torch.nn.functional.pad(inc, (0, 0, 0, pad))
@@ -105,7 +113,7 @@ def scan_core_chunked(
     Inside a chunk of T = EXPORT_CHUNK steps with S_t = sum of log decays (dt A) from the chunk's
     start, x_t = exp(S_t - S_r) * cumsum_s(exp(S_r - S_s) dt_s u_s B_s) + exp(S_t) x_0, where r is
     the chunk's middle step, so that both exponentials stay within exp(+-84) (each step's log decay
-    is floored at -21; see LOG_DECAY_FLOOR). y_t = sum_n C_t x_t. The states entering the chunks come
+    is floored at -LOG_DECAY_FLOOR). y_t = sum_n C_t x_t. The states entering the chunks come
     from the same form one level up (:func:`_decay_scan` on (b, d, L / T, n)). About 12 elementwise
     operations over (b, d, L, n) and no loop over L: onnxruntime runs ~100 nodes instead of thousands.
     u, dt: (b, d, l); A: (d, n); B, C: (b, g, n, l). Returns (b, d, l).
@@ -122,7 +130,8 @@ def scan_core_chunked(
         Bt, Ct = torch.nn.functional.pad(Bt, (0, 0, 0, pad)), torch.nn.functional.pad(Ct, (0, 0, 0, pad))
     shape = (batch, groups, rep, nchunks, t, 1)
     A6 = A.view(1, groups, rep, 1, 1, nstate)
-    log_a = (dt.reshape(shape) * A6).clamp(min=-LOG_DECAY_FLOOR)  # (b, g, rep, M, T, n)
+    log_a = dt.reshape(shape) * A6
+    log_a = log_a.clamp(min=-_floor(log_a.dtype))  # (b, g, rep, M, T, n)
     S = torch.cumsum(log_a, 4)
     S_ref = S[:, :, :, :, t // 2 - 1 : t // 2]
     E = torch.exp(S - S_ref)
