@@ -70,8 +70,28 @@ with torch.no_grad():
 x = torch.rand(1, 3, 128, 128, requires_grad=True)
 m(x)["vertices"].sum().backward()
 assert x.grad is not None and torch.isfinite(x.grad).all()
+from handssca.ops.selective_scan.interface import resolve_backend
+for name in ("numba", "torch", "export", "auto"):  # naming a CPU backend asks for nothing else
+    resolve_backend(name, torch.device("cpu"))
 print(sorted(k for k in ("torch._dynamo", "triton", "mamba_ssm") if k in sys.modules))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_eager_gradients_are_first_order_only():
+    """The kernels' gradients are not themselves differentiable: asking for a second order raises instead of
+    silently returning a first-order gradient without a graph."""
+    from handssca.ops.selective_scan.interface import selective_scan
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(1, 4, 9, generator=g, requires_grad=True)
+    delta = torch.rand(1, 4, 9, generator=g)
+    A = -torch.rand(4, 3, generator=g) - 0.1
+    B, C = torch.randn(1, 1, 3, 9, generator=g), torch.randn(1, 1, 3, 9, generator=g)
+    y = selective_scan(u, delta, A, B, C, backend="numba", strict=True)
+    (gu,) = torch.autograd.grad(y.square().sum(), u, create_graph=True)
+    assert gu.requires_grad  # part of a graph, whose backward then says why it cannot go on
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        gu.sum().backward()

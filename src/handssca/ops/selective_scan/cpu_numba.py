@@ -14,7 +14,7 @@ plain arithmetic (range reduction and a degree-6 polynomial, relative error ~2e-
 compiler can vectorise it over the state dimension, and softplus likewise (exp and an atanh
 series for log1p); float64 uses libm.
 ``forward`` and ``backward`` are plain functions; ``registered.py`` makes them one PyTorch operator
-(autograd, torch.compile and torch.export go through it).
+for torch.compile and torch.export, and calls them through a plain autograd.Function in eager code.
 """
 
 from __future__ import annotations

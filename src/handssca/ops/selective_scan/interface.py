@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -24,6 +25,7 @@ class BackendUnavailable(RuntimeError):
     """A selective-scan backend was asked for by name but cannot run here."""
 
 
+@functools.cache
 def _mamba_fn() -> Callable | None:
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # type: ignore
@@ -61,7 +63,17 @@ def auto_backend(device: torch.device) -> str:
         if status["mamba"] is None:
             return "mamba"
         return "triton" if status["triton"] is None else "torch"
-    return "numba" if device.type == "cpu" and status["numba"] is None else "torch"
+    return "torch"
+
+
+def _status_of(backend: str) -> str | None:
+    """:func:`backend_status` of one backend, asking only what that backend needs (naming ``numba``,
+    ``torch`` or ``export`` imports neither triton nor mamba_ssm)."""
+    if backend in ("reference", "torch", "export"):
+        return None
+    if backend == "numba":
+        return None if cpu_numba.available() else f"numba does not import ({cpu_numba.NUMBA_IMPORT_ERROR})"
+    return backend_status()[backend]
 
 
 _announced: set[tuple[str, str, str]] = set()
@@ -88,7 +100,7 @@ def resolve_backend(requested: str, device: torch.device, strict: bool = False) 
         return chosen
     if requested not in BACKENDS:
         raise ValueError(f"backend: expected one of {('auto',) + BACKENDS}; got {requested!r}")
-    why = backend_status()[requested]
+    why = _status_of(requested)
     if why is None and requested == "numba" and device.type != "cpu":
         why = f"numba kernels run on the CPU, tensors are on {device.type}"
     if why is None and requested == "triton" and device.type != "cuda" and triton_scan.interpreter_error():

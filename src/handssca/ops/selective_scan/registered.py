@@ -72,7 +72,9 @@ scan_fwd = torch.library.custom_op("handssca::scan_fwd", _scan_fwd_impl, mutates
 
 @scan_fwd.register_fake
 def _scan_fwd_fake(u, delta, A, B, C, D, delta_bias, softplus, save, impl):
-    return torch.empty_like(u, memory_format=torch.contiguous_format), u.new_empty(_states_shape(u, A, save, impl))
+    states_dtype = torch.float32 if impl == "triton" else u.dtype  # the Triton kernels keep float32 states
+    states = u.new_empty(_states_shape(u, A, save, impl), dtype=states_dtype)
+    return torch.empty_like(u, memory_format=torch.contiguous_format), states
 
 
 def _scan_bwd_impl(
@@ -214,6 +216,7 @@ class _EagerScan(torch.autograd.Function):
         return y, states
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernels' gradients are not differentiable
     def backward(ctx, gy, _gstates):
         return _backward(ctx, gy, _gstates, bwd=_scan_bwd_impl)
 
@@ -228,6 +231,7 @@ class _EagerCrossScan(torch.autograd.Function):
         return y2, states
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernels' gradients are not differentiable
     def backward(ctx, gy2, _gstates):
         return _cross_backward(ctx, gy2, _gstates, bwd=_cross_scan_bwd_impl)
 
