@@ -115,7 +115,7 @@ def scan_core_chunked(
     the chunk's middle step, so that both exponentials stay within exp(+-84) (each step's log decay
     is floored at -LOG_DECAY_FLOOR). y_t = sum_n C_t x_t. The states entering the chunks come
     from the same form one level up (:func:`_decay_scan` on (b, d, L / T, n)). About 12 elementwise
-    operations over (b, d, L, n) and no loop over L: onnxruntime runs ~100 nodes instead of thousands.
+    operations over (b, d, L, n) and no loop over L: about 240-290 ONNX nodes per scan instead of thousands.
     u, dt: (b, d, l); A: (d, n); B, C: (b, g, n, l). Returns (b, d, l).
     """
     batch, dim, length = u.shape
