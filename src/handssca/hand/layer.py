@@ -52,6 +52,9 @@ def _mirror_data(d: HandModelData) -> HandModelData:
         tip_ids=d.tip_ids,
         extras=extras,
         name=d.name.replace("right", "left"),
+        uv=d.uv,
+        faces_uv=None if d.faces_uv is None else mirror_faces(d.faces_uv),
+        texture=d.texture,
     )
 
 
@@ -107,6 +110,10 @@ class HandModel(nn.Module):
         self.parents = [int(p) for p in data.parents]
         self.extras = data.extras
         self.hands_coeffs = data.hands_coeffs
+        #: texture mapping when the model has one (the default hand; None for MANO files): ``uv`` (U, 2)
+        #: in [0, 1] with v = 0 at the bottom, ``faces_uv`` (F, 3) ids into ``uv`` parallel to ``faces``,
+        #: ``texture`` (H, W, 4) uint8 albedo (row 0 at the top; alpha 255 on skin, 0 on nails)
+        self.uv, self.faces_uv, self.texture = data.uv, data.faces_uv, data.texture
         f64 = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float64)  # noqa: E731
         # buffers are not persistent: model data (possibly licensed MANO arrays) never goes into checkpoints
         buffers = {

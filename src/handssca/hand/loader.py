@@ -36,9 +36,19 @@ MAX_SHAPE_COMPONENTS = 1_000
 MAX_POSE_SAMPLES = 100_000
 MAX_TIPS = 100
 MAX_EXTRA_VALUES = 1_000_000
+MAX_UVS = 400_000
+MAX_TEXTURE_SIDE = 4096
 NUM_JOINTS = 16
 #: A dimension of an expected shape is a number, or a symbol with its bound ("V" is the template's).
-_BOUNDS = {"V": MAX_VERTICES, "F": MAX_FACES, "S": MAX_SHAPE_COMPONENTS, "P": MAX_POSE_SAMPLES, "T": MAX_TIPS}
+_BOUNDS = {
+    "V": MAX_VERTICES,
+    "F": MAX_FACES,
+    "S": MAX_SHAPE_COMPONENTS,
+    "P": MAX_POSE_SAMPLES,
+    "T": MAX_TIPS,
+    "U": MAX_UVS,
+    "H": MAX_TEXTURE_SIDE,
+}
 _SPECS: dict[str, tuple] = {
     "v_template": ("V", 3),
     "f": ("F", 3),
@@ -51,6 +61,10 @@ _SPECS: dict[str, tuple] = {
     "hands_mean": (45,),
     "hands_coeffs": ("P", 45),
     "tip_ids": ("T",),
+    # optional texture mapping (the default hand): coordinates, their ids per face corner, RGBA albedo
+    "uv": ("U", 2),
+    "faces_uv": ("F", 3),
+    "texture": ("H", "H", 4),
 }
 _EXTRA_PREFIX = "prior_"
 
@@ -229,6 +243,9 @@ class HandModelData:
     tip_ids: np.ndarray | None = None  # (5,) thumb, index, middle, ring, pinky vertex ids, if the file has them
     extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. the default hand's pose-prior axes/limits
     name: str = ""
+    uv: np.ndarray | None = None  # (U, 2) texture coordinates in [0, 1], v = 0 at the image's bottom (OBJ)
+    faces_uv: np.ndarray | None = None  # (F, 3) int64 ids into uv, parallel to faces
+    texture: np.ndarray | None = None  # (H, W, 4) uint8 albedo, row 0 at the top; alpha 255 on skin, 0 on nails
 
 
 _REQUIRED = (
@@ -345,6 +362,19 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
     posedirs = get("posedirs")
     coeffs = get("hands_coeffs") if "hands_coeffs" in raw else None
     tips = get("tip_ids", np.int64) if "tip_ids" in raw else None
+    uv = faces_uv = texture = None
+    if all(k in raw for k in ("uv", "faces_uv", "texture")):
+        uv = get("uv")
+        faces_uv = get("faces_uv", np.int64)
+        texture = get("texture", np.float64)
+        if faces_uv.shape != faces.shape or (faces_uv.size and (faces_uv.min() < 0 or faces_uv.max() >= len(uv))):
+            raise HandModelFileError(
+                f"{path}: key 'faces_uv': expected {faces.shape} ids below {len(uv)} (one per face corner); "
+                f"found {faces_uv.shape}"
+            )
+        if not (np.isfinite(uv).all() and texture.min() >= 0 and texture.max() <= 255):
+            raise HandModelFileError(f"{path}: keys 'uv'/'texture': expected finite coordinates and 0-255 texels")
+        texture = texture.astype(np.uint8)
     extras = {}
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith(_EXTRA_PREFIX):
@@ -368,4 +398,7 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
         tip_ids=tips,
         extras=extras,
         name=name or path.name,
+        uv=uv,
+        faces_uv=faces_uv,
+        texture=texture,
     )
