@@ -48,6 +48,56 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     return fig
 
 
+def prior_sheet(
+    model,
+    samples: int = 24,
+    seed: int = 0,
+    size: int = 160,
+    poses: np.ndarray | None = None,
+    cols: int = 4,
+    title: str | None = None,
+):
+    """A figure of ``samples`` poses from the model's prior, each seen from the palm (three-quarter view) and
+    from the thumb's side, titled with its interpenetration (:mod:`handssca.hand.collisions`). ``poses``
+    (n, 45) absolute axis-angle poses are shown instead of drawing them (e.g. unchecked draws)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from handssca.hand.collisions import HandCollider
+    from handssca.hand.prior import sample_plausible_poses
+    from handssca.hand.rotations import axis_angle_to_matrix
+
+    model = model.to(torch.float64)
+    if poses is None:
+        poses = sample_plausible_poses(model, samples, np.random.default_rng(seed))
+    poses = np.asarray(poses, dtype=np.float64)[:samples]
+    collider = HandCollider.from_model(model)
+    depth_mm = 1000 * collider.penetration(axis_angle_to_matrix(torch.as_tensor(poses).reshape(-1, 15, 3)).numpy())
+    to_cam = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])  # MANO layout -> palm toward the camera, fingers up
+    if model.side == "left":
+        to_cam = to_cam @ np.diag([-1.0, 1, 1])
+    hp = torch.as_tensor(poses) - model.hands_mean
+    out = model(global_orient=torch.zeros(len(poses), 3, dtype=torch.float64), hand_pose=hp)
+    rows = -(-len(poses) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 1.35 * rows), dpi=110, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k in range(len(poses)):
+        v = out["vertices"][k].numpy() @ to_cam.T
+        views = []
+        for yaw, pitch in ((-30, -20), (-95, 0)):
+            vc, K = orbit_view(v, yaw, pitch, size, fill=0.85)
+            views.append(render_mesh(vc, model.faces, K, (size, size)).rgb)
+        ax = axes.ravel()[k]
+        ax.imshow(np.concatenate(views, 1))
+        ax.set_title(f"{k + 1}: penetration {depth_mm[k]:.1f} mm", fontsize=6)
+    fig.suptitle(title or f"pose prior samples: {model.describe()}", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def sample_grid(dataset, count: int = 12, cols: int = 4, faces: np.ndarray | None = None, title: str = ""):
     """A figure: a grid of dataset samples with their 2D joints and, where vertices are known, the mesh
     outline (save it with :func:`~handssca.pictures.figures.save_figure`)."""
