@@ -2,7 +2,15 @@ import numpy as np
 import torch
 
 from handssca.hand import HandModel
-from handssca.hand.prior import sample_anatomical_angles, sample_hand_pose
+from handssca.hand.collisions import HandCollider
+from handssca.hand.prior import (
+    angles_to_matrices,
+    matrices_to_angles,
+    sample_anatomical_angles,
+    sample_plausible_poses,
+    within_limits,
+)
+from handssca.hand.rotations import axis_angle_to_matrix
 from handssca.render import render_mesh
 
 
@@ -34,15 +42,28 @@ def test_shape_modes_change_the_skeleton_sensibly():
 def test_prior_respects_limits_and_is_plausible():
     m = HandModel.default()
     rng = np.random.default_rng(0)
-    ang = sample_anatomical_angles(500, m.extras["limits"], rng)
     lim = m.extras["limits"]
+    ang = sample_anatomical_angles(500, lim, rng)
     assert np.all(ang >= lim[..., 0] - 1e-12) and np.all(ang <= lim[..., 1] + 1e-12)
-    poses = sample_hand_pose(200, rng, m.extras["axes"], m.extras["limits"])
+    assert within_limits(ang, lim).all()
+    poses = sample_plausible_poses(m, 200, rng)
     assert np.all(np.abs(poses) < np.pi)
+    R = angles_to_matrices(matrices_to_angles(_rotmats(poses), m.extras["axes"]), m.extras["axes"])
+    np.testing.assert_allclose(R, _rotmats(poses), atol=1e-7)  # every pose is made of the prior's angles
+    back = matrices_to_angles(R, m.extras["axes"])
+    free = np.all(np.abs(np.abs(back[..., 0]) - np.pi / 2) > 1e-6, axis=1)  # (a flexion of 90 degrees locks the angles)
+    assert free.mean() > 0.5 and within_limits(back[free], lim, tol=1e-6).all()
+    # no part of the mesh deep inside another (the check of handssca.hand.collisions)
+    collider = HandCollider.from_model(m)
+    assert np.all(collider.penetration(R) <= collider.max_depth + 1e-9)
     # flexion curls fingertips toward the palm side (-y), never backwards through the palm
     out = m(global_orient=torch.zeros(200, 3), hand_pose=torch.tensor(poses, dtype=torch.float32) - m.hands_mean)
     tips_y = out["joints"][:, [8, 12, 16, 20], 1]
     assert (tips_y < 0.02).float().mean() > 0.95
+
+
+def _rotmats(poses: np.ndarray) -> np.ndarray:
+    return axis_angle_to_matrix(torch.as_tensor(poses, dtype=torch.float64).reshape(-1, 15, 3)).numpy()
 
 
 def test_default_hand_renders_as_one_connected_silhouette():

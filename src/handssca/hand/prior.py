@@ -325,14 +325,24 @@ def angles_to_matrices(angles: np.ndarray, axes: np.ndarray) -> np.ndarray:
 
 
 def matrices_to_angles(R: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Local rotations (..., 15, 3, 3) -> anatomical angles (..., 15, 3) (flexion, abduction, twist); the
-    inverse of :func:`angles_to_matrices` for flexion in (-90, 90) degrees (Z-Y-X Euler angles in the frames)."""
+    """Local rotations (..., 15, 3, 3) -> anatomical angles (..., 15, 3) (flexion, abduction, twist): Z-Y-X
+    Euler angles in the frames, the inverse of :func:`angles_to_matrices`. Of the two solutions the one with
+    the smaller abduction and twist is taken (so flexion beyond 90 degrees is recovered); at exactly +-90
+    degrees of flexion the twist is reported as 0."""
     B = np.asarray(axes, dtype=np.float64)
     M = np.swapaxes(B, -1, -2) @ np.asarray(R, dtype=np.float64) @ B
-    flex = np.arcsin(np.clip(-M[..., 2, 0], -1.0, 1.0))
+    flex = np.arctan2(-M[..., 2, 0], np.hypot(M[..., 0, 0], M[..., 1, 0]))  # precise near 90 degrees
     abd = np.arctan2(M[..., 1, 0], M[..., 0, 0])
     twist = np.arctan2(M[..., 2, 1], M[..., 2, 2])
-    return np.stack([flex, abd, twist], -1)
+    flex2 = np.where(flex >= 0, np.pi - flex, -np.pi - flex)
+    abd2 = np.arctan2(-M[..., 1, 0], -M[..., 0, 0])
+    twist2 = np.arctan2(-M[..., 2, 1], -M[..., 2, 2])
+    second = np.abs(abd2) + np.abs(twist2) < np.abs(abd) + np.abs(twist)
+    flex, abd, twist = np.where(second, flex2, flex), np.where(second, abd2, abd), np.where(second, twist2, twist)
+    # flexion of +-90 degrees (gimbal lock): only abduction -+ twist is defined; all of it goes to abduction
+    lock = np.abs(M[..., 0, 0]) + np.abs(M[..., 1, 0]) < 1e-7
+    abd = np.where(lock, np.arctan2(-M[..., 0, 1], M[..., 1, 1]), abd)
+    return np.stack([flex, abd, np.where(lock, 0.0, twist)], -1)
 
 
 def angles_to_axis_angle(angles: np.ndarray, axes: np.ndarray) -> np.ndarray:
