@@ -3,124 +3,46 @@
 Sample i of (split, seed) is a pure function of (seed, split, i): hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
 or back faces the camera within ``max_tilt_deg`` (at an in-plane angle within ``max_roll_deg`` of
-fingers pointing sideways; 180 = any), a camera that makes the
-hand's box 50-85% of the crop size (on a canvas 1.5 times the crop, so that the crop rarely leaves
-the rendered image), a random skin tone and light, a background (a public-domain photo bundled
-with scikit-image, or a procedural texture) and 0 to ``max_occluders`` (3) occluders in front of
-the hand covering up to ~70% of it, balanced.
-Rendering uses moderngl/EGL when it works (each DataLoader worker makes its own context on first
-use) and the numpy rasteriser otherwise. The image then goes through the common crop pipeline.
+fingers pointing sideways; 180 = any), a camera that makes the hand's box 50-85% of the crop size
+(the scene is laid out on a canvas 1.5 times the crop), a skin tone (on the hand's texture when it
+has one: nails keep theirs), environment-like light (key and fill lights, sky and ground ambient,
+a little specular, darkening between fingers), a background (a public-domain photo bundled with
+scikit-image, or a procedural texture, sometimes out of focus) under the hand's soft shadow, and 0
+to ``max_occluders`` (3) occluders covering up to ~70% of the hand: a cylinder, ball or box held in
+the grasp (depth-tested with the fingers), solids between the camera and the hand, or flat shapes.
+The crop (with its augmentation on the train split: scale, rotation, colour gains) is rendered
+directly, then camera effects are applied (blur, noise, JPEG; ``camera_effects``). Labels follow the
+common sample contract (:mod:`handssca.data.sample`). Rendering uses moderngl/EGL when it works (each
+DataLoader worker makes its own context on first use) and the numpy rasteriser otherwise.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
 import torch
+from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from handssca.data.sample import make_sample
-from handssca.data.transforms import Augment, AugmentConfig, bbox_from_points, sample_augment, square_bbox
-from handssca.frames import project
-
-log = logging.getLogger("handssca.data")
+from handssca.data import synthetic_scene as sc
+from handssca.data.synthetic_scene import SKIN_TONES
+from handssca.data.transforms import (
+    Augment,
+    AugmentConfig,
+    apply_affine,
+    bbox_from_points,
+    crop_affine,
+    crop_intrinsics,
+    rot_z,
+    rotate_root,
+    sample_augment,
+    square_bbox,
+)
+from handssca.frames import pixels_to_joints_img, project
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
-SKIN_TONES = np.array(
-    [
-        [0.96, 0.80, 0.69],
-        [0.90, 0.70, 0.58],
-        [0.80, 0.60, 0.47],
-        [0.66, 0.46, 0.33],
-        [0.50, 0.34, 0.23],
-        [0.34, 0.22, 0.15],
-    ]
-)
-PHOTOS = (
-    "astronaut",
-    "chelsea",
-    "coffee",
-    "rocket",
-    "hubble_deep_field",
-    "motorcycle_left",
-    "brick",
-    "grass",
-    "gravel",
-    "camera",
-)
-
-
-def _load_photos() -> list[np.ndarray]:
-    """The public-domain photos bundled in scikit-image's wheel, as float RGB; [] without scikit-image."""
-    try:
-        from skimage import data as skdata
-    except Exception:
-        log.warning("scikit-image is not installed: synthetic backgrounds use procedural textures only")
-        return []
-    photos = []
-    for name in PHOTOS:
-        try:
-            im = getattr(skdata, name)() if name != "motorcycle_left" else skdata.stereo_motorcycle()[0]
-        except Exception:
-            continue
-        im = np.asarray(im, dtype=np.float32) / 255.0
-        if im.ndim == 2:
-            im = np.repeat(im[..., None], 3, axis=2)
-        photos.append(im[..., :3])
-    return photos
-
-
-def _resize(im: np.ndarray, size: int) -> np.ndarray:
-    from scipy import ndimage
-
-    zoom = (size / im.shape[0], size / im.shape[1], 1)
-    return np.clip(ndimage.zoom(im, zoom, order=1), 0, 1)[:size, :size]
-
-
-def procedural_texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A random smooth noise / stripes / checker texture (size, size, 3) in [0, 1]."""
-    kind = rng.integers(3)
-    c1, c2 = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    if kind == 0:
-        t = np.zeros((size, size))
-        for octave in range(1, 5):
-            g = rng.normal(size=(2**octave + 1, 2**octave + 1))
-            t += _resize(np.repeat(g[..., None], 1, 2) * 0.5 + 0.5, size)[..., 0] / octave
-        t = (t - t.min()) / (np.ptp(t) + 1e-9)
-    elif kind == 1:
-        ang, freq = rng.uniform(0, np.pi), rng.uniform(3, 20)
-        t = 0.5 + 0.5 * np.sin(2 * np.pi * freq * (np.cos(ang) * xx + np.sin(ang) * yy))
-    else:
-        n = rng.integers(3, 12)
-        t = ((np.floor(xx * n) + np.floor(yy * n)) % 2).astype(float)
-    img = c1 * t[..., None] + c2 * (1 - t[..., None])
-    return np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1).astype(np.float32)
-
-
-def _shape_mask(rng: np.random.Generator, size: int, centre: np.ndarray, radius: float) -> np.ndarray:
-    """A filled ellipse, rotated rectangle or random convex polygon (size, size) bool."""
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
-    px, py = xx - centre[0], yy - centre[1]
-    kind = rng.integers(3)
-    ang = rng.uniform(0, np.pi)
-    c, s = np.cos(ang), np.sin(ang)
-    u, v = c * px + s * py, -s * px + c * py
-    aspect = rng.uniform(0.4, 1.0)
-    if kind == 0:
-        return (u / radius) ** 2 + (v / (radius * aspect)) ** 2 <= 1
-    if kind == 1:
-        return (np.abs(u) <= radius) & (np.abs(v) <= radius * aspect)
-    k = rng.integers(5, 9)
-    angles = np.sort(rng.uniform(0, 2 * np.pi, k))
-    pts = np.stack([np.cos(angles), np.sin(angles) * aspect], 1) * radius
-    inside = np.ones_like(u, dtype=bool)
-    for i in range(k):
-        a, b = pts[i], pts[(i + 1) % k]
-        inside &= (b[0] - a[0]) * (v - a[1]) - (b[1] - a[1]) * (u - a[0]) >= 0
-    return inside
+MAX_OCCLUSION = 0.72  # occluders are added while the hand stays at least 28% visible
 
 
 class SyntheticHands(Dataset):
@@ -138,6 +60,7 @@ class SyntheticHands(Dataset):
         max_occluders: int = 3,
         max_tilt_deg: float = 180.0,
         max_roll_deg: float = 180.0,
+        camera_effects: bool = True,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {sorted(SPLITS)}; got {split!r}")
@@ -154,13 +77,15 @@ class SyntheticHands(Dataset):
         self.augment = (split == "train") if augment is None else augment
         self.renderer_name = renderer
         self.max_occluders = max_occluders
+        self.camera_effects = camera_effects
         self._hand = None
         self._render = None
-        self._photos: list[np.ndarray] | None = None
+        self._photos: sc.PhotoBank | None = None
+        self._skin: dict | None = None
         self.epoch = 0  # augmentation of sample i depends on (seed, epoch, i): set by the trainer
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw new augmentations for a new epoch (the rendered scenes stay the same)."""
+        """Draw new augmentations for a new epoch (the scenes stay the same)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
@@ -172,16 +97,17 @@ class SyntheticHands(Dataset):
             from handssca.hand import HandModel
 
             self._hand = HandModel.load(self.hand_model_path, dtype=torch.float64)
+            self._skin = _skin_data(self._hand)
         if self._render is None:
-            from handssca.render.gl import make_renderer
+            from handssca.render.gl import make_scene_renderer
 
-            self._render = make_renderer(self.renderer_name)
+            self._render = make_scene_renderer(self.renderer_name)
         if self._photos is None:
-            self._photos = _load_photos()
+            self._photos = sc.PhotoBank()
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(_hand=None, _render=None, _photos=None)  # never ship a GL context to a worker
+        state.update(_hand=None, _render=None, _photos=None, _skin=None)  # never ship a GL context to a worker
         return state
 
     @property
@@ -208,24 +134,14 @@ class SyntheticHands(Dataset):
         roll = Rotation.from_euler("z", angle, degrees=True)
         return (roll * tilt * face).as_rotvec()
 
-    def _background(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        if self._photos and rng.random() < 0.6:
-            photo = self._photos[rng.integers(len(self._photos))]
-            h, w = photo.shape[:2]
-            side = int(rng.uniform(0.3, 1.0) * min(h, w))
-            y0, x0 = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-            img = _resize(photo[y0 : y0 + side, x0 : x0 + side], size)
-            if rng.random() < 0.5:
-                img = img[:, ::-1]
-            return np.ascontiguousarray(img * rng.uniform(0.6, 1.2, 3)).clip(0, 1).astype(np.float32)
-        return procedural_texture(rng, size)
-
-    def render_original(self, index: int) -> dict[str, np.ndarray]:
-        """The full rendered image and labels of sample ``index`` before cropping."""
+    # ------------------------------------------------------------------------------------------ the scene
+    def scene(self, index: int) -> dict:
+        """Everything sample ``index`` shows, as plain data in its canvas' camera (a pure function of
+        (seed, split, index)); :meth:`draw` renders a view of it."""
         self._setup()
         rng = np.random.default_rng([self.seed, SPLITS[self.split], int(index)])
         hand = self._hand
-        size = int(round(1.5 * self.image_size))  # a canvas larger than the crop: few black borders after cropping
+        canvas = int(round(1.5 * self.image_size))
         full = hand.sample_prior(1, rng)[0]
         orient = self._orientation(rng)
         betas = np.clip(rng.normal(0, 1, 10), -2.5, 2.5)
@@ -239,103 +155,252 @@ class SyntheticHands(Dataset):
         verts, joints = out["vertices"][0].numpy(), out["joints"][0].numpy()
         root_rest = out["joints16"][0, 0].numpy()
         f = self.image_size * rng.uniform(1.1, 1.8)
-        K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1.0]])
+        K = np.array([[f, 0, (canvas - 1) / 2], [0, f, (canvas - 1) / 2], [0, 0, 1.0]])
         centre = verts.mean(0)
-        fill = rng.uniform(0.5, 0.85) * self.image_size / size
+        fill = rng.uniform(0.5, 0.85) * self.image_size / canvas
         z = 0.5
-        for _ in range(3):  # choose the depth so that the hand's box side is fill * size
+        for _ in range(3):  # choose the depth so that the hand's box side is fill * canvas
             p = project(verts - centre + [0, 0, z], K)
-            extent = np.ptp(p, axis=0).max()
-            z *= extent / (fill * size)
+            z *= np.ptp(p, axis=0).max() / (fill * canvas)
         p = project(verts - centre + [0, 0, z], K)
         lo, hi = p.min(0), p.max(0)
         shift_px = np.array(
             [
-                rng.uniform(-lo[0], size - 1 - hi[0]) if hi[0] - lo[0] < size else 0.0,
-                rng.uniform(-lo[1], size - 1 - hi[1]) if hi[1] - lo[1] < size else 0.0,
+                rng.uniform(-lo[0], canvas - 1 - hi[0]) if hi[0] - lo[0] < canvas else 0.0,
+                rng.uniform(-lo[1], canvas - 1 - hi[1]) if hi[1] - lo[1] < canvas else 0.0,
             ]
         )
-        target = np.array([shift_px[0] * z / f, shift_px[1] * z / f, z])
-        transl = target - centre
+        transl = np.array([shift_px[0] * z / f, shift_px[1] * z / f, z]) - centre
         verts_cam, joints_cam = verts + transl, joints + transl
+        # skin: a tone (a tint of the texture's skin when there is one), small per-vertex variation
         tone = SKIN_TONES[rng.integers(len(SKIN_TONES))] * rng.uniform(0.9, 1.1, 3)
-        colors = np.clip(tone[None] * rng.uniform(0.93, 1.07, (len(verts), 1)), 0, 1)
-        light = np.array([rng.uniform(-0.7, 0.7), rng.uniform(-0.7, 0.7), 1.0])
-        rend = self._render(
-            verts_cam,
-            hand.faces,
-            K,
-            (size, size),
-            color=colors,
-            light_dir=tuple(light),
-            ambient=float(rng.uniform(0.25, 0.55)),
+        variation = rng.uniform(0.93, 1.07, (len(verts), 1))
+        skin = self._skin
+        textured = skin["texture"] is not None
+        look = dict(
+            colors=np.clip(variation * (1.0 if textured else tone[None]), 0, 1.2),
+            tint=tuple(tone / skin["reference"]) if textured else (1.0, 1.0, 1.0),
+            ao=sc.ambient_occlusion(verts_cam, joints_cam, skin["vertex_finger"])
+            if skin["vertex_finger"] is not None
+            else None,
+            wrap=float(rng.uniform(0.2, 0.5)),
+            specular=float(rng.uniform(0.02, 0.12)),
+            shininess=float(rng.uniform(8, 30)),
         )
-        image = self._background(rng, size)
-        full_mask = rend.mask
-        image[full_mask] = rend.rgb[full_mask]
-        occ_mask = np.zeros_like(full_mask)
+        lighting = sc.sample_lighting(rng)
+        background = sc.sample_background(rng, self._photos, canvas)
+        key = np.asarray(lighting.lights[0][0], dtype=np.float64)
+        hand_px = max(np.ptp(project(verts_cam, K), axis=0).max(), 1.0)
+        shadow = dict(
+            strength=float(rng.uniform(0.15, 0.55)),
+            offset=key[:2] / max(abs(key[2]), 0.3) * hand_px * rng.uniform(0.03, 0.12),
+            blur=hand_px * rng.uniform(0.03, 0.1),
+        )
+        # occluders: at most one held object, solids in front, flat shapes (sized at draw time)
+        held, front, flats = [], [], []
         n_occ = int(rng.integers(0, self.max_occluders + 1))
-        area = max(int(full_mask.sum()), 1)
-        if n_occ:
-            target_ratio = rng.uniform(0.05, 0.7)
-            ys, xs = np.nonzero(full_mask)
-            for _ in range(n_occ):
-                share = target_ratio / n_occ
+        target_ratio = rng.uniform(0.05, 0.7)
+        hand_size = float(np.ptp(verts_cam, axis=0).max())
+        for _ in range(n_occ):
+            kind = rng.choice(3, p=[0.35, 0.2, 0.45])
+            if kind == 0 and not held:
+                held.append(sc.held_object(rng, joints_cam))
+            elif kind == 1:
+                front.append(sc.front_object(rng, verts_cam[rng.integers(len(verts_cam))], hand_size))
+            else:
+                trials = []
                 for _ in range(6):
-                    j = rng.integers(len(xs)) if len(xs) else 0
-                    centre_px = np.array([xs[j], ys[j]], dtype=float) if len(xs) else np.array([size / 2, size / 2])
-                    radius = math.sqrt(share * area / math.pi) * rng.uniform(0.8, 1.6)
-                    shape = _shape_mask(rng, size, centre_px, radius)
-                    trial = occ_mask | shape
-                    if (trial & full_mask).sum() / area <= 0.72:
-                        occ_mask = trial
-                        tex = (
-                            self._background(rng, size)
-                            if rng.random() < 0.5
-                            else np.broadcast_to(rng.uniform(0, 1, 3), (size, size, 3)).astype(np.float32)
-                        )
-                        shade = np.linspace(rng.uniform(0.7, 1.0), rng.uniform(0.9, 1.2), size)[None, :, None]
-                        image[shape] = np.clip(tex * shade, 0, 1)[shape]
-                        break
-        visible = full_mask & ~occ_mask
-        return {
-            "image": image,
-            "K": K,
-            "joints_cam": joints_cam,
-            "vertices_cam": verts_cam,
-            "pose": pose,
-            "betas": betas,
-            "transl": transl,
-            "root_rest": root_rest,
-            "mask_full": full_mask,
-            "mask_visible": visible,
-            "occlusion": 1.0 - visible.sum() / area,
-        }
+                    vid = int(rng.integers(len(verts_cam)))
+                    scale = math.sqrt(target_ratio / n_occ / math.pi) * rng.uniform(0.8, 1.6)
+                    trials.append((vid, scale, sc.shape_polygon(rng, np.zeros(2), 1.0)))
+                if rng.random() < 0.5:
+                    texture, colour = sc.sample_background(rng, self._photos, canvas, blur_prob=0.0), None
+                else:
+                    texture, colour = None, rng.uniform(0, 1, 3)
+                shade = (float(rng.uniform(0.7, 1.0)), float(rng.uniform(0.9, 1.2)))
+                flats.append(dict(trials=trials, texture=texture, colour=colour, shade=shade))
+        return dict(
+            index=int(index),
+            canvas=canvas,
+            K=K,
+            pose=pose,
+            betas=betas,
+            transl=transl,
+            root_rest=root_rest,
+            vertices_cam=verts_cam,
+            joints_cam=joints_cam,
+            look=look,
+            lighting=lighting,
+            background=background,
+            shadow=shadow,
+            held=held,
+            front=front,
+            flats=flats,
+            flat_shadow=dict(strength=float(rng.uniform(0.2, 0.5)), offset=shadow["offset"], blur=shadow["blur"]),
+        )
+
+    # ------------------------------------------------------------------------------------------ a view of it
+    def draw(self, s: dict, M: np.ndarray, rot: float, size: int, effects: sc.CameraEffects | None) -> dict:
+        """Render the view of scene ``s`` through the crop map M (2x3, canvas -> view pixels; the scene
+        turned by ``rot`` about the optical axis) at ``size`` pixels: image (size, size, 3) float32,
+        mask_full, mask_visible (size, size) bool, occlusion."""
+        from handssca.render.raster import Lighting, MeshPart
+
+        skin = self._skin
+        R = rot_z(rot)
+        K = crop_intrinsics(s["K"], M, rot)
+        A = sc.affine3(M)
+        scale = sc._scale_of(A)
+        view_to_canvas = np.linalg.inv(A)
+        light = s["lighting"]
+        lighting = Lighting(
+            [(np.asarray(d) @ R.T, c) for d, c in light.lights],
+            light.sky,
+            light.ground,
+            tuple(np.asarray(light.up) @ R.T),
+        )
+        hand_part = MeshPart(
+            s["vertices_cam"] @ R.T,
+            skin["faces"],
+            uv=skin["uv"],
+            faces_uv=skin["faces_uv"],
+            texture=skin["texture"],
+            hand=True,
+            **s["look"],
+        )
+        parts = [hand_part]
+        for obj in s["held"] + s["front"]:
+            v, faces, colours = obj.mesh()
+            parts.append(MeshPart(v @ R.T, faces, colours, specular=obj.specular, shininess=obj.shininess))
+        rend = self._render(parts, K, (size, size), lighting)
+        full = rend.hand_full
+        area = max(int(full.sum()), 1)
+        if len(parts) > 1 and 1 - rend.hand_visible.sum() / area > MAX_OCCLUSION:
+            rend = self._render(parts[:1], K, (size, size), lighting)  # the solids hid too much: none
+        image = sc.draw_background(s["background"], self._photos, view_to_canvas, size, s["canvas"])
+        _darken(image, rend.coverage, s["shadow"], M, scale)
+        image[rend.coverage] = rend.rgb[rend.coverage]
+        occ = np.zeros_like(full)
+        verts_px = apply_affine(project(s["vertices_cam"], s["K"]), M)
+        for flat in s["flats"]:
+            for vid, radius, unit in flat["trials"]:
+                poly = unit * radius * math.sqrt(area) + verts_px[vid]
+                shape = sc.polygon_mask(poly, size)
+                trial = occ | shape
+                if (trial & full).sum() / area <= MAX_OCCLUSION:
+                    occ = trial
+                    _darken(image, shape, s["flat_shadow"], M, scale)
+                    _paint_flat(image, shape, flat, self._photos, view_to_canvas, size, s["canvas"])
+                    break
+        visible = rend.hand_visible & ~occ
+        if effects is not None:
+            image = sc.apply_effects(image, effects)
+        return {"image": image, "mask_full": full, "mask_visible": visible, "occlusion": 1.0 - visible.sum() / area}
+
+    def _effects(self, index: int) -> sc.CameraEffects | None:
+        if not self.camera_effects:
+            return None
+        epoch = self.epoch if self.augment else 0
+        return sc.sample_effects(np.random.default_rng([self.seed, SPLITS[self.split], int(index), 2, epoch]))
+
+    def render_original(self, index: int) -> dict[str, np.ndarray]:
+        """The whole canvas of sample ``index`` (no augmentation) and its labels in the canvas' camera."""
+        s = self.scene(index)
+        view = self.draw(s, np.array([[1.0, 0, 0], [0, 1.0, 0]]), 0.0, s["canvas"], self._effects(index))
+        keys = ("K", "joints_cam", "vertices_cam", "pose", "betas", "transl", "root_rest")
+        return {**{k: s[k] for k in keys}, **view}
 
     def __getitem__(self, index: int) -> dict[str, object]:
         if not 0 <= index < self.size:
             raise IndexError(f"sample {index} out of range for {self.size} samples")
-        o = self.render_original(index)
+        s = self.scene(index)
         rng = np.random.default_rng([self.seed, SPLITS[self.split], int(index), 1, self.epoch])
-        joints_px = project(o["joints_cam"], o["K"])
+        joints_px = project(s["joints_cam"], s["K"])
         bbox = square_bbox(bbox_from_points(joints_px, 1.5))
-        aug = sample_augment(rng, AugmentConfig()) if self.augment else None
-        sample = make_sample(
-            o["image"],
-            bbox,
-            self.image_size,
-            aug if aug is not None else Augment(),
-            K=o["K"],
-            joints_img_px=joints_px,
-            joints_cam=o["joints_cam"],
-            vertices_cam=o["vertices_cam"],
-            pose=o["pose"],
-            betas=o["betas"],
-            transl=o["transl"],
-            root_rest=o["root_rest"],
-            num_vertices=len(o["vertices_cam"]),
-            index=index,
-            extra_images={"mask_full": o["mask_full"], "mask_visible": o["mask_visible"]},
-        )
-        sample["occlusion"] = np.float32(o["occlusion"])
+        aug = sample_augment(rng, AugmentConfig()) if self.augment else Augment()
+        M = crop_affine(bbox, self.image_size, aug.scale, aug.rot)
+        view = self.draw(s, M, aug.rot, self.image_size, None)
+        image = view["image"] * np.asarray(aug.color, dtype=np.float32)
+        np.clip(image, 0, 1, out=image)
+        effects = self._effects(index)
+        if effects is not None:
+            image = sc.apply_effects(image, effects)
+        sample = crop_labels(s, M, aug.rot, self.image_size, bbox, joints_px)
+        sample["image"] = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
+        sample["mask_full"], sample["mask_visible"] = view["mask_full"], view["mask_visible"]
+        sample["occlusion"] = np.float32(view["occlusion"])
         return sample
+
+
+def crop_labels(s: dict, M: np.ndarray, rot: float, size: int, bbox: np.ndarray, joints_px: np.ndarray) -> dict:
+    """The labels :func:`handssca.data.sample.make_sample` gives a crop (same keys, types and maths),
+    without warping an image: the synthetic crop is rendered directly."""
+    R = rot_z(rot)
+    pose = np.array(s["pose"], dtype=np.float64)
+    pose[:3] = rotate_root(pose[:3], R)
+    return {
+        "joints_img": pixels_to_joints_img(apply_affine(joints_px, M), size).astype(np.float32),
+        "valid_joints_img": np.float32(1.0),
+        "K": crop_intrinsics(s["K"], M, rot).astype(np.float32),
+        "joints_cam": (s["joints_cam"] @ R.T).astype(np.float32),
+        "valid_joints_cam": np.float32(1.0),
+        "vertices_cam": (s["vertices_cam"] @ R.T).astype(np.float32),
+        "valid_vertices": np.float32(1.0),
+        "pose": pose.astype(np.float32),
+        "betas": np.asarray(s["betas"], dtype=np.float32),
+        "transl": (R @ (s["root_rest"] + s["transl"]) - s["root_rest"]).astype(np.float32),
+        "valid_mano": np.float32(1.0),
+        "hand_side": "right",
+        "bbox": np.asarray(bbox, dtype=np.float32),
+        "index": s["index"],
+    }
+
+
+def _skin_data(hand) -> dict:
+    """What drawing a hand needs once per process: faces, its texture (or None: per-vertex colours),
+    the texture's mean skin colour (the reference the tone is a tint of) and each vertex's finger."""
+    texture = getattr(hand, "texture", None)
+    uv, faces_uv = getattr(hand, "uv", None), getattr(hand, "faces_uv", None)
+    reference = np.ones(3)
+    if texture is not None and uv is not None and faces_uv is not None:
+        t = np.asarray(texture)
+        on_skin = t[..., 3] > 127 if t.shape[2] == 4 else np.ones(t.shape[:2], bool)
+        reference = t[..., :3][on_skin].reshape(-1, 3).mean(0) / (255.0 if t.dtype == np.uint8 else 1.0)
+        reference = np.maximum(reference, 0.05)
+    else:
+        texture = uv = faces_uv = None
+    weights = hand.lbs_weights.detach().cpu().numpy()
+    finger = sc.MANO_JOINT_FINGER[weights.argmax(1)] if weights.shape[1] == 16 else None
+    return dict(faces=hand.faces, texture=texture, uv=uv, faces_uv=faces_uv, reference=reference, vertex_finger=finger)
+
+
+def _darken(image: np.ndarray, mask: np.ndarray, shadow: dict, M: np.ndarray, scale: float, where=None) -> None:
+    """A soft shadow of ``mask`` (shifted by ``shadow['offset']`` canvas px, blurred) darkens image in place
+    (only at ``where`` when given). The blur runs at half resolution."""
+    if not mask.any():
+        return
+    h, w = mask.shape
+    dx, dy = (int(round(x)) for x in M[:, :2] @ shadow["offset"])
+    shifted = np.zeros((h, w), np.uint8)
+    ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
+    shifted[ys, xs] = mask[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)] * np.uint8(255)
+    im = Image.fromarray(shifted).reduce(2)
+    im = im.filter(ImageFilter.GaussianBlur(float(max(shadow["blur"] * scale / 2, 0.5)))).resize((w, h), Image.BILINEAR)
+    factor = np.asarray(im, dtype=np.float32) * np.float32(-shadow["strength"] / 255.0)
+    factor += 1.0
+    if where is None:
+        image *= factor[..., None]
+    else:
+        image[where] *= factor[where][:, None]
+
+
+def _paint_flat(image, shape, flat, photos, view_to_canvas, size, canvas) -> None:
+    """Fill ``shape`` with a flat occluder's texture or colour, shaded along canvas x."""
+    if flat["texture"] is not None:
+        tex = sc.draw_background(flat["texture"], photos, view_to_canvas, size, canvas)[shape]
+    else:
+        tex = np.broadcast_to(flat["colour"].astype(np.float32), (int(shape.sum()), 3))
+    u, _ = sc._canvas_units(view_to_canvas, size, canvas)
+    a, b = flat["shade"]
+    shade = (a + (b - a) * np.clip(u[shape], 0, 1))[:, None]
+    image[shape] = np.clip(tex * shade, 0, 1)
