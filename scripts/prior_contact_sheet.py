@@ -23,7 +23,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from handssca.hand import HandModel
-    from handssca.hand.collisions import HandCollider
+    from handssca.hand.collisions import HandCollider, sample_plausible_poses
     from handssca.hand.prior import (
         angles_to_matrices,
         default_limits,
@@ -31,7 +31,6 @@ def main() -> None:
         palm_normal,
         rest_angles,
         sample_anatomical_angles,
-        sample_plausible_poses,
     )
     from handssca.pictures import save_figure
     from handssca.pictures.sheets import prior_sheet

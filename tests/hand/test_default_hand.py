@@ -2,12 +2,11 @@ import numpy as np
 import torch
 
 from handssca.hand import HandModel
-from handssca.hand.collisions import HandCollider
+from handssca.hand.collisions import HandCollider, sample_plausible_poses
 from handssca.hand.prior import (
     angles_to_matrices,
     matrices_to_angles,
     sample_anatomical_angles,
-    sample_plausible_poses,
     within_limits,
 )
 from handssca.hand.rotations import axis_angle_to_matrix

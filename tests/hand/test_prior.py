@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from handssca.hand import HandModel
-from handssca.hand.collisions import HandCollider, capsule_depth, point_segment_distance
+from handssca.hand.collisions import HandCollider, capsule_depth, point_segment_distance, sample_plausible_poses
 from handssca.hand.prior import (
     DIP_PIP_RATIO,
     FINGER_CHAINS,
@@ -20,7 +20,6 @@ from handssca.hand.prior import (
     rest_angles,
     sample_anatomical_angles,
     sample_hand_pose,
-    sample_plausible_poses,
     thumb_opposition,
     within_limits,
 )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from handssca.hand.prior import MANO_PARENTS, bone_directions
+from handssca.hand.prior import MANO_PARENTS, bone_directions, sample_hand_pose
 
 #: Penetration (metres) above which a drawn pose is rejected: a few mm, what soft tissue absorbs at a contact.
 DEFAULT_MAX_DEPTH = 0.004
@@ -233,3 +233,24 @@ class HandCollider:
             R, d = np.concatenate(spare_R), np.concatenate(spare_d)
             kept.append(R[np.argsort(d)[: n - have]])
         return np.concatenate(kept)[:n]
+
+
+def sample_plausible_poses(model, n: int, rng: np.random.Generator, max_depth: float | None = None) -> np.ndarray:
+    """(n, 45) poses (axis-angle, mean included) from ``model``'s prior (a :class:`~handssca.hand.HandModel`)
+    that pass the interpenetration check on its mesh; the collider is built once and kept on the model."""
+    collider = model.__dict__.get("_prior_collider")
+    if collider is None:
+        collider = HandCollider.from_model(model)
+        model.__dict__["_prior_collider"] = collider
+    ex = model.extras
+    return sample_hand_pose(
+        n,
+        rng,
+        ex.get("axes"),
+        ex.get("limits"),
+        model.hands_coeffs,
+        model.hands_components.double().cpu().numpy(),
+        model.full_hands_mean.double().cpu().numpy(),
+        collider=collider,
+        max_depth=max_depth,
+    )

@@ -211,19 +211,11 @@ class HandModel(nn.Module):
         )
 
     def sample_prior(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """(n, 45) absolute finger poses (``hands_mean`` included) drawn from this model's pose prior."""
-        from handssca.hand.prior import sample_hand_pose
+        """(n, 45) absolute finger poses (``hands_mean`` included) drawn from this model's pose prior,
+        redrawn where the posed mesh interpenetrates (:func:`handssca.hand.collisions.sample_plausible_poses`)."""
+        from handssca.hand.collisions import sample_plausible_poses
 
-        ex = self.extras
-        return sample_hand_pose(
-            n,
-            rng,
-            ex.get("axes"),
-            ex.get("limits"),
-            self.hands_coeffs,
-            self.hands_components.double().cpu().numpy(),
-            self.full_hands_mean.double().cpu().numpy(),
-        )
+        return sample_plausible_poses(self, n, rng)
 
     # ------------------------------------------------------------------ forward
     def full_pose(self, global_orient: torch.Tensor, hand_pose: torch.Tensor) -> torch.Tensor:

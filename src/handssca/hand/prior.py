@@ -17,7 +17,7 @@ Conventions (right hand, MANO layout: wrist on +x, fingers toward -x, thumb on +
 abduction that narrows as the MCP flexes, and a thumb that opposes along a path that first lifts it
 out of the palm (palmar abduction), then swings it across (flexion) with pronation. Poses can be
 checked for interpenetration on the mesh (:mod:`handssca.hand.collisions`) and redrawn
-(:func:`sample_hand_pose` with ``collider=``, or :func:`sample_plausible_poses`). For a MANO file
+(:func:`sample_hand_pose` with ``collider=``, or :func:`handssca.hand.collisions.sample_plausible_poses`). For a MANO file
 without frames and limits, poses are drawn from the file's own ``hands_coeffs`` plus noise.
 """
 
@@ -403,26 +403,3 @@ def sample_hand_pose(
 
     R = draw(n) if collider is None else collider.rejection_sample(draw, n, max_depth)
     return _axis_angle(R).reshape(n, 45)
-
-
-def sample_plausible_poses(model, n: int, rng: np.random.Generator, max_depth: float | None = None) -> np.ndarray:
-    """(n, 45) poses (axis-angle, mean included) from ``model``'s prior (a :class:`~handssca.hand.HandModel`)
-    that pass the interpenetration check on its mesh; the collider is built once and kept on the model."""
-    from handssca.hand.collisions import HandCollider
-
-    collider = model.__dict__.get("_prior_collider")
-    if collider is None:
-        collider = HandCollider.from_model(model)
-        model.__dict__["_prior_collider"] = collider
-    ex = model.extras
-    return sample_hand_pose(
-        n,
-        rng,
-        ex.get("axes"),
-        ex.get("limits"),
-        model.hands_coeffs,
-        model.hands_components.double().cpu().numpy(),
-        model.full_hands_mean.double().cpu().numpy(),
-        collider=collider,
-        max_depth=max_depth,
-    )

@@ -65,8 +65,7 @@ def prior_sheet(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from handssca.hand.collisions import HandCollider
-    from handssca.hand.prior import sample_plausible_poses
+    from handssca.hand.collisions import HandCollider, sample_plausible_poses
     from handssca.hand.rotations import axis_angle_to_matrix
 
     model = model.to(torch.float64)
