@@ -108,3 +108,70 @@ def test_roll_limit_keeps_the_fingers_sideways():
     angles = np.array(angles)
     assert angles.max() <= 15 + 5, angles  # the rest hand's middle finger is a few degrees off its x axis
     assert angles.max() > 3, angles  # and the angle does vary
+
+
+def test_camera_effects_change_pixels_not_labels():
+    a = SyntheticHands("train", 4, seed=2, image_size=128)
+    b = SyntheticHands("train", 4, seed=2, image_size=128, camera_effects=False)
+    changed = 0
+    for i in range(4):
+        x, y = a[i], b[i]
+        for k, v in x.items():
+            if k != "image" and isinstance(v, np.ndarray):
+                np.testing.assert_array_equal(v, y[k], err_msg=k)
+        d = np.abs(x["image"] - y["image"])
+        assert d.mean() < 0.06, d.mean()
+        changed += d.mean() > 1e-3
+    assert changed >= 2  # noise, blur or JPEG on most samples
+
+
+def test_held_object_is_sometimes_behind_a_finger():
+    """Rendered together with the hand, a held object hides some hand pixels and is hidden by others."""
+    from handssca.render.raster import Lighting, MeshPart
+
+    ds = SyntheticHands("val", 60, seed=4, image_size=96, max_occluders=3)
+    ds._setup()
+    both_ways = 0
+    for i in range(len(ds)):
+        s = ds.scene(i)
+        if not s["held"]:
+            continue
+        K = s["K"] * [[96 / s["canvas"]], [96 / s["canvas"]], [1]]
+        hand = MeshPart(s["vertices_cam"], ds.hand.faces, hand=True)
+        v, f, c = s["held"][0].mesh()
+        obj = MeshPart(v, f, c)
+        together = ds._render([hand, obj], K, (96, 96), Lighting.lambert())
+        alone = ds._render([obj], K, (96, 96), Lighting.lambert()).coverage
+        hand_in_front = (alone & together.hand_visible).sum()
+        object_in_front = (together.hand_full & ~together.hand_visible).sum()
+        both_ways += hand_in_front > 5 and object_in_front > 5
+    assert both_ways >= 2, both_ways
+
+
+def test_a_mano_format_model_renders(tmp_path):
+    from tests.hand.mano_files import write_model
+
+    path, _ = write_model(tmp_path, "official")
+    ds = SyntheticHands("val", 2, seed=1, image_size=96, hand_model=str(path))
+    assert getattr(ds.hand, "texture", None) is None
+    s = ds[1]
+    assert s["image"].shape == (3, 96, 96) and s["mask_full"].any()
+    assert s["vertices_cam"].shape == (778, 3)
+
+
+def test_crop_labels_are_make_samples():
+    from handssca.data.sample import make_sample
+    from handssca.data.synthetic import crop_labels
+    from handssca.data.transforms import Augment, bbox_from_points, crop_affine, square_bbox
+
+    ds = SyntheticHands("train", 2, seed=9, image_size=64)
+    s = ds.scene(1)
+    px = project(s["joints_cam"], s["K"])
+    bbox = square_bbox(bbox_from_points(px, 1.5))
+    aug = Augment(1.1, 0.4, (1.0, 1.0, 1.0))
+    ours = crop_labels(s, crop_affine(bbox, 64, aug.scale, aug.rot), aug.rot, 64, bbox, px)
+    keys = ("K", "joints_cam", "vertices_cam", "pose", "betas", "transl", "root_rest")
+    ref = make_sample(np.zeros((8, 8, 3)), bbox, 64, aug, joints_img_px=px, index=s["index"], **{k: s[k] for k in keys})
+    for k, v in ref.items():
+        if k != "image":
+            np.testing.assert_array_equal(ours[k], v, err_msg=k)

@@ -272,14 +272,14 @@ class SyntheticHands(Dataset):
         for obj in s["held"] + s["front"]:
             v, faces, colours = obj.mesh()
             parts.append(MeshPart(v @ R.T, faces, colours, specular=obj.specular, shininess=obj.shininess))
-        rend = self._render(parts, K, (size, size), lighting)
+        layer = sc.background_layer(s["background"], self._photos, view_to_canvas, s["canvas"])
+        rend = self._render(parts, K, (size, size), lighting, layer)
         full = rend.hand_full
         area = max(int(full.sum()), 1)
         if len(parts) > 1 and 1 - rend.hand_visible.sum() / area > MAX_OCCLUSION:
-            rend = self._render(parts[:1], K, (size, size), lighting)  # the solids hid too much: none
-        image = sc.draw_background(s["background"], self._photos, view_to_canvas, size, s["canvas"])
-        _darken(image, rend.coverage, s["shadow"], M, scale)
-        image[rend.coverage] = rend.rgb[rend.coverage]
+            rend = self._render(parts[:1], K, (size, size), lighting, layer)  # the solids hid too much: none
+        image = rend.rgb
+        _darken(image, rend.coverage, s["shadow"], M, scale, keep=rend.coverage)  # the shadow falls behind
         occ = np.zeros_like(full)
         verts_px = apply_affine(project(s["vertices_cam"], s["K"]), M)
         for flat in s["flats"]:
@@ -290,7 +290,7 @@ class SyntheticHands(Dataset):
                 if (trial & full).sum() / area <= MAX_OCCLUSION:
                     occ = trial
                     _darken(image, shape, s["flat_shadow"], M, scale)
-                    _paint_flat(image, shape, flat, self._photos, view_to_canvas, size, s["canvas"])
+                    _paint_flat(image, shape, flat, self._photos, view_to_canvas, s["canvas"])
                     break
         visible = rend.hand_visible & ~occ
         if effects is not None:
@@ -374,9 +374,9 @@ def _skin_data(hand) -> dict:
     return dict(faces=hand.faces, texture=texture, uv=uv, faces_uv=faces_uv, reference=reference, vertex_finger=finger)
 
 
-def _darken(image: np.ndarray, mask: np.ndarray, shadow: dict, M: np.ndarray, scale: float, where=None) -> None:
-    """A soft shadow of ``mask`` (shifted by ``shadow['offset']`` canvas px, blurred) darkens image in place
-    (only at ``where`` when given). The blur runs at half resolution."""
+def _darken(image: np.ndarray, mask: np.ndarray, shadow: dict, M: np.ndarray, scale: float, keep=None) -> None:
+    """A soft shadow of ``mask`` (shifted by ``shadow['offset']`` canvas px, blurred) darkens image in place,
+    except at ``keep`` (H, W) bool when given. The blur runs at a quarter of the resolution."""
     if not mask.any():
         return
     h, w = mask.shape
@@ -384,23 +384,27 @@ def _darken(image: np.ndarray, mask: np.ndarray, shadow: dict, M: np.ndarray, sc
     shifted = np.zeros((h, w), np.uint8)
     ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
     shifted[ys, xs] = mask[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)] * np.uint8(255)
-    im = Image.fromarray(shifted).reduce(2)
-    im = im.filter(ImageFilter.GaussianBlur(float(max(shadow["blur"] * scale / 2, 0.5)))).resize((w, h), Image.BILINEAR)
+    im = Image.fromarray(shifted).reduce(4)
+    im = im.filter(ImageFilter.GaussianBlur(float(max(shadow["blur"] * scale / 4, 0.5)))).resize((w, h), Image.BILINEAR)
     factor = np.asarray(im, dtype=np.float32) * np.float32(-shadow["strength"] / 255.0)
     factor += 1.0
-    if where is None:
-        image *= factor[..., None]
-    else:
-        image[where] *= factor[where][:, None]
+    if keep is not None:
+        factor[keep] = 1.0
+    image *= factor[..., None]
 
 
-def _paint_flat(image, shape, flat, photos, view_to_canvas, size, canvas) -> None:
+def _paint_flat(image, shape, flat, photos, view_to_canvas, canvas) -> None:
     """Fill ``shape`` with a flat occluder's texture or colour, shaded along canvas x."""
+    from handssca.render.raster import sample_layer
+
+    ys, xs = np.nonzero(shape)
+    points = np.stack([xs, ys], 1).astype(np.float64)
     if flat["texture"] is not None:
-        tex = sc.draw_background(flat["texture"], photos, view_to_canvas, size, canvas)[shape]
+        layer = sc.background_layer(flat["texture"], photos, view_to_canvas, canvas, reduced=True)
+        tex = sample_layer(layer, points)
     else:
-        tex = np.broadcast_to(flat["colour"].astype(np.float32), (int(shape.sum()), 3))
-    u, _ = sc._canvas_units(view_to_canvas, size, canvas)
+        tex = flat["colour"].astype(np.float32)[None]
+    u = (points @ view_to_canvas[0, :2] + view_to_canvas[0, 2]) / canvas
     a, b = flat["shade"]
-    shade = (a + (b - a) * np.clip(u[shape], 0, 1))[:, None]
-    image[shape] = np.clip(tex * shade, 0, 1)
+    shade = (a + (b - a) * np.clip(u, 0, 1)).astype(np.float32)[:, None]
+    image[ys, xs] = np.clip(tex * shade, 0, 1)

@@ -68,12 +68,12 @@ def _scale_of(A: np.ndarray) -> float:
 # ------------------------------------------------------------------------------------------ photos
 class PhotoBank:
     """The public-domain photos bundled in scikit-image's wheel (none without it), reflect-padded, each
-    with 2x and 4x box reductions: sampled by an affine map without aliasing much."""
+    with 2x and 4x box reductions (uint8 arrays), prepared once per process."""
 
     PAD = 192
 
     def __init__(self) -> None:
-        self.levels: list[list[Image.Image]] = []
+        self.levels: list[list[np.ndarray]] = []
         try:
             from skimage import data as skdata
         except Exception:
@@ -88,25 +88,28 @@ class PhotoBank:
             im = np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im[..., :3]
             im = np.pad(im.astype(np.uint8), ((self.PAD, self.PAD), (self.PAD, self.PAD), (0, 0)), mode="reflect")
             level0 = Image.fromarray(im)
-            self.levels.append([level0, level0.reduce(2), level0.reduce(4)])
+            self.levels.append([im, np.asarray(level0.reduce(2)), np.asarray(level0.reduce(4))])
 
     def __len__(self) -> int:
         return len(self.levels)
 
     def shape(self, index: int) -> tuple[int, int]:
         """(height, width) of photo ``index`` without its padding."""
-        w, h = self.levels[index][0].size
+        h, w = self.levels[index][0].shape[:2]
         return h - 2 * self.PAD, w - 2 * self.PAD
 
-    def sample(self, index: int, view_to_photo: np.ndarray, size: int) -> Image.Image:
-        """The (size, size) RGB view of photo ``index``; view_to_photo: 3x3, view pixels -> photo pixels."""
-        k = int(np.clip(math.floor(math.log2(max(_scale_of(view_to_photo), 1e-9))), 0, 2))
-        pil = np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]])
+    def layer(self, index: int, view_to_photo: np.ndarray, gains=(1.0, 1.0, 1.0), blur: float = 0.0, reduced=False):
+        """An :class:`~handssca.render.raster.ImageLayer` of photo ``index`` (view_to_photo: 3x3, view
+        pixels -> photo pixels). ``reduced``: from the prepared level nearest the view's scale (for numpy
+        sampling, which would otherwise reduce the photo itself); else the full photo (GL mipmaps it)."""
+        from handssca.render.raster import ImageLayer
+
+        k = int(np.clip(math.floor(math.log2(max(_scale_of(view_to_photo), 1e-9))), 0, 2)) if reduced else 0
         shift = np.array([[1.0, 0, self.PAD], [0, 1, self.PAD], [0, 0, 1]])
-        to_level = np.diag([0.5**k, 0.5**k, 1.0]) @ pil @ shift  # photo px (OpenCV) -> level px (Pillow)
-        A = to_level @ view_to_photo @ np.linalg.inv(pil)
-        data = tuple(float(x) for x in A[:2].ravel())
-        return self.levels[index][k].transform((size, size), Image.AFFINE, data, resample=Image.BILINEAR)
+        f = 2.0**k
+        to_level = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5], [0, 0, 1]]) @ shift
+        A = to_level @ view_to_photo
+        return ImageLayer(self.levels[index][k], A, tuple(float(g) for g in gains), blur=blur, persistent=True)
 
 
 # ------------------------------------------------------------------------------------------ backgrounds
@@ -117,7 +120,7 @@ class Background:
     ``kind``: "photo" (``photo``, its square ``rect`` x0, y0, side mapped onto the canvas, ``flip``),
     "noise" (``grid``: smooth noise values on a grid spanning canvas units [-0.5, 1.5]), "stripes"
     (``angle``, ``freq`` per canvas) or "checker" (``cells`` per canvas). ``colours`` (2, 3) for the
-    procedural kinds, ``gains`` (3) for photos; ``blur``: defocus radius in canvas pixels."""
+    procedural kinds, ``gains`` (3) for photos; ``blur``: out of focus by this many mipmap levels."""
 
     kind: str
     photo: int = 0
@@ -158,55 +161,42 @@ def sample_background(rng: np.random.Generator, photos: PhotoBank, canvas: int, 
             bg.angle, bg.freq = rng.uniform(0, np.pi), rng.uniform(3, 20)
         else:
             bg.cells = int(rng.integers(3, 12))
-    if rng.random() < blur_prob:
-        bg.blur = rng.uniform(0.5, 3.0) * canvas / 256
+    if rng.random() < blur_prob and bg.kind in ("photo", "noise"):
+        bg.blur = rng.uniform(0.7, 2.5)
     return bg
 
 
-def _canvas_units(view_to_canvas: np.ndarray, size: int, canvas: int) -> tuple[np.ndarray, np.ndarray]:
-    """Canvas coordinates divided by the canvas side (u, v), each (size, size), at every view pixel."""
-    xs = np.arange(size, dtype=np.float32)
-    A = view_to_canvas / canvas
-    u = A[0, 0] * xs[None, :] + A[0, 1] * xs[:, None] + A[0, 2]
-    v = A[1, 0] * xs[None, :] + A[1, 1] * xs[:, None] + A[1, 2]
-    return u.astype(np.float32), v.astype(np.float32)
+def background_layer(bg: Background, photos: PhotoBank, view_to_canvas: np.ndarray, canvas: int, reduced=False):
+    """The :class:`~handssca.render.raster.ImageLayer` that draws ``bg`` in a view (view_to_canvas: 3x3,
+    view pixels -> canvas pixels). Procedural kinds are tiny images: one period of the stripes, the
+    checker's 2x2 cells, the noise grid."""
+    from handssca.render.raster import ImageLayer
 
-
-def draw_background(
-    bg: Background, photos: PhotoBank, view_to_canvas: np.ndarray, size: int, canvas: int
-) -> np.ndarray:
-    """The (size, size, 3) float32 view of a background; view_to_canvas: 3x3, view pixels -> canvas pixels."""
     if bg.kind == "photo":
         x0, y0, side = bg.rect
         sx = side / canvas
         canvas_to_photo = np.array([[-sx if bg.flip else sx, 0, x0 + (side if bg.flip else 0)], [0, sx, y0], [0, 0, 1]])
-        img = photos.sample(bg.photo, canvas_to_photo @ view_to_canvas, size)
-        radius = bg.blur * _scale_of(np.linalg.inv(view_to_canvas))
-        if radius > 0.3:
-            img = img.filter(ImageFilter.GaussianBlur(float(radius)))
-        out = np.asarray(img, dtype=np.float32) * (bg.gains.astype(np.float32) / 255.0)
-        return np.minimum(out, 1.0, out=out)
+        return photos.layer(bg.photo, canvas_to_photo @ view_to_canvas, bg.gains, bg.blur, reduced)
+    c1, c2 = bg.colours
+    to_units = np.diag([1.0 / canvas, 1.0 / canvas, 1.0]) @ view_to_canvas  # view px -> canvas units (u, v)
     if bg.kind == "noise":
+        t = np.clip((bg.grid - 1.0) / 1.6 + 0.5, 0, 1)[..., None]
         # grid point i sits at canvas unit -0.5 + i / 16
-        to_grid = np.array([[16.0 / canvas, 0, 8.0], [0, 16.0 / canvas, 8.0], [0, 0, 1]])
-        grid = Image.fromarray(bg.grid.astype(np.float32), mode="F")
-        t = np.asarray(
-            grid.transform((size, size), Image.AFFINE, _pillow_coeffs(to_grid @ view_to_canvas), Image.BILINEAR)
-        )
-        t = np.clip((t - 1.0) / 1.6 + 0.5, 0, 1)
-    else:
-        u, v = _canvas_units(view_to_canvas, size, canvas)
-        if bg.kind == "stripes":
-            t = 0.5 + 0.5 * np.sin(2 * np.pi * bg.freq * (np.cos(bg.angle) * u + np.sin(bg.angle) * v))
-        else:
-            t = ((np.floor(u * bg.cells) + np.floor(v * bg.cells)) % 2).astype(np.float32)
-        radius = bg.blur * _scale_of(np.linalg.inv(view_to_canvas))
-        if radius > 0.3:
-            im = Image.fromarray((t * 255 + 0.5).astype(np.uint8)).filter(ImageFilter.GaussianBlur(float(radius)))
-            t = np.asarray(im, dtype=np.float32) / 255.0
-    c1, c2 = bg.colours.astype(np.float32)
-    t = t.astype(np.float32)[..., None]
-    return c2 + (c1 - c2) * t
+        A = np.array([[16.0, 0, 8.0], [0, 16.0, 8.0], [0, 0, 1]]) @ to_units
+        return ImageLayer(_u8(c2 + (c1 - c2) * t), A, blur=bg.blur)
+    if bg.kind == "stripes":
+        n = 32  # texel i holds the phase (i + 0.5) / n of a period
+        t = 0.5 + 0.5 * np.sin(2 * np.pi * (np.arange(n) + 0.5) / n)[None, :, None]
+        d = bg.freq * n * np.array([np.cos(bg.angle), np.sin(bg.angle)])
+        A = np.array([[d[0], d[1], -0.5], [0, 0, 0], [0, 0, 1]]) @ to_units
+        return ImageLayer(_u8(c2 + (c1 - c2) * t), A, repeat=True)
+    cells = np.array([[c1, c2], [c2, c1]])  # cell (floor(n u), floor(n v)) has colour c1 when the sum is even
+    A = np.array([[bg.cells, 0, -0.5], [0, bg.cells, -0.5], [0, 0, 1]]) @ to_units
+    return ImageLayer(_u8(cells), A, repeat=True, nearest=True)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(x) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------ flat occluders
@@ -429,7 +419,7 @@ def ambient_occlusion(
 # ------------------------------------------------------------------------------------------ camera effects
 @dataclass
 class CameraEffects:
-    """What a camera does to a picture: ``blur`` (Gaussian radius, px; 0 = none), ``motion`` (5x5 motion
+    """What a camera does to a picture: ``blur`` (box blur radius, px; 0 = none), ``motion`` (5x5 motion
     kernel direction in radians, or None), ``noise`` (Gaussian sigma on [0, 1] values), the noise bank's
     window (``offset``, ``flip``) and ``jpeg`` quality (None = no compression)."""
 
@@ -477,7 +467,7 @@ def apply_effects(image: np.ndarray, e: CameraEffects) -> np.ndarray:
     u8 = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
     if e.blur > 0 or e.motion is not None:
         im = Image.fromarray(u8)
-        im = im.filter(ImageFilter.GaussianBlur(e.blur) if e.blur > 0 else _motion_kernel(e.motion))
+        im = im.filter(ImageFilter.BoxBlur(e.blur) if e.blur > 0 else _motion_kernel(e.motion))
         u8 = np.asarray(im)
     if e.noise > 0:
         bank = noise_bank()

@@ -13,6 +13,7 @@ import numpy as np
 from handssca.render.raster import (
     MAX_LIGHTS,
     SKIN,
+    ImageLayer,
     Lighting,
     MeshPart,
     Rendering,
@@ -109,6 +110,33 @@ void main() {
 """
 
 
+# an image layer behind the scene: a quad over the whole view, drawn first at the far end of the depth range
+_LAYER_VERTEX = """
+#version 330
+uniform vec2 view_size;
+uniform mat3 view_to_uv;
+in vec2 in_px;
+out vec2 v_uv;
+void main() {
+    gl_Position = vec4((in_px.x + 0.5) / view_size.x * 2.0 - 1.0, 1.0 - (in_px.y + 0.5) / view_size.y * 2.0, 0.9999, 1.0);
+    v_uv = (view_to_uv * vec3(in_px, 1.0)).xy;
+}
+"""
+_LAYER_FRAGMENT = """
+#version 330
+uniform sampler2D tex;
+uniform vec3 gains;
+uniform float bias;
+in vec2 v_uv;
+layout(location = 0) out vec4 f_color;
+layout(location = 1) out vec4 f_label;
+void main() {
+    f_color = vec4(min(texture(tex, v_uv, bias).rgb * gains, 1.0), 1.0);
+    f_label = vec4(0.0);
+}
+"""
+
+
 def _shaders(per_vertex: bool) -> tuple[str, str]:
     head = f"#version 330\n#define PER_VERTEX {int(per_vertex)}\n#define MAX_LIGHTS {MAX_LIGHTS}\n"
     light = _LIGHTING if per_vertex else ""
@@ -173,6 +201,7 @@ class GLRenderer:
         self._textures: dict[int, tuple[np.ndarray, object]] = {}  # id -> (the array, kept alive; its GL texture)
         self._topology: dict[tuple[int, int], tuple] = {}  # (id faces, id faces_uv) -> (arrays kept alive, maps)
         self._white = None
+        self._layer_prog = None
 
     def _context(self):
         if self._ctx is None:
@@ -181,6 +210,7 @@ class GLRenderer:
                 vs, fs = _shaders(per_vertex)
                 self._progs[per_vertex] = self._ctx.program(vertex_shader=vs, fragment_shader=fs)
             self._white = self._ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
+            self._layer_prog = self._ctx.program(vertex_shader=_LAYER_VERTEX, fragment_shader=_LAYER_FRAGMENT)
         return self._ctx
 
     def _fbo(self, size: tuple[int, int]):
@@ -193,7 +223,43 @@ class GLRenderer:
             )
         return self._fbos[size]
 
-    def _texture(self, texture: np.ndarray | None):
+    def _layer(self, ctx, layer: ImageLayer, size: tuple[int, int]) -> None:
+        """Draw an image layer over the whole view (before the meshes)."""
+        im = np.asarray(layer.image)
+        if layer.persistent:
+            tex = self._texture(im, mipmaps=not layer.nearest)
+            temporary = None
+        else:
+            rgba = np.concatenate([im[..., :3], np.full((*im.shape[:2], 1), 255, np.uint8)], axis=2)
+            tex = temporary = ctx.texture((im.shape[1], im.shape[0]), 4, np.ascontiguousarray(rgba).tobytes())
+            if not layer.nearest:
+                tex.build_mipmaps()
+        tex.repeat_x = tex.repeat_y = bool(layer.repeat)
+        if layer.nearest:
+            tex.filter = (ctx.NEAREST, ctx.NEAREST)
+        else:
+            tex.filter = (ctx.LINEAR_MIPMAP_LINEAR, ctx.LINEAR)
+        h, w = size
+        ih, iw = im.shape[:2]
+        # view px -> image px (centres at integers) -> GL texture coordinates (texel centres at (i + 0.5) / n)
+        to_uv = np.array([[1.0 / iw, 0, 0.5 / iw], [0, 1.0 / ih, 0.5 / ih], [0, 0, 1]]) @ layer.view_to_image
+        prog = self._layer_prog
+        prog["view_size"].value = (float(w), float(h))
+        prog["view_to_uv"].write(to_uv.T.astype("f4").tobytes())
+        prog["gains"].value = tuple(float(x) for x in layer.gains)
+        prog["bias"].value = float(layer.blur)
+        prog["tex"].value = 0
+        tex.use(0)
+        quad = np.array([[-0.5, -0.5], [w - 0.5, -0.5], [-0.5, h - 0.5], [w - 0.5, h - 0.5]], dtype="f4")
+        vbo = ctx.buffer(quad.tobytes())
+        vao = ctx.vertex_array(prog, [(vbo, "2f", "in_px")])
+        vao.render(ctx.TRIANGLE_STRIP)
+        vao.release()
+        vbo.release()
+        if temporary is not None:
+            temporary.release()
+
+    def _texture(self, texture: np.ndarray | None, mipmaps: bool = False):
         if texture is None:
             return self._white
         key = id(texture)
@@ -202,11 +268,13 @@ class GLRenderer:
             t = np.clip(np.round(t * 255), 0, 255).astype(np.uint8) if t.dtype != np.uint8 else t
             if t.shape[2] == 3:
                 t = np.concatenate([t, np.full((*t.shape[:2], 1), 255, np.uint8)], axis=2)
-            if len(self._textures) >= 8:
+            if len(self._textures) >= 32:
                 _, old = self._textures.pop(next(iter(self._textures)))
                 old.release()
             gl_tex = self._ctx.texture((t.shape[1], t.shape[0]), 4, np.ascontiguousarray(t).tobytes())
             gl_tex.repeat_x = gl_tex.repeat_y = False  # clamp to edge, as the numpy sampler
+            if mipmaps:
+                gl_tex.build_mipmaps()
             self._textures[key] = (texture, gl_tex)  # holding the array keeps its id from being reused
         return self._textures[key][1]
 
@@ -234,13 +302,19 @@ class GLRenderer:
         return Rendering(rgb=out.rgb, mask=out.coverage, depth=np.full((h, w), np.inf), face=np.full((h, w), -1))
 
     def render_scene(
-        self, parts: list[MeshPart], K: np.ndarray, size: tuple[int, int], lighting: Lighting, per_vertex: bool = True
+        self,
+        parts: list[MeshPart],
+        K: np.ndarray,
+        size: tuple[int, int],
+        lighting: Lighting,
+        background: ImageLayer | None = None,
+        per_vertex: bool = True,
     ) -> SceneRendering:
         """The lit scene of :func:`handssca.render.raster.render_scene`, drawn by OpenGL; lighting is
         evaluated per vertex as there (``per_vertex=False``: per fragment, as ``render_mesh``)."""
         ctx = self._context()
         with ctx:  # make this context current: another renderer in the process may have switched it
-            return self._render_scene(ctx, self._progs[per_vertex], parts, K, size, lighting)
+            return self._render_scene(ctx, self._progs[per_vertex], parts, K, size, lighting, background)
 
     def _corners(self, part: MeshPart) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """GL vertices of a part: (vertex ids (N',), uv ids (N',) or None, triangles (F, 3) into them).
@@ -276,8 +350,15 @@ class GLRenderer:
         vao = ctx.vertex_array(prog, [(vbo, *fmt)], index_buffer=ibo, index_element_size=4, skip_errors=True)
         return (vbo, ibo), vao
 
-    def _render_scene(self, ctx, prog, parts, K, size, lighting) -> SceneRendering:
+    def _render_scene(self, ctx, prog, parts, K, size, lighting, background) -> SceneRendering:
         fbo = self._fbo(size)
+        fbo.use()
+        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
+        ctx.enable(ctx.DEPTH_TEST | ctx.BLEND)
+        ctx.disable(ctx.CULL_FACE)
+        ctx.blend_func = ctx.ONE, ctx.ONE_MINUS_SRC_ALPHA  # colour (alpha 1) replaces; labels (alpha 0) add
+        if background is not None:
+            self._layer(ctx, background, size)
         prog["proj"].write(projection_from_K(np.asarray(K, dtype=np.float64), size).T.astype("f4").tobytes())
         lights = list(lighting.lights[:MAX_LIGHTS])
         dirs = np.zeros((MAX_LIGHTS, 3), np.float32)
@@ -292,15 +373,13 @@ class GLRenderer:
         prog["ground"].value = tuple(float(x) for x in lighting.ground)
         prog["up"].value = tuple(float(x) for x in lighting.up)
         prog["tex"].value = 0
-        fbo.use()
-        ctx.enable(ctx.DEPTH_TEST | ctx.BLEND)
-        ctx.disable(ctx.CULL_FACE)
-        ctx.blend_func = ctx.ONE, ctx.ONE_MINUS_SRC_ALPHA  # colour (alpha 1) replaces; labels (alpha 0) add
-        fbo.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
         # the hand first: another mesh then only marks the hand pixels it hides
         for part in sorted(parts, key=lambda p: not p.hand):
             buffers, vao = self._part_buffer(ctx, prog, part)
-            self._texture(part.texture).use(0)
+            tex = self._texture(part.texture)
+            tex.repeat_x = tex.repeat_y = False
+            tex.filter = (ctx.LINEAR, ctx.LINEAR)
+            tex.use(0)
             prog["tint"].value = tuple(float(x) for x in part.tint)
             prog["wrap"].value = float(part.wrap)
             prog["specular"].value = float(part.specular)
@@ -317,7 +396,7 @@ class GLRenderer:
         hand_full = lab[..., 0] > 0
         return SceneRendering(
             rgb=raw[..., :3].astype(np.float32) / 255.0,
-            coverage=raw[..., 3] > 0,
+            coverage=hand_full | (lab[..., 1] > 0),
             hand_full=hand_full,
             hand_visible=hand_full & (lab[..., 1] == 0),
         )

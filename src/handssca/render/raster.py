@@ -12,6 +12,7 @@ texel centres at ``(i + 0.5) / W`` and edges clamped, as OpenGL's ``GL_LINEAR`` 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -214,8 +215,60 @@ MAX_LIGHTS = 3
 
 
 @dataclass
+class ImageLayer:
+    """An image behind a scene (or painted anywhere): ``image`` (H, W, 3) uint8 sampled at
+    ``view_to_image`` (3x3: view pixels -> image pixels, pixel centres at integers), times ``gains``.
+    ``repeat``: tile the image (else clamp its edges); ``nearest``: no interpolation (else bilinear).
+    Minified images are sampled from box-reduced levels (mipmaps); ``blur`` > 0 moves ``blur`` levels
+    coarser (a soft, out-of-focus look). ``persistent``: the same array is used again (GL keeps its
+    texture)."""
+
+    image: np.ndarray
+    view_to_image: np.ndarray
+    gains: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    repeat: bool = False
+    nearest: bool = False
+    blur: float = 0.0
+    persistent: bool = False
+
+
+def sample_layer(layer: ImageLayer, points: np.ndarray) -> np.ndarray:
+    """The layer's colour (P, 3) float32 at view pixels ``points`` (P, 2) (x, y)."""
+    A = np.asarray(layer.view_to_image, dtype=np.float64)
+    scale = math.sqrt(abs(np.linalg.det(A[:2, :2])))
+    level = 0 if layer.nearest else int(max(math.floor(math.log2(max(scale, 1e-9)) + layer.blur + 1e-9), 0))
+    im = layer.image[..., :3]
+    if level:
+        from PIL import Image
+
+        f = 2 ** min(level, int(math.log2(max(min(im.shape[:2]), 1))))
+        im = np.asarray(Image.fromarray(np.ascontiguousarray(im)).reduce(f))
+        A = np.diag([1.0 / f, 1.0 / f, 1.0]) @ np.array([[1.0, 0, 0.5], [0, 1, 0.5], [0, 0, 1]]) @ A
+        A[:2, 2] -= 0.5
+    h, w = im.shape[:2]
+    x = points[:, 0] * A[0, 0] + points[:, 1] * A[0, 1] + A[0, 2]
+    y = points[:, 0] * A[1, 0] + points[:, 1] * A[1, 1] + A[1, 2]
+    tex = im.astype(np.float32) / 255.0
+
+    def fetch(ix, iy):
+        ix = np.mod(ix, w) if layer.repeat else np.clip(ix, 0, w - 1)
+        iy = np.mod(iy, h) if layer.repeat else np.clip(iy, 0, h - 1)
+        return tex[iy, ix]
+
+    if layer.nearest:
+        out = fetch(np.floor(x + 0.5).astype(np.int64), np.floor(y + 0.5).astype(np.int64))
+    else:
+        x0, y0 = np.floor(x), np.floor(y)
+        fx, fy = (x - x0)[:, None].astype(np.float32), (y - y0)[:, None].astype(np.float32)
+        x0, y0 = x0.astype(np.int64), y0.astype(np.int64)
+        top = fetch(x0, y0) * (1 - fx) + fetch(x0 + 1, y0) * fx
+        out = top * (1 - fy) + (fetch(x0, y0 + 1) * (1 - fx) + fetch(x0 + 1, y0 + 1) * fx) * fy
+    return np.minimum(out * np.asarray(layer.gains, dtype=np.float32), 1.0)
+
+
+@dataclass
 class SceneRendering:
-    """rgb (H, W, 3) float32 on black; coverage (H, W) bool: any mesh; hand_full: the hand's own
+    """rgb (H, W, 3) float32 on black or the background; coverage (H, W) bool: any mesh; hand_full: the hand's own
     silhouette (other meshes ignored); hand_visible: hand pixels not hidden by other meshes."""
 
     rgb: np.ndarray
@@ -265,8 +318,15 @@ def part_albedo(part: MeshPart, face: np.ndarray, bary: np.ndarray) -> np.ndarra
     return base * tex[:, :3] * tint
 
 
-def render_scene(parts: list[MeshPart], K: np.ndarray, size: tuple[int, int], lighting: Lighting) -> SceneRendering:
-    """Render lit meshes with a shared z-buffer (see :class:`MeshPart`, :class:`Lighting`)."""
+def render_scene(
+    parts: list[MeshPart],
+    K: np.ndarray,
+    size: tuple[int, int],
+    lighting: Lighting,
+    background: ImageLayer | None = None,
+) -> SceneRendering:
+    """Render lit meshes with a shared z-buffer (see :class:`MeshPart`, :class:`Lighting`) over a
+    background layer (black without one)."""
     h, w = size
     best = np.full((h, w), np.inf)
     owner = np.full((h, w), -1)
@@ -280,6 +340,9 @@ def render_scene(parts: list[MeshPart], K: np.ndarray, size: tuple[int, int], li
         closer = depth < best
         best[closer], owner[closer] = depth[closer], k
     rgb = np.zeros((h, w, 3), dtype=np.float32)
+    if background is not None:
+        ys, xs = np.mgrid[0:h, 0:w]
+        rgb = sample_layer(background, np.stack([xs.ravel(), ys.ravel()], 1)).reshape(h, w, 3)
     hand_visible = np.zeros((h, w), dtype=bool)
     for k, part in enumerate(parts):
         sel = owner == k
