@@ -11,6 +11,13 @@ from handssca.pictures.draw import draw_joints, orbit_view
 from handssca.render import render_mesh
 
 
+def skin_kwargs(model) -> dict:
+    """``render_mesh`` arguments that draw ``model`` with its own texture (the default hand), else plain skin."""
+    if getattr(model, "texture", None) is None:
+        return {}
+    return {"uv": model.uv, "faces_uv": model.faces_uv, "texture": model.texture, "color": (1.0, 1.0, 1.0)}
+
+
 def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     """A figure of the template from three sides and ``samples`` poses from the model's prior (save it with
     :func:`~handssca.pictures.figures.save_figure`)."""
@@ -21,6 +28,7 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
 
     model = model.to(torch.float64)
     faces = model.faces
+    skin = skin_kwargs(model)
     zeros = torch.zeros(1, 45, dtype=torch.float64)
     rest = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=zeros - model.hands_mean)
     panels = []
@@ -29,13 +37,13 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     to_cam = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])
     for title, yaw, pitch in (("template, palm", 0, 0), ("template, back", 180, 0), ("template, side", 90, 0)):
         vc, K = orbit_view(v @ to_cam.T, yaw, pitch, size)
-        panels.append((title, render_mesh(vc, faces, K, (size, size)).rgb))
+        panels.append((title, render_mesh(vc, faces, K, (size, size), **skin).rgb))
     poses = model.sample_prior(samples, np.random.default_rng(seed))
     for k in range(samples):
         hp = torch.tensor(poses[k : k + 1]) - model.hands_mean
         out = model(global_orient=torch.zeros(1, 3, dtype=torch.float64), hand_pose=hp)
         vc, K = orbit_view(out["vertices"][0].numpy() @ to_cam.T, (-35, 35, 145, 215)[k % 4], -15, size)
-        panels.append((f"prior sample {k + 1}", render_mesh(vc, faces, K, (size, size)).rgb))
+        panels.append((f"prior sample {k + 1}", render_mesh(vc, faces, K, (size, size), **skin).rgb))
     cols = min(4, len(panels))
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3.2 * rows), dpi=100)
@@ -72,6 +80,7 @@ def prior_sheet(
     if poses is None:
         poses = sample_plausible_poses(model, samples, np.random.default_rng(seed))
     poses = np.asarray(poses, dtype=np.float64)[:samples]
+    skin = skin_kwargs(model)
     collider = HandCollider.from_model(model)
     depth_mm = 1000 * collider.penetration(axis_angle_to_matrix(torch.as_tensor(poses).reshape(-1, 15, 3)).numpy())
     to_cam = np.array([[0.0, 0, 1], [1, 0, 0], [0, 1, 0]])  # MANO layout -> palm toward the camera, fingers up
@@ -88,7 +97,7 @@ def prior_sheet(
         views = []
         for yaw, pitch in ((-30, -20), (-95, 0)):
             vc, K = orbit_view(v, yaw, pitch, size, fill=0.85)
-            views.append(render_mesh(vc, model.faces, K, (size, size)).rgb)
+            views.append(render_mesh(vc, model.faces, K, (size, size), **skin).rgb)
         ax = axes.ravel()[k]
         ax.imshow(np.concatenate(views, 1))
         ax.set_title(f"{k + 1}: penetration {depth_mm[k]:.1f} mm", fontsize=6)
