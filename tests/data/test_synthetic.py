@@ -175,3 +175,32 @@ def test_crop_labels_are_make_samples():
     for k, v in ref.items():
         if k != "image":
             np.testing.assert_array_equal(ours[k], v, err_msg=k)
+
+
+def test_config_with_a_mano_file_renders_that_hand(tmp_path):
+    """The user's path: ``model.hand_model=MANO_RIGHT.pkl`` in the config -> the synthetic data shows that
+    hand (778 vertices, untextured), and its labels are that model's forward pass."""
+    from handssca.config import load_config
+    from handssca.data.factory import build_dataset
+    from tests.hand.mano_files import write_model
+
+    path, _ = write_model(tmp_path, "official")
+    cfg = load_config(
+        None, ["data.dataset=synthetic", "data.train_size=2", "model.input_size=128", f"model.hand_model={path}"]
+    )
+    s = build_dataset(cfg, "train")[1]
+    assert s["vertices_cam"].shape == (778, 3)
+    mano = HandModel.from_file(path, dtype=torch.float64)
+    pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
+    out = mano(
+        global_orient=pose[:, :3],
+        hand_pose=pose[:, 3:],
+        betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
+        transl=torch.tensor(s["transl"], dtype=torch.float64)[None],
+    )
+    np.testing.assert_allclose(out["vertices"][0].numpy(), s["vertices_cam"], atol=2e-5)
+    # the rendered silhouette is that mesh: its projected vertices fall on the mask
+    px = np.round(project(s["vertices_cam"].astype(np.float64), s["K"].astype(np.float64))).astype(int)
+    inside = (px >= 0).all(1) & (px < 128).all(1)
+    mask = ndimage.binary_dilation(s["mask_full"], iterations=1)
+    assert inside.mean() > 0.8 and mask[px[inside, 1], px[inside, 0]].mean() > 0.97
