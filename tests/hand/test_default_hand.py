@@ -75,3 +75,19 @@ def test_default_hand_renders_as_one_connected_silhouette():
 
     labels, n = ndimage.label(r.mask)
     assert n == 1 and 0.15 < r.mask.mean() < 0.6
+
+
+def test_nails_of_the_texture_sit_on_the_back_of_the_distal_phalanges():
+    """The texture's alpha (0 on nails) read at each face's uv centroid: nail faces belong to the five
+    distal phalanges, every finger has some, and the four fingers' nail faces look to the back (+y)."""
+    from handssca.render.raster import sample_texture, texture_float, vertex_normals
+
+    m = HandModel.default(dtype=torch.float64)
+    v, f = m.v_template.numpy(), m.faces
+    alpha = sample_texture(texture_float(m.texture), m.uv[m.faces_uv].mean(1))[:, 3]
+    nail = alpha < 0.5
+    owner = m.lbs_weights.numpy()[f].sum(1).argmax(1)  # each face's dominant joint
+    assert set(owner[nail].tolist()) == {3, 6, 9, 12, 15}
+    normals = vertex_normals(v, f)[f].mean(1)
+    fingers = nail & np.isin(owner, [3, 6, 9, 12])
+    assert (normals[fingers, 1] > 0.3).mean() > 0.9

@@ -89,3 +89,53 @@ def test_not_a_pickle_and_missing_file(tmp_path):
         load_hand_model_data(path)
     with pytest.raises(FileNotFoundError, match="nope.pkl"):
         load_hand_model_data(tmp_path / "nope.pkl")
+
+
+def _textured_arrays() -> dict:
+    """A random MANO-format model with a small texture mapping (one uv per face corner)."""
+    arrays = plain_arrays(random_model_arrays())
+    nf = len(arrays["f"])
+    rng = np.random.default_rng(0)
+    arrays["uv"] = rng.uniform(0, 1, (3 * nf, 2))
+    arrays["faces_uv"] = np.arange(3 * nf).reshape(nf, 3)
+    arrays["texture"] = rng.integers(0, 256, (8, 8, 4)).astype(np.uint8)
+    return arrays
+
+
+def test_texture_mapping_loads_and_bad_ones_name_the_key(tmp_path):
+    arrays = _textured_arrays()
+    np.savez(tmp_path / "ok.npz", **arrays)
+    d = load_hand_model_data(tmp_path / "ok.npz")
+    assert d.texture.dtype == np.uint8
+    np.testing.assert_array_equal(d.texture, arrays["texture"])
+    np.testing.assert_array_equal(d.faces_uv, arrays["faces_uv"])
+    np.testing.assert_allclose(d.uv, arrays["uv"])
+    cases = {
+        "partial": (
+            {k: v for k, v in arrays.items() if k != "texture"},
+            r"has \['uv', 'faces_uv'\] but not \['texture'\]",
+        ),
+        "float": ({**arrays, "texture": arrays["texture"] / 255.0}, r"key 'texture': expected 8-bit texels"),
+        "ids": ({**arrays, "faces_uv": arrays["faces_uv"] + 1}, r"key 'faces_uv': expected ids into 'uv'"),
+        "corners": (
+            {**arrays, "faces_uv": arrays["faces_uv"][:-1]},
+            r"key 'faces_uv': expected one id per face corner",
+        ),
+        "big": ({**arrays, "texture": np.zeros((5000, 2, 4), np.uint8)}, r"key 'texture': expected shape"),
+    }
+    for name, (bad, message) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        np.savez(path, **bad)
+        with pytest.raises(HandModelFileError, match=f"{name}.npz: .*{message}"):
+            load_hand_model_data(path)
+
+
+def test_left_default_hand_keeps_each_corners_texture_coordinate():
+    """Mirroring re-winds faces; each (face, vertex) corner must keep its own uv."""
+    from handssca.hand import HandModel
+
+    right, left = HandModel.default(), HandModel.default(side="left")
+    for k in range(0, len(right.faces), 97):
+        r = dict(zip(right.faces[k].tolist(), right.faces_uv[k].tolist()))
+        lft = dict(zip(left.faces[k].tolist(), left.faces_uv[k].tolist()))
+        assert r == lft and list(right.faces[k]) != list(left.faces[k])

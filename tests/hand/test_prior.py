@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from handssca.hand import HandModel
-from handssca.hand.collisions import HandCollider, capsule_depth, point_segment_distance, sample_plausible_poses
+from handssca.hand.collisions import HandCollider, capsule_depth, point_segment_distance
 from handssca.hand.prior import (
     DIP_PIP_RATIO,
     FINGER_CHAINS,
@@ -127,8 +127,12 @@ def hand():
     v = m.v_template.numpy()
     J = m.J_regressor.numpy() @ v
     n = palm_normal(J)
-    F = joint_frames(J, n)
-    return m, J, n, F, default_limits(rest_angles(J, F, n)), HandCollider.from_model(m)
+    F, lim = m.extras["axes"], m.extras["limits"]
+    # the shipped prior is what the prior's functions give for the asset's joints and bone ends
+    tips = m.extras["tips"]
+    np.testing.assert_allclose(F, joint_frames(J, n, tips), atol=1e-6)
+    np.testing.assert_allclose(lim, default_limits(rest_angles(J, F, n, tips)), atol=1e-6)
+    return m, J, n, F, lim, HandCollider.from_model(m)
 
 
 def test_collider_on_the_default_hand(hand):
@@ -187,16 +191,28 @@ def test_opposition_brings_the_thumb_to_the_fingertips(hand):
 
 
 def test_mano_file_without_a_prior_uses_its_coefficients(tmp_path):
+    """A MANO file's prior: its own pose coefficients plus a little noise (0.1 of each one's spread)."""
     path, arrays = write_model(tmp_path, "npz")
     m = HandModel.from_file(path, dtype=torch.float64)
-    assert "axes" not in m.extras
-    comps, mean = m.hands_components.numpy(), m.full_hands_mean.numpy()
-    poses = sample_hand_pose(8, np.random.default_rng(0), None, None, m.hands_coeffs, comps, mean)
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, len(m.hands_coeffs), 8)
-    coeffs = m.hands_coeffs[idx] + rng.normal(0, 0.1, (8, 45)) * m.hands_coeffs.std(0)
-    np.testing.assert_allclose(poses, coeffs @ comps + mean)
-    checked = sample_plausible_poses(m, 5, np.random.default_rng(0))
-    assert checked.shape == (5, 45) and np.isfinite(checked).all()
+    assert "axes" not in m.extras and "_prior_collider" not in m.__dict__
+    poses = m.sample_prior(40, np.random.default_rng(0))
+    assert "_prior_collider" not in m.__dict__  # captured poses are not checked against a capsule fit
+    # back to coefficients (components are orthonormal rows): each lies near one of the file's rows
+    c = (poses - m.full_hands_mean.numpy()) @ np.linalg.pinv(m.hands_components.numpy())
+    spread = m.hands_coeffs.std(0)
+    nearest = np.abs((c[:, None] - m.hands_coeffs[None]) / spread).max(-1).min(1)
+    assert np.all(nearest < 0.6), nearest
+    assert np.all(np.abs(c / spread).max(-1) > 0.6)  # and not trivially near zero
     with pytest.raises(ValueError, match="no pose prior"):
-        sample_hand_pose(1, rng, None, None)
+        sample_hand_pose(1, np.random.default_rng(0), None, None)
+
+
+def test_a_prior_that_cannot_pass_says_so_once(hand, caplog):
+    m, J, n, F, lim, col = hand
+    draw = lambda k: angles_to_matrices(sample_anatomical_angles(k, lim, np.random.default_rng(k)), F)  # noqa: E731
+    strict = HandCollider.from_model(m, max_depth=-1.0)  # nothing passes
+    with caplog.at_level("WARNING", logger="handssca.hand"):
+        out = strict.rejection_sample(draw, 3, max_rounds=2)
+        strict.rejection_sample(draw, 3, max_rounds=2)
+    assert out.shape == (3, 15, 3, 3)
+    assert sum("still interpenetrate" in r.message for r in caplog.records) == 1

@@ -11,11 +11,14 @@ the poses; one pose costs well under a millisecond on the default hand.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from handssca.hand.prior import MANO_PARENTS, bone_directions, sample_hand_pose
+
+log = logging.getLogger("handssca.hand")
 
 #: Penetration (metres) above which a drawn pose is rejected: a few mm, what soft tissue absorbs at a contact.
 DEFAULT_MAX_DEPTH = 0.004
@@ -156,6 +159,7 @@ class HandCollider:
         self._vh = np.concatenate([v, np.ones((len(v), 1))], 1)
         self._vh32, self._w32 = self._vh.astype(np.float32), w.astype(np.float32)
         self._margin32 = (self.cap_radius[None] - self.allow).astype(np.float32)  # (V, C), -inf where adjacent
+        self._warned = False
 
     @staticmethod
     def _line_distance(points: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -232,17 +236,33 @@ class HandCollider:
         if have < n:
             R, d = np.concatenate(spare_R), np.concatenate(spare_d)
             kept.append(R[np.argsort(d)[: n - have]])
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "pose prior: %d of %d poses still interpenetrate by more than %.1f mm after %d rounds of "
+                    "redrawing; the least penetrating draws are used",
+                    n - have,
+                    n,
+                    limit * 1000,
+                    max_rounds,
+                )
         return np.concatenate(kept)[:n]
 
 
 def sample_plausible_poses(model, n: int, rng: np.random.Generator, max_depth: float | None = None) -> np.ndarray:
-    """(n, 45) poses (axis-angle, mean included) from ``model``'s prior (a :class:`~handssca.hand.HandModel`)
-    that pass the interpenetration check on its mesh; the collider is built once and kept on the model."""
-    collider = model.__dict__.get("_prior_collider")
-    if collider is None:
-        collider = HandCollider.from_model(model)
-        model.__dict__["_prior_collider"] = collider
+    """(n, 45) poses (axis-angle, mean included) from ``model``'s prior (a :class:`~handssca.hand.HandModel`).
+
+    With the anatomical prior (the default hand), draws that interpenetrate on its mesh are redrawn; the
+    collider is built once and kept on the model. A MANO file's prior is its own captured poses
+    (``hands_coeffs``) plus a little noise: real hands, so they are not checked (the capsule fit is made
+    for the default hand's mesh and is untested on MANO's)."""
     ex = model.extras
+    collider = None
+    if ex.get("axes") is not None and ex.get("limits") is not None:
+        collider = model.__dict__.get("_prior_collider")
+        if collider is None:
+            collider = HandCollider.from_model(model)
+            model.__dict__["_prior_collider"] = collider
     return sample_hand_pose(
         n,
         rng,

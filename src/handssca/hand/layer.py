@@ -38,6 +38,8 @@ def _mirror_data(d: HandModelData) -> HandModelData:
     extras = dict(d.extras)
     if "axes" in extras:  # (15, 3, 3) columns are axes; mirrored axes are proper: flip x rows, negate
         extras["axes"] = extras["axes"] * m[None, :, None] * -1.0
+    if "tips" in extras:  # (5, 3) the prior's bone ends
+        extras["tips"] = mirror_points(extras["tips"])
     return HandModelData(
         v_template=mirror_points(d.v_template),
         faces=mirror_faces(d.faces),

@@ -319,6 +319,38 @@ def _load_dict(path: Path) -> dict[str, object]:
     return obj
 
 
+_TEXTURE_KEYS = ("uv", "faces_uv", "texture")
+
+
+def _texture_mapping(raw: dict, path: Path, faces: np.ndarray, get) -> tuple:
+    """(uv, faces_uv, texture) when the file has all three keys, else (None, None, None); checked."""
+    present = [k for k in _TEXTURE_KEYS if k in raw]
+    if not present:
+        return None, None, None
+    if len(present) < len(_TEXTURE_KEYS):
+        missing = [k for k in _TEXTURE_KEYS if k not in raw]
+        raise HandModelFileError(f"{path}: has {present} but not {missing}; a texture mapping needs all three")
+    texture = get("texture", None)
+    if not np.issubdtype(texture.dtype, np.integer) or texture.min() < 0 or texture.max() > 255:
+        raise HandModelFileError(
+            f"{path}: key 'texture': expected 8-bit texels (integers 0-255); found dtype {texture.dtype}"
+            f" with values {texture.min()}..{texture.max()}"
+        )
+    uv = get("uv")
+    if not np.isfinite(uv).all():
+        raise HandModelFileError(f"{path}: key 'uv': contains NaN or inf")
+    faces_uv = get("faces_uv", np.int64)
+    if faces_uv.shape != faces.shape:
+        raise HandModelFileError(
+            f"{path}: key 'faces_uv': expected one id per face corner {faces.shape}; found {faces_uv.shape}"
+        )
+    if faces_uv.size and (faces_uv.min() < 0 or faces_uv.max() >= len(uv)):
+        raise HandModelFileError(
+            f"{path}: key 'faces_uv': expected ids into 'uv' (0..{len(uv) - 1}); found {faces_uv.min()}..{faces_uv.max()}"
+        )
+    return uv, faces_uv, texture.astype(np.uint8)
+
+
 def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> HandModelData:
     """Read and validate a MANO-format file (official pkl, plain-numpy pkl or npz)."""
     path = Path(path)
@@ -331,13 +363,13 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
     nv: int | None = None
 
     def get(key: str, dtype=np.float64) -> np.ndarray:
-        """The stored value of ``key``, evaluated, its shape checked, then converted to ``dtype``."""
+        """The stored value of ``key``, evaluated, its shape checked, then converted to ``dtype`` (None: kept)."""
         a = _evaluate(raw[key], str(path), key, nv)
         ndim = len(_SPECS[key])
         if a.ndim != ndim or not np.issubdtype(a.dtype, np.number):
             raise HandModelFileError(f"{path}: key {key!r}: expected a {ndim}-D numeric array; found shape {a.shape}")
         _check_shape(str(path), key, a.shape, nv)
-        return a.astype(dtype)
+        return a if dtype is None else a.astype(dtype)
 
     v = get("v_template")
     nv = v.shape[0]
@@ -362,19 +394,7 @@ def load_hand_model_data(path: str | os.PathLike, name: str | None = None) -> Ha
     posedirs = get("posedirs")
     coeffs = get("hands_coeffs") if "hands_coeffs" in raw else None
     tips = get("tip_ids", np.int64) if "tip_ids" in raw else None
-    uv = faces_uv = texture = None
-    if all(k in raw for k in ("uv", "faces_uv", "texture")):
-        uv = get("uv")
-        faces_uv = get("faces_uv", np.int64)
-        texture = get("texture", np.float64)
-        if faces_uv.shape != faces.shape or (faces_uv.size and (faces_uv.min() < 0 or faces_uv.max() >= len(uv))):
-            raise HandModelFileError(
-                f"{path}: key 'faces_uv': expected {faces.shape} ids below {len(uv)} (one per face corner); "
-                f"found {faces_uv.shape}"
-            )
-        if not (np.isfinite(uv).all() and texture.min() >= 0 and texture.max() <= 255):
-            raise HandModelFileError(f"{path}: keys 'uv'/'texture': expected finite coordinates and 0-255 texels")
-        texture = texture.astype(np.uint8)
+    uv, faces_uv, texture = _texture_mapping(raw, path, faces, get)
     extras = {}
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith(_EXTRA_PREFIX):
