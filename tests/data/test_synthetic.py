@@ -4,6 +4,7 @@ import torch
 from scipy import ndimage
 
 from handssca.data.synthetic import SyntheticHands
+from handssca.data.transforms import bbox_from_points, square_bbox
 from handssca.frames import project
 from handssca.hand import HandModel
 
@@ -204,3 +205,43 @@ def test_config_with_a_mano_file_renders_that_hand(tmp_path):
     inside = (px >= 0).all(1) & (px < 128).all(1)
     mask = ndimage.binary_dilation(s["mask_full"], iterations=1)
     assert inside.mean() > 0.8 and mask[px[inside, 1], px[inside, 0]].mean() > 0.97
+
+
+def test_occluders_together_leave_the_hand_at_least_28_percent_visible():
+    """A flat shape is added only while the solids and the flats together hide at most MAX_OCCLUSION:
+    a scene whose solids hide part of the hand gets a flat that alone would stay under the limit but
+    together with the solids would not; it must be left out."""
+    from handssca.data.synthetic import MAX_OCCLUSION
+    from handssca.data.transforms import apply_affine, crop_affine
+
+    ds = SyntheticHands("val", 60, seed=5, image_size=96, max_occluders=3, camera_effects=False)
+    M = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    found = 0
+    for i in range(len(ds)):
+        s = ds.scene(i)
+        if not (s["held"] or s["front"]):
+            continue
+        px = project(s["joints_cam"], s["K"])
+        M = crop_affine(square_bbox(bbox_from_points(px, 1.5)), 96, 1.0, 0.0)
+        solids = ds.draw({**s, "flats": []}, M, 0.0, 96, None)
+        if not 0.2 < solids["occlusion"] < 0.6:
+            continue
+        # the flat's centre: the hand vertex farthest from what the solids hide
+        hidden = solids["mask_full"] & ~solids["mask_visible"]
+        far = ndimage.distance_transform_edt(~hidden)
+        vpx = np.clip(np.round(apply_affine(project(s["vertices_cam"], s["K"]), M)).astype(int), 0, 95)
+        centre = int(np.argmax(far[vpx[:, 1], vpx[:, 0]]))
+        circle = np.stack([np.cos(np.linspace(0, 2 * np.pi, 24)), np.sin(np.linspace(0, 2 * np.pi, 24))], 1)
+        for scale in np.linspace(0.2, 1.2, 21):
+            flat = dict(trials=[(centre, float(scale), circle)], texture=None, colour=np.zeros(3), shade=(1.0, 1.0))
+            alone = ds.draw({**s, "held": [], "front": [], "flats": [flat]}, M, 0.0, 96, None)
+            both = solids["mask_visible"] & alone["mask_visible"]
+            if alone["occlusion"] < MAX_OCCLUSION - 0.05 and 1 - both.sum() / solids["mask_full"].sum() > MAX_OCCLUSION:
+                out = ds.draw({**s, "flats": [flat]}, M, 0.0, 96, None)
+                assert out["occlusion"] <= MAX_OCCLUSION + 1e-9, (i, scale, out["occlusion"])
+                assert out["occlusion"] == pytest.approx(solids["occlusion"])  # the flat was left out
+                found += 1
+                break
+        if found >= 2:
+            break
+    assert found >= 2

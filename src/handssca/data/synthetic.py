@@ -1,6 +1,7 @@
 """``SyntheticHands``: occluded hands rendered on the CPU, the package's embedded default dataset.
 
-Sample i of (split, seed) is a pure function of (seed, split, i): hands from the hand layer with
+Sample i of (split, seed) is a pure function of (seed, split, i) (and of the epoch for the training
+split's augmentation and camera effects): hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
 or back faces the camera within ``max_tilt_deg`` (at an in-plane angle within ``max_roll_deg`` of
 fingers pointing sideways; 180 = any), a camera that makes the hand's box 50-85% of the crop size
@@ -80,6 +81,7 @@ class SyntheticHands(Dataset):
         self.camera_effects = camera_effects
         self._hand = None
         self._render = None
+        self._reduce_layers = False
         self._photos: sc.PhotoBank | None = None
         self._skin: dict | None = None
         self.epoch = 0  # augmentation of sample i depends on (seed, epoch, i): set by the trainer
@@ -102,6 +104,8 @@ class SyntheticHands(Dataset):
             from handssca.render.gl import make_scene_renderer
 
             self._render = make_scene_renderer(self.renderer_name)
+            # numpy samples photos itself: give it the prepared reductions (GL mipmaps the full photo)
+            self._reduce_layers = getattr(self._render, "__self__", None) is None
         if self._photos is None:
             self._photos = sc.PhotoBank()
 
@@ -124,7 +128,7 @@ class SyntheticHands(Dataset):
         seed = rng.integers(2**31)
         if self.max_tilt_deg >= 180:
             return Rotation.random(random_state=seed).as_rotvec()
-        # the default hand's palm normal is its +y axis, the camera looks along +z: turn y to -z or +z
+        # the palm faces the hand's -y axis (MANO's layout), the camera looks along +z: turn y to -z or +z
         face = Rotation.from_euler("x", 90 if rng.random() < 0.5 else -90, degrees=True)
         axis = rng.normal(size=3)
         axis[2] = 0.0  # tilt about an axis in the image plane
@@ -272,7 +276,9 @@ class SyntheticHands(Dataset):
         for obj in s["held"] + s["front"]:
             v, faces, colours = obj.mesh()
             parts.append(MeshPart(v @ R.T, faces, colours, specular=obj.specular, shininess=obj.shininess))
-        layer = sc.background_layer(s["background"], self._photos, view_to_canvas, s["canvas"])
+        layer = sc.background_layer(
+            s["background"], self._photos, view_to_canvas, s["canvas"], reduced=self._reduce_layers
+        )
         rend = self._render(parts, K, (size, size), lighting, layer)
         full = rend.hand_full
         area = max(int(full.sum()), 1)
@@ -287,7 +293,8 @@ class SyntheticHands(Dataset):
                 poly = unit * radius * math.sqrt(area) + verts_px[vid]
                 shape = sc.polygon_mask(poly, size)
                 trial = occ | shape
-                if (trial & full).sum() / area <= MAX_OCCLUSION:
+                # the flats and the solids together keep the hand at least 1 - MAX_OCCLUSION visible
+                if 1 - (rend.hand_visible & ~trial).sum() / area <= MAX_OCCLUSION:
                     occ = trial
                     _darken(image, shape, s["flat_shadow"], M, scale)
                     _paint_flat(image, shape, flat, self._photos, view_to_canvas, s["canvas"])

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 
@@ -26,7 +28,7 @@ def hand_sheet(model, samples: int = 4, seed: int = 0, size: int = 256):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    model = model.to(torch.float64)
+    model = copy.deepcopy(model).to(torch.float64)  # nn.Module.to works in place: keep the caller's
     faces = model.faces
     skin = skin_kwargs(model)
     zeros = torch.zeros(1, 45, dtype=torch.float64)
@@ -76,7 +78,7 @@ def prior_sheet(
     from handssca.hand.collisions import HandCollider, sample_plausible_poses
     from handssca.hand.rotations import axis_angle_to_matrix
 
-    model = model.to(torch.float64)
+    model = copy.deepcopy(model).to(torch.float64)  # nn.Module.to works in place: keep the caller's
     if poses is None:
         poses = sample_plausible_poses(model, samples, np.random.default_rng(seed))
     poses = np.asarray(poses, dtype=np.float64)[:samples]

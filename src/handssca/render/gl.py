@@ -3,7 +3,8 @@
 The context is created lazily on the first render in the calling process, never at import, so a
 DataLoader worker gets its own (a context created before fork hangs). The output matches the numpy
 rasteriser's (:func:`handssca.render.raster.render_mesh` and :func:`~handssca.render.raster.render_scene`:
-same projection, pixel centres, texture sampling and shading model) up to 8-bit rounding.
+same projection, pixel centres, texture sampling and shading model) up to 8-bit rounding, except where a
+photo layer is minified: GL blends two mipmap levels, numpy samples one prepared reduction.
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ class GLRenderer:
             for per_vertex in (True, False):
                 vs, fs = _shaders(per_vertex)
                 self._progs[per_vertex] = self._ctx.program(vertex_shader=vs, fragment_shader=fs)
-            self._white = self._ctx.texture((1, 1), 4, bytes([255, 255, 255, 255]))
+            # untextured parts: white albedo, alpha 0 so that no tint applies (as raster.part_albedo)
+            self._white = self._ctx.texture((1, 1), 4, bytes([255, 255, 255, 0]))
             self._layer_prog = self._ctx.program(vertex_shader=_LAYER_VERTEX, fragment_shader=_LAYER_FRAGMENT)
         return self._ctx
 
