@@ -9,6 +9,17 @@ from handssca.frames import project
 from handssca.hand import HandModel
 
 
+def _posed(hand, s):
+    """The hand layer's forward pass from a sample's MANO labels (pose, betas, transl), float64."""
+    pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
+    return hand(
+        global_orient=pose[:, :3],
+        hand_pose=pose[:, 3:],
+        betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
+        transl=torch.tensor(s["transl"], dtype=torch.float64)[None],
+    )
+
+
 @pytest.fixture(scope="module")
 def train_set():
     return SyntheticHands("train", 6, seed=3, image_size=128)
@@ -34,13 +45,7 @@ def test_labels_and_image_agree_after_augmentation(train_set):
         px = project(s["joints_cam"].astype(np.float64), s["K"].astype(np.float64))
         np.testing.assert_allclose(px, s["joints_img"] * 128 - 0.5, atol=0.05)
         # the MANO parameters (root rotated with the image) and transl reproduce the camera-frame mesh
-        pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
-        out = hand(
-            global_orient=pose[:, :3],
-            hand_pose=pose[:, 3:],
-            betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
-            transl=torch.tensor(s["transl"], dtype=torch.float64)[None],
-        )
+        out = _posed(hand, s)
         np.testing.assert_allclose(out["vertices"][0].numpy(), s["vertices_cam"], atol=2e-5)
         np.testing.assert_allclose(out["joints"][0].numpy(), s["joints_cam"], atol=2e-5)
 
@@ -192,13 +197,7 @@ def test_config_with_a_mano_file_renders_that_hand(tmp_path):
     s = build_dataset(cfg, "train")[1]
     assert s["vertices_cam"].shape == (778, 3)
     mano = HandModel.from_file(path, dtype=torch.float64)
-    pose = torch.tensor(s["pose"], dtype=torch.float64)[None]
-    out = mano(
-        global_orient=pose[:, :3],
-        hand_pose=pose[:, 3:],
-        betas=torch.tensor(s["betas"], dtype=torch.float64)[None],
-        transl=torch.tensor(s["transl"], dtype=torch.float64)[None],
-    )
+    out = _posed(mano, s)
     np.testing.assert_allclose(out["vertices"][0].numpy(), s["vertices_cam"], atol=2e-5)
     # the rendered silhouette is that mesh: its projected vertices fall on the mask
     px = np.round(project(s["vertices_cam"].astype(np.float64), s["K"].astype(np.float64))).astype(int)
