@@ -78,3 +78,25 @@ def test_fused_inference_path_matches_unfused(strided):
     with torch.no_grad():
         y = cross_scan_fused(x, *params)
     torch.testing.assert_close(y, cross_scan_unfused(x, *params, backend="reference"), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_backward_split_into_channel_parts_matches_one_part(parts):
+    # many-core machines split each (batch, direction) into tasks over the channel blocks; 70
+    # channels are 5 blocks of 16 lanes, so 4 parts of 2 blocks leave the last one empty
+    from handssca.ops.selective_scan import cross_numba
+
+    g = torch.Generator().manual_seed(7)
+    c, h, w, n = 70, 3, 45, 3  # L = 135: three chunks, the last one partial
+    u2 = torch.randn(1, 2, c, h * w, generator=g, dtype=torch.float64)
+    delta = torch.randn(1, 4, c, h * w, generator=g, dtype=torch.float64) * 0.5 - 1
+    A = -torch.rand(4 * c, n, generator=g, dtype=torch.float64)
+    B, C = torch.randn(2, 1, 4, n, h * w, generator=g, dtype=torch.float64)
+    D, bias = torch.randn(2, 4 * c, generator=g, dtype=torch.float64)
+    args = (u2, delta, A, B, C, D, bias, True)
+    y2, states = cross_numba.forward(*args, save=True)
+    gy2 = torch.randn(y2.shape, generator=g, dtype=torch.float64)
+    one = cross_numba.backward(*args, gy2, states, parts=1)
+    split = cross_numba.backward(*args, gy2, states, parts=parts)
+    for name, a, b in zip(["u2", "delta", "A", "B", "C", "D", "delta_bias"], split, one):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"gradient of {name}")
