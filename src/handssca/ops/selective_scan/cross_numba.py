@@ -117,8 +117,32 @@ if numba is not None:
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
     def _cross_backward_kernel(
-        u2, delta, A, Bt, Ct, Dv, bias, softplus, gy2, ckpt, every, parts, du4, ddelta, dA_part, dB_part, dC_part,
-        ab, xs, dCs, dBs, hcs, dAs, At, lanep, lanes,
+        u2,
+        delta,
+        A,
+        Bt,
+        Ct,
+        Dv,
+        bias,
+        softplus,
+        gy2,
+        ckpt,
+        every,
+        parts,
+        du4,
+        ddelta,
+        dA_part,
+        dB_part,
+        dC_part,
+        ab,
+        xs,
+        dCs,
+        dBs,
+        hcs,
+        dAs,
+        At,
+        lanep,
+        lanes,
     ):  # pragma: no cover - compiled
         """Tasks (batch, direction, part of the channel blocks), LANES channels as SIMD lanes as in the
         forward. gy2 (b, 2, c, l): the output gradient at each source's positions; du4 (b, 4, c, l):
