@@ -135,30 +135,39 @@ if numba is not None:
         dB_part,
         dC_part,
         ab,
-        xs,
+        xp,
+        xc,
         dCs,
         dBs,
         hcs,
         dAs,
         At,
         lanep,
-        lanes,
+        dtl,
+        dul,
+        gyl,
+        ul,
+        spl,
+        sal,
+        sbl,
     ):  # pragma: no cover - compiled
         """Tasks (batch, direction, part of the channel blocks), LANES channels as SIMD lanes as in the
         forward. gy2 (b, 2, c, l): the output gradient at each source's positions; du4 (b, 4, c, l):
         each direction's part of du at its source's positions (summed by the caller); ddelta
-        (b, 4, c, l); dA_part (b, 4c, n); dB_part, dC_part (b, 4, parts, l, n): each row written once.
+        (b, 4, c, l); dA_part (b, 4c, n); dB_part, dC_part (b, 4, parts, n, l): each column written once.
 
         The rest is per-task scratch (first index the task) that the caller allocates: the loop body
         then creates no array and no view, numba marks every array of it ``noalias``, and LLVM
         vectorises the adjoint over the lanes without runtime alias checks (with the buffers
         allocated in the loop the adjoint compiled to scalar code, 3-4x slower).
-        ab (T, every, n, LANES) the decays; xs (T, every + 1, n, LANES) the recomputed states;
+        ab (T, every, n, LANES) the decays; xp (T, every, n, LANES) the recomputed states before each
+        step; xc (T, n, LANES) the running state;
         dCs, dBs (T, every, n) the chunk's dC, dB summed over this task's channels; hcs, dAs (T, blocks, n, LANES)
         the adjoint states and dA carried between chunks; At (T, n, LANES); lanep (T, 2, LANES) each
         lane's delta_bias and D;
-        lanes (T, 7, every, LANES): dt, dt u, dy, u, softplus slope, and the sums over states of
-        the adjoint times dA/d(dt) and times B."""
+        dtl, dul, gyl, ul, spl, sal, sbl (T, every, LANES): dt, dt u, dy, u, the softplus slope, and
+        the sums over states of the adjoint times dA/d(dt) and times B (separate arrays: rows of one
+        array may alias each other as far as LLVM knows, and it then left these loops scalar)."""
         batch, _, dim, length = u2.shape
         nstate = A.shape[1]
         nchunks = ckpt.shape[2]
@@ -197,87 +206,87 @@ if numba is not None:
                             lanep[task, 1, j] = Dv[k * dim + cc]
                             for p in range(n):
                                 tt = n - 1 - p if rev else p
-                                lanes[task, 0, tt, j] = delta[b, k, cc, qlo + p]
-                                lanes[task, 2, tt, j] = gy2[b, src, cc, qlo + p]
-                                lanes[task, 3, tt, j] = u2[b, src, cc, qlo + p]
+                                dtl[task, tt, j] = delta[b, k, cc, qlo + p]
+                                gyl[task, tt, j] = gy2[b, src, cc, qlo + p]
+                                ul[task, tt, j] = u2[b, src, cc, qlo + p]
                             for i in range(nstate):
-                                xs[task, 0, i, j] = ckpt[b, k * dim + cc, c, i]
+                                xc[task, i, j] = ckpt[b, k * dim + cc, c, i]
                         else:  # padding lanes: zero input, gradient and state contribute nothing
                             lanep[task, 0, j] = zero
                             lanep[task, 1, j] = zero
                             for tt in range(n):
-                                lanes[task, 0, tt, j] = zero
-                                lanes[task, 2, tt, j] = zero
-                                lanes[task, 3, tt, j] = zero
+                                dtl[task, tt, j] = zero
+                                gyl[task, tt, j] = zero
+                                ul[task, tt, j] = zero
                             for i in range(nstate):
-                                xs[task, 0, i, j] = zero
+                                xc[task, i, j] = zero
                     if softplus:  # dt, dt u and the slope of softplus, vectorised over the lanes
                         for tt in range(n):
                             for j in range(LANES):
-                                v = lanes[task, 0, tt, j] + lanep[task, 0, j]
+                                v = dtl[task, tt, j] + lanep[task, 0, j]
                                 e = _exp(-abs(v))  # sigmoid from the same exp as softplus
                                 dtv = _softplus(v)
-                                lanes[task, 0, tt, j] = dtv
-                                lanes[task, 1, tt, j] = dtv * lanes[task, 3, tt, j]
-                                lanes[task, 4, tt, j] = (one if v >= zero else e) / (one + e)
+                                dtl[task, tt, j] = dtv
+                                dul[task, tt, j] = dtv * ul[task, tt, j]
+                                spl[task, tt, j] = (one if v >= zero else e) / (one + e)
                     else:
                         for tt in range(n):
                             for j in range(LANES):
-                                dtv = lanes[task, 0, tt, j] + lanep[task, 0, j]
-                                lanes[task, 0, tt, j] = dtv
-                                lanes[task, 1, tt, j] = dtv * lanes[task, 3, tt, j]
-                                lanes[task, 4, tt, j] = one
+                                dtv = dtl[task, tt, j] + lanep[task, 0, j]
+                                dtl[task, tt, j] = dtv
+                                dul[task, tt, j] = dtv * ul[task, tt, j]
+                                spl[task, tt, j] = one
                     for tt in range(n):  # recompute the chunk's states from its checkpoint, and dC
                         q = qlo + n - 1 - tt if rev else qlo + tt
                         for i in range(nstate):
                             bq = Bt[b, k, q, i]
                             s_c = zero
                             for j in range(LANES):
-                                a = _exp(lanes[task, 0, tt, j] * At[task, i, j])
+                                a = _exp(dtl[task, tt, j] * At[task, i, j])
                                 ab[task, tt, i, j] = a
-                                xv = a * xs[task, tt, i, j] + lanes[task, 1, tt, j] * bq
-                                xs[task, tt + 1, i, j] = xv
-                                s_c += lanes[task, 2, tt, j] * xv
+                                xv = xc[task, i, j]
+                                xp[task, tt, i, j] = xv
+                                xv = a * xv + dul[task, tt, j] * bq
+                                xc[task, i, j] = xv
+                                s_c += gyl[task, tt, j] * xv
                             # the first block assigns (no zeroing pass), the others add
                             dCs[task, tt, i] = s_c + (dCs[task, tt, i] if bi > 0 else zero)
                     for tt in range(n - 1, -1, -1):  # the adjoint recurrence, backwards in time
                         q = qlo + n - 1 - tt if rev else qlo + tt
                         for j in range(LANES):
-                            lanes[task, 5, tt, j] = zero
-                            lanes[task, 6, tt, j] = zero
+                            sal[task, tt, j] = zero
+                            sbl[task, tt, j] = zero
                         for i in range(nstate):
                             bq = Bt[b, k, q, i]
                             cq = Ct[b, k, q, i]
                             s_b = zero
                             for j in range(LANES):
-                                h = lanes[task, 2, tt, j] * cq + hcs[task, bi, i, j]
-                                s_b += h * lanes[task, 1, tt, j]
-                                lanes[task, 6, tt, j] += h * bq
+                                h = gyl[task, tt, j] * cq + hcs[task, bi, i, j]
+                                s_b += h * dul[task, tt, j]
+                                sbl[task, tt, j] += h * bq
                                 a = ab[task, tt, i, j]
-                                ha = h * xs[task, tt, i, j] * a
-                                lanes[task, 5, tt, j] += ha * At[task, i, j]
-                                dAs[task, bi, i, j] += ha * lanes[task, 0, tt, j]
+                                ha = h * xp[task, tt, i, j] * a
+                                sal[task, tt, j] += ha * At[task, i, j]
+                                dAs[task, bi, i, j] += ha * dtl[task, tt, j]
                                 hcs[task, bi, i, j] = a * h
                             dBs[task, tt, i] = s_b + (dBs[task, tt, i] if bi > 0 else zero)
                     for tt in range(n):  # d delta and this direction's du, then out of the lanes
                         for j in range(LANES):
-                            s_b = lanes[task, 6, tt, j]
-                            g = lanes[task, 2, tt, j]
-                            lanes[task, 5, tt, j] = (lanes[task, 5, tt, j] + s_b * lanes[task, 3, tt, j]) * lanes[
-                                task, 4, tt, j
-                            ]
-                            lanes[task, 6, tt, j] = lanes[task, 0, tt, j] * s_b + lanep[task, 1, j] * g
+                            s_b = sbl[task, tt, j]
+                            g = gyl[task, tt, j]
+                            sal[task, tt, j] = (sal[task, tt, j] + s_b * ul[task, tt, j]) * spl[task, tt, j]
+                            sbl[task, tt, j] = dtl[task, tt, j] * s_b + lanep[task, 1, j] * g
                     for j in range(w):
                         cc = c0 + j
                         for p in range(n):
                             tt = n - 1 - p if rev else p
-                            ddelta[b, k, cc, qlo + p] = lanes[task, 5, tt, j]
-                            du4[b, k, cc, qlo + p] = lanes[task, 6, tt, j]
+                            ddelta[b, k, cc, qlo + p] = sal[task, tt, j]
+                            du4[b, k, cc, qlo + p] = sbl[task, tt, j]
                 for tt in range(n):  # this task's dB, dC rows of the chunk
                     q = qlo + n - 1 - tt if rev else qlo + tt
                     for i in range(nstate):
-                        dC_part[b, k, part, q, i] = dCs[task, tt, i] if nb > 0 else zero
-                        dB_part[b, k, part, q, i] = dBs[task, tt, i] if nb > 0 else zero
+                        dC_part[b, k, part, i, q] = dCs[task, tt, i] if nb > 0 else zero
+                        dB_part[b, k, part, i, q] = dBs[task, tt, i] if nb > 0 else zero
             for bi in range(nb):
                 c0 = (blk0 + bi) * LANES
                 for j in range(min(LANES, dim - c0)):
@@ -288,6 +297,19 @@ if numba is not None:
 _np = cpu_numba._np
 
 
+def _bc_view(t: torch.Tensor) -> np.ndarray:
+    """B or C (b, 4, n, l) as a (b, 4, l, n) array view, without a copy (the inference path). The
+    16 values of a step then lie L floats apart, in one L1 cache set when L is a multiple of 1024:
+    training makes contiguous copies (:func:`_bc_rows`), which the backward, reading them many
+    times, needs."""
+    return t.detach().numpy().transpose(0, 1, 3, 2)
+
+
+def _bc_rows(t: torch.Tensor) -> np.ndarray:
+    """B or C (b, 4, n, l) as a contiguous (b, 4, l, n) array (one transposed copy)."""
+    return _np(t.transpose(2, 3))
+
+
 def forward(u2, delta, A, B, C, D, delta_bias, softplus: bool, save: bool):
     """y2 (b, 2, c, l) and the checkpoints (b, 4c, ceil(l / CHECKPOINT), n) (or a placeholder).
     u2 (b, 2, c, l); delta (b, 4, c, l); A (4c, n); B, C (b, 4, n, l); D, delta_bias (4c,); kernel order."""
@@ -296,10 +318,7 @@ def forward(u2, delta, A, B, C, D, delta_bias, softplus: bool, save: bool):
     y2 = np.empty_like(un)
     shape = (batch, NDIR * dim, -(-length // CHECKPOINT), A.shape[1]) if save else (1, 1, 1, 1)
     ckpt = np.empty(shape, dtype=un.dtype)
-    if save:  # the backward reads them too: one contiguous (b, 4, l, n) copy
-        Bv, Cv = _np(B.transpose(2, 3)), _np(C.transpose(2, 3))
-    else:  # inference: read in place as strided (b, 4, l, n) views
-        Bv, Cv = B.detach().numpy().transpose(0, 1, 3, 2), C.detach().numpy().transpose(0, 1, 3, 2)
+    Bv, Cv = (_bc_rows(B), _bc_rows(C)) if save else (_bc_view(B), _bc_view(C))
     cpu_numba._sync_threads()
     _cross_forward_kernel(
         un,
@@ -335,14 +354,14 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
     du4 = np.empty((batch, NDIR, dim, length), dtype=dt)
     ddelta = np.empty_like(du4)
     dA_part = np.empty((batch, NDIR * dim, nstate), dtype=dt)
-    dB_part = np.empty((batch, NDIR, parts, length, nstate), dtype=dt)
+    dB_part = np.empty((batch, NDIR, parts, nstate, length), dtype=dt)
     dC_part = np.empty_like(dB_part)
     _cross_backward_kernel(
         un,
         _np(delta),
         _np(A),
-        _np(B.transpose(2, 3)),
-        _np(C.transpose(2, 3)),
+        _bc_rows(B),
+        _bc_rows(C),
         _np(D),
         _np(delta_bias),
         bool(softplus),
@@ -356,17 +375,18 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
         dB_part,
         dC_part,
         np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
-        np.empty((tasks, CHECKPOINT + 1, nstate, LANES), dtype=dt),
+        np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
+        np.empty((tasks, nstate, LANES), dtype=dt),
         np.empty((tasks, CHECKPOINT, nstate), dtype=dt),
         np.empty((tasks, CHECKPOINT, nstate), dtype=dt),
         np.empty((tasks, blocks, nstate, LANES), dtype=dt),
         np.empty((tasks, blocks, nstate, LANES), dtype=dt),
         np.empty((tasks, nstate, LANES), dtype=dt),
         np.empty((tasks, 2, LANES), dtype=dt),
-        np.empty((tasks, 7, CHECKPOINT, LANES), dtype=dt),
+        *(np.empty((tasks, CHECKPOINT, LANES), dtype=dt) for _ in range(7)),
     )
-    dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else dB_part[:, :, 0]).transpose(2, 3).contiguous()
-    dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else dC_part[:, :, 0]).transpose(2, 3).contiguous()
+    dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else np.ascontiguousarray(dB_part[:, :, 0]))
+    dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else np.ascontiguousarray(dC_part[:, :, 0]))
     ddelta_t = torch.from_numpy(ddelta)
     per_source = torch.einsum("bscl,bscl->sc", torch.from_numpy(gyn), torch.from_numpy(un))
     dD = per_source.repeat_interleave(2, dim=0).reshape(-1)  # directions 2s and 2s + 1 read source s
