@@ -129,11 +129,13 @@ if numba is not None:
         ckpt,
         every,
         parts,
-        du4,
+        du2,
         ddelta,
         dA_part,
         dB_part,
         dC_part,
+        dD_part,
+        dbias_part,
         ab,
         xp,
         xc,
@@ -151,10 +153,11 @@ if numba is not None:
         sal,
         sbl,
     ):  # pragma: no cover - compiled
-        """Tasks (batch, direction, part of the channel blocks), LANES channels as SIMD lanes as in the
-        forward. gy2 (b, 2, c, l): the output gradient at each source's positions; du4 (b, 4, c, l):
-        each direction's part of du at its source's positions (summed by the caller); ddelta
-        (b, 4, c, l); dA_part (b, 4c, n); dB_part, dC_part (b, 4, parts, n, l): each column written once.
+        """Tasks (batch, source, part of the channel blocks), each running the source's two directions,
+        LANES channels as SIMD lanes as in the forward. gy2 (b, 2, c, l): the output gradient at each
+        source's positions; du2 (b, 2, c, l): du at each source's positions; ddelta
+        (b, 4, c, l); dA_part (b, 4c, n); dB_part, dC_part (b, 4, parts, n, l): each column written once;
+        dD_part, dbias_part (b, 4c), zeroed by the caller.
 
         The rest is per-task scratch (first index the task) that the caller allocates: the loop body
         then creates no array and no view, numba marks every array of it ``noalias``, and LLVM
@@ -175,123 +178,132 @@ if numba is not None:
         per = -(-nblk // parts)
         zero = np.zeros(1, dtype=u2.dtype)[0]
         one = np.ones(1, dtype=u2.dtype)[0]
-        for task in prange(batch * NDIR * parts):
-            b = task // (NDIR * parts)
-            k = (task // parts) % NDIR
-            src = k // 2
-            rev = k % 2
+        for task in prange(batch * 2 * parts):
+            b = task // (2 * parts)
+            src = (task // parts) % 2
             part = task % parts
             blk0 = part * per
             nb = max(min(nblk, blk0 + per) - blk0, 0)
-            for bi in range(nb):
-                for i in range(nstate):
-                    for j in range(LANES):
-                        hcs[task, bi, i, j] = zero
-                        dAs[task, bi, i, j] = zero
-            for c in range(nchunks - 1, -1, -1):
-                t0 = c * every
-                t1 = min(length, t0 + every)
-                n = t1 - t0
-                qlo = length - t1 if rev else t0  # the chunk's positions in its source: qlo .. qlo + n - 1
+            for rev in range(2):  # a source's two directions in one task: the second adds to its du
+                k = 2 * src + rev
                 for bi in range(nb):
-                    c0 = (blk0 + bi) * LANES
-                    w = min(LANES, dim - c0)
                     for i in range(nstate):
                         for j in range(LANES):
-                            At[task, i, j] = A[k * dim + c0 + j, i] if j < w else zero
-                    for j in range(LANES):  # the chunk's rows of each channel, transposed into the lanes
-                        if j < w:
+                            hcs[task, bi, i, j] = zero
+                            dAs[task, bi, i, j] = zero
+                for c in range(nchunks - 1, -1, -1):
+                    t0 = c * every
+                    t1 = min(length, t0 + every)
+                    n = t1 - t0
+                    qlo = length - t1 if rev else t0  # the chunk's positions in its source: qlo .. qlo + n - 1
+                    for bi in range(nb):
+                        c0 = (blk0 + bi) * LANES
+                        w = min(LANES, dim - c0)
+                        for i in range(nstate):
+                            for j in range(LANES):
+                                At[task, i, j] = A[k * dim + c0 + j, i] if j < w else zero
+                        for j in range(LANES):  # the chunk's rows of each channel, transposed into the lanes
+                            if j < w:
+                                cc = c0 + j
+                                lanep[task, 0, j] = bias[k * dim + cc]
+                                lanep[task, 1, j] = Dv[k * dim + cc]
+                                for p in range(n):
+                                    tt = n - 1 - p if rev else p
+                                    dtl[task, tt, j] = delta[b, k, cc, qlo + p]
+                                    gyl[task, tt, j] = gy2[b, src, cc, qlo + p]
+                                    ul[task, tt, j] = u2[b, src, cc, qlo + p]
+                                for i in range(nstate):
+                                    xc[task, i, j] = ckpt[b, k * dim + cc, c, i]
+                            else:  # padding lanes: zero input, gradient and state contribute nothing
+                                lanep[task, 0, j] = zero
+                                lanep[task, 1, j] = zero
+                                for tt in range(n):
+                                    dtl[task, tt, j] = zero
+                                    gyl[task, tt, j] = zero
+                                    ul[task, tt, j] = zero
+                                for i in range(nstate):
+                                    xc[task, i, j] = zero
+                        if softplus:  # dt, dt u and the slope of softplus, vectorised over the lanes
+                            for tt in range(n):
+                                for j in range(LANES):
+                                    v = dtl[task, tt, j] + lanep[task, 0, j]
+                                    e = _exp(-abs(v))  # sigmoid from the same exp as softplus
+                                    dtv = _softplus(v)
+                                    dtl[task, tt, j] = dtv
+                                    dul[task, tt, j] = dtv * ul[task, tt, j]
+                                    spl[task, tt, j] = (one if v >= zero else e) / (one + e)
+                        else:
+                            for tt in range(n):
+                                for j in range(LANES):
+                                    dtv = dtl[task, tt, j] + lanep[task, 0, j]
+                                    dtl[task, tt, j] = dtv
+                                    dul[task, tt, j] = dtv * ul[task, tt, j]
+                                    spl[task, tt, j] = one
+                        for tt in range(n):  # recompute the chunk's states from its checkpoint, and dC
+                            q = qlo + n - 1 - tt if rev else qlo + tt
+                            for i in range(nstate):
+                                bq = Bt[b, k, q, i]
+                                s_c = zero
+                                for j in range(LANES):
+                                    a = _exp(dtl[task, tt, j] * At[task, i, j])
+                                    ab[task, tt, i, j] = a
+                                    xv = xc[task, i, j]
+                                    xp[task, tt, i, j] = xv
+                                    xv = a * xv + dul[task, tt, j] * bq
+                                    xc[task, i, j] = xv
+                                    s_c += gyl[task, tt, j] * xv
+                                # the first block assigns (no zeroing pass), the others add
+                                dCs[task, tt, i] = s_c + (dCs[task, tt, i] if bi > 0 else zero)
+                        for tt in range(n - 1, -1, -1):  # the adjoint recurrence, backwards in time
+                            q = qlo + n - 1 - tt if rev else qlo + tt
+                            for j in range(LANES):
+                                sal[task, tt, j] = zero
+                                sbl[task, tt, j] = zero
+                            for i in range(nstate):
+                                bq = Bt[b, k, q, i]
+                                cq = Ct[b, k, q, i]
+                                s_b = zero
+                                for j in range(LANES):
+                                    h = gyl[task, tt, j] * cq + hcs[task, bi, i, j]
+                                    s_b += h * dul[task, tt, j]
+                                    sbl[task, tt, j] += h * bq
+                                    a = ab[task, tt, i, j]
+                                    ha = h * xp[task, tt, i, j] * a
+                                    sal[task, tt, j] += ha * At[task, i, j]
+                                    dAs[task, bi, i, j] += ha * dtl[task, tt, j]
+                                    hcs[task, bi, i, j] = a * h
+                                dBs[task, tt, i] = s_b + (dBs[task, tt, i] if bi > 0 else zero)
+                        for tt in range(n):  # d delta and this direction's du, then out of the lanes
+                            for j in range(LANES):
+                                s_b = sbl[task, tt, j]
+                                g = gyl[task, tt, j]
+                                sal[task, tt, j] = (sal[task, tt, j] + s_b * ul[task, tt, j]) * spl[task, tt, j]
+                                sbl[task, tt, j] = dtl[task, tt, j] * s_b + lanep[task, 1, j] * g
+                        for j in range(w):
                             cc = c0 + j
-                            lanep[task, 0, j] = bias[k * dim + cc]
-                            lanep[task, 1, j] = Dv[k * dim + cc]
+                            s_bias = zero
+                            s_d = zero
                             for p in range(n):
                                 tt = n - 1 - p if rev else p
-                                dtl[task, tt, j] = delta[b, k, cc, qlo + p]
-                                gyl[task, tt, j] = gy2[b, src, cc, qlo + p]
-                                ul[task, tt, j] = u2[b, src, cc, qlo + p]
-                            for i in range(nstate):
-                                xc[task, i, j] = ckpt[b, k * dim + cc, c, i]
-                        else:  # padding lanes: zero input, gradient and state contribute nothing
-                            lanep[task, 0, j] = zero
-                            lanep[task, 1, j] = zero
-                            for tt in range(n):
-                                dtl[task, tt, j] = zero
-                                gyl[task, tt, j] = zero
-                                ul[task, tt, j] = zero
-                            for i in range(nstate):
-                                xc[task, i, j] = zero
-                    if softplus:  # dt, dt u and the slope of softplus, vectorised over the lanes
-                        for tt in range(n):
-                            for j in range(LANES):
-                                v = dtl[task, tt, j] + lanep[task, 0, j]
-                                e = _exp(-abs(v))  # sigmoid from the same exp as softplus
-                                dtv = _softplus(v)
-                                dtl[task, tt, j] = dtv
-                                dul[task, tt, j] = dtv * ul[task, tt, j]
-                                spl[task, tt, j] = (one if v >= zero else e) / (one + e)
-                    else:
-                        for tt in range(n):
-                            for j in range(LANES):
-                                dtv = dtl[task, tt, j] + lanep[task, 0, j]
-                                dtl[task, tt, j] = dtv
-                                dul[task, tt, j] = dtv * ul[task, tt, j]
-                                spl[task, tt, j] = one
-                    for tt in range(n):  # recompute the chunk's states from its checkpoint, and dC
+                                ddelta[b, k, cc, qlo + p] = sal[task, tt, j]
+                                if rev:
+                                    du2[b, src, cc, qlo + p] += sbl[task, tt, j]
+                                else:
+                                    du2[b, src, cc, qlo + p] = sbl[task, tt, j]
+                                s_bias += sal[task, tt, j]
+                                s_d += gyl[task, tt, j] * ul[task, tt, j]
+                            dbias_part[b, k * dim + cc] += s_bias
+                            dD_part[b, k * dim + cc] += s_d
+                    for tt in range(n):  # this task's dB, dC rows of the chunk
                         q = qlo + n - 1 - tt if rev else qlo + tt
                         for i in range(nstate):
-                            bq = Bt[b, k, q, i]
-                            s_c = zero
-                            for j in range(LANES):
-                                a = _exp(dtl[task, tt, j] * At[task, i, j])
-                                ab[task, tt, i, j] = a
-                                xv = xc[task, i, j]
-                                xp[task, tt, i, j] = xv
-                                xv = a * xv + dul[task, tt, j] * bq
-                                xc[task, i, j] = xv
-                                s_c += gyl[task, tt, j] * xv
-                            # the first block assigns (no zeroing pass), the others add
-                            dCs[task, tt, i] = s_c + (dCs[task, tt, i] if bi > 0 else zero)
-                    for tt in range(n - 1, -1, -1):  # the adjoint recurrence, backwards in time
-                        q = qlo + n - 1 - tt if rev else qlo + tt
-                        for j in range(LANES):
-                            sal[task, tt, j] = zero
-                            sbl[task, tt, j] = zero
+                            dC_part[b, k, part, i, q] = dCs[task, tt, i] if nb > 0 else zero
+                            dB_part[b, k, part, i, q] = dBs[task, tt, i] if nb > 0 else zero
+                for bi in range(nb):
+                    c0 = (blk0 + bi) * LANES
+                    for j in range(min(LANES, dim - c0)):
                         for i in range(nstate):
-                            bq = Bt[b, k, q, i]
-                            cq = Ct[b, k, q, i]
-                            s_b = zero
-                            for j in range(LANES):
-                                h = gyl[task, tt, j] * cq + hcs[task, bi, i, j]
-                                s_b += h * dul[task, tt, j]
-                                sbl[task, tt, j] += h * bq
-                                a = ab[task, tt, i, j]
-                                ha = h * xp[task, tt, i, j] * a
-                                sal[task, tt, j] += ha * At[task, i, j]
-                                dAs[task, bi, i, j] += ha * dtl[task, tt, j]
-                                hcs[task, bi, i, j] = a * h
-                            dBs[task, tt, i] = s_b + (dBs[task, tt, i] if bi > 0 else zero)
-                    for tt in range(n):  # d delta and this direction's du, then out of the lanes
-                        for j in range(LANES):
-                            s_b = sbl[task, tt, j]
-                            g = gyl[task, tt, j]
-                            sal[task, tt, j] = (sal[task, tt, j] + s_b * ul[task, tt, j]) * spl[task, tt, j]
-                            sbl[task, tt, j] = dtl[task, tt, j] * s_b + lanep[task, 1, j] * g
-                    for j in range(w):
-                        cc = c0 + j
-                        for p in range(n):
-                            tt = n - 1 - p if rev else p
-                            ddelta[b, k, cc, qlo + p] = sal[task, tt, j]
-                            du4[b, k, cc, qlo + p] = sbl[task, tt, j]
-                for tt in range(n):  # this task's dB, dC rows of the chunk
-                    q = qlo + n - 1 - tt if rev else qlo + tt
-                    for i in range(nstate):
-                        dC_part[b, k, part, i, q] = dCs[task, tt, i] if nb > 0 else zero
-                        dB_part[b, k, part, i, q] = dBs[task, tt, i] if nb > 0 else zero
-            for bi in range(nb):
-                c0 = (blk0 + bi) * LANES
-                for j in range(min(LANES, dim - c0)):
-                    for i in range(nstate):
-                        dA_part[b, k * dim + c0 + j, i] = dAs[task, bi, i, j]
+                            dA_part[b, k * dim + c0 + j, i] = dAs[task, bi, i, j]
 
 
 _np = cpu_numba._np
@@ -347,15 +359,17 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
     threads = numba.get_num_threads()
     nblk = -(-dim // LANES)
     if parts is None:
-        parts = max(1, min(nblk, -(-2 * threads // (batch * NDIR)))) if batch * NDIR < 2 * threads else 1
-    tasks, blocks = batch * NDIR * parts, -(-nblk // parts)
+        parts = max(1, min(nblk, -(-2 * threads // (batch * 2)))) if batch * 2 < 2 * threads else 1
+    tasks, blocks = batch * 2 * parts, -(-nblk // parts)
     un, gyn = _np(u2), _np(gy2)
     dt = un.dtype
-    du4 = np.empty((batch, NDIR, dim, length), dtype=dt)
-    ddelta = np.empty_like(du4)
+    du2 = np.empty_like(un)
+    ddelta = np.empty((batch, NDIR, dim, length), dtype=dt)
     dA_part = np.empty((batch, NDIR * dim, nstate), dtype=dt)
     dB_part = np.empty((batch, NDIR, parts, nstate, length), dtype=dt)
     dC_part = np.empty_like(dB_part)
+    dD_part = np.zeros((batch, NDIR * dim), dtype=dt)
+    dbias_part = np.zeros_like(dD_part)
     _cross_backward_kernel(
         un,
         _np(delta),
@@ -369,11 +383,13 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
         _np(ckpt),
         CHECKPOINT,
         parts,
-        du4,
+        du2,
         ddelta,
         dA_part,
         dB_part,
         dC_part,
+        dD_part,
+        dbias_part,
         np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
         np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
         np.empty((tasks, nstate, LANES), dtype=dt),
@@ -387,9 +403,6 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
     )
     dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else np.ascontiguousarray(dB_part[:, :, 0]))
     dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else np.ascontiguousarray(dC_part[:, :, 0]))
-    ddelta_t = torch.from_numpy(ddelta)
-    per_source = torch.einsum("bscl,bscl->sc", torch.from_numpy(gyn), torch.from_numpy(un))
-    dD = per_source.repeat_interleave(2, dim=0).reshape(-1)  # directions 2s and 2s + 1 read source s
-    dbias = ddelta_t.sum((0, 3)).reshape(-1)
-    du = torch.from_numpy(du4).view(batch, 2, 2, dim, length).sum(2)
-    return du, ddelta_t, torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias
+    du = torch.from_numpy(du2)
+    dD, dbias = torch.from_numpy(dD_part).sum(0), torch.from_numpy(dbias_part).sum(0)
+    return du, torch.from_numpy(ddelta), torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias
