@@ -9,14 +9,21 @@ after the timed steps.
 
 ``--amp``: bf16 autocast around the network, as ``train.amp: true`` (a large gain on CPUs with
 AVX512-BF16 or AMX; the scan and the hand layer stay float32).
+
+The header names the memory allocator and each variant's system CPU time: with glibc's malloc every
+tensor over 32 MiB is a fresh ``mmap`` whose pages fault in on first touch at each step, which on
+some virtual machines costs more than the step's arithmetic (run with jemalloc preloaded to see the
+steps without it, see benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import resource
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -53,6 +60,16 @@ def make_step(block: str, size: int, backbone: str, batch: int, amp: bool = Fals
     return step
 
 
+def allocator() -> str:
+    """The malloc this process runs with: a preloaded jemalloc or tcmalloc, else glibc's."""
+    maps = Path("/proc/self/maps")
+    text = maps.read_text() if maps.exists() else ""
+    for name in ("jemalloc", "tcmalloc"):
+        if name in text:
+            return name
+    return "glibc malloc" if maps.exists() else "unknown"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=256)
@@ -65,25 +82,32 @@ def main() -> None:
     print(
         f"# {platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, {a.backbone}, "
         f"input {a.size}, batch {a.batch}, {a.steps} timed steps each (interleaved) after one warm-up"
-        f"{', bf16 autocast' if a.amp else ''}"
+        f"{', bf16 autocast' if a.amp else ''}, allocator: {allocator()}"
     )
     steps = {block: make_step(block, a.size, a.backbone, a.batch, a.amp) for block in a.blocks}
     for step in steps.values():
         step()  # warm-up (kernel compilation, allocator)
     times = {block: [] for block in steps}
+    system = dict.fromkeys(steps, 0.0)  # kernel CPU time (page faults, mmap) during the timed steps
     for _ in range(a.steps):
         for block, step in steps.items():
+            s0 = resource.getrusage(resource.RUSAGE_SELF).ru_stime
             t = time.perf_counter()
             step()
             times[block].append(time.perf_counter() - t)
+            system[block] += resource.getrusage(resource.RUSAGE_SELF).ru_stime - s0
     memory = {block: extra_memory_gib(step) for block, step in steps.items()}
-    print(f"{'variant':8s} {'images/s':>9s} {'step s (median)':>16s} {'steps s':>24s} {'peak extra memory':>18s}")
+    print(
+        f"{'variant':8s} {'images/s':>9s} {'step s (median)':>16s} {'steps s':>24s} {'system CPU s/step':>18s} "
+        f"{'peak extra memory':>18s}"
+    )
     rate = {}
     for block in steps:
         med = statistics.median(times[block])
         rate[block] = a.batch / med
         all_steps = " ".join(f"{t:.1f}" for t in times[block])
-        print(f"{block:8s} {rate[block]:9.2f} {med:16.2f} {all_steps:>24s} {memory[block]:15.2f} GiB")
+        sys_step = system[block] / len(times[block])
+        print(f"{block:8s} {rate[block]:9.2f} {med:16.2f} {all_steps:>24s} {sys_step:18.2f} {memory[block]:15.2f} GiB")
     if "none" in rate and "ssca" in rate:
         print(
             f"ssca step / none step: {rate['none'] / rate['ssca']:.2f}x (throughput ratio {rate['ssca'] / rate['none']:.2f})"
