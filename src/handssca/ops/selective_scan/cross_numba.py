@@ -12,10 +12,11 @@ projections at that source's positions (a projection is per position, so it comm
 reordering), and its parameters sit at index k' C + c (A (4C, N), D (4C), delta_bias (4C)).
 Every read is contiguous (forwards or backwards); no flipped or concatenated copies are made.
 
-The kernels are the ones of ``cpu_numba`` with that indexing: the forward runs LANES channels as
-SIMD lanes and a source's two directions one after the other in the same task (so that each output
-row has one writer); the backward runs (batch, direction, part of the channels) tasks and recomputes
-each chunk's states from the forward's checkpoints. Compiled on first use, never at import.
+Both kernels run LANES channels as SIMD lanes and a source's two directions one after the other
+in the same task (so that each output row has one writer): the forward as ``cpu_numba``'s forward
+with that indexing; the backward per (batch, source, part of the channel blocks), recomputing each
+chunk's states from the forward's checkpoints, with its scratch buffers passed in by the caller (see
+its docstring: that is what lets LLVM vectorise it). Compiled on first use, never at import.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ NDIR = 4
 KERNEL_ORDER = (0, 2, 1, 3)
 
 
-# Alike by design: the two kernels below are cpu_numba's forward and backward kernels with the
-# source/direction indexing; a shared kernel with an index indirection measured 1.6-1.8x slower.
+# Alike by design: the forward kernel below is cpu_numba's forward kernel with the source/direction
+# indexing; a shared kernel with an index indirection measured 1.6-1.8x slower.
 if numba is not None:
     from numba import njit, prange
 
@@ -161,13 +162,12 @@ if numba is not None:
 
         The rest is per-task scratch (first index the task) that the caller allocates: the loop body
         then creates no array and no view, numba marks every array of it ``noalias``, and LLVM
-        vectorises the adjoint over the lanes without runtime alias checks (with the buffers
-        allocated in the loop the adjoint compiled to scalar code, 3-4x slower).
+        vectorises the loops over the lanes without runtime alias checks (the previous kernel, with
+        buffers allocated in the loop, compiled its adjoint to scalar code and ran 2.5-3x slower).
         ab (T, every, n, LANES) the decays; xp (T, every, n, LANES) the recomputed states before each
-        step; xc (T, n, LANES) the running state;
-        dCs, dBs (T, every, n) the chunk's dC, dB summed over this task's channels; hcs, dAs (T, blocks, n, LANES)
-        the adjoint states and dA carried between chunks; At (T, n, LANES); lanep (T, 2, LANES) each
-        lane's delta_bias and D;
+        step; xc (T, n, LANES) the running state; dCs, dBs (T, every, n) the chunk's dC, dB summed
+        over this task's channels; hcs, dAs (T, blocks, n, LANES) the adjoint states and dA carried
+        between chunks; At (T, n, LANES); lanep (T, 2, LANES) each lane's delta_bias and D;
         dtl, dul, gyl, ul, spl, sal, sbl (T, every, LANES): dt, dt u, dy, u, the softplus slope, and
         the sums over states of the adjoint times dA/d(dt) and times B (separate arrays: rows of one
         array may alias each other as far as LLVM knows, and it then left these loops scalar)."""
@@ -351,7 +351,7 @@ def forward(u2, delta, A, B, C, D, delta_bias, softplus: bool, save: bool):
 
 def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts: int | None = None):
     """Gradients of (u2, delta, A, B, C, D, delta_bias) from :func:`forward`'s checkpoints. ``parts``:
-    tasks per (batch, direction), each with a share of the channel blocks (default: enough tasks for
+    tasks per (batch, source), each with a share of the channel blocks (default: enough tasks for
     two per thread)."""
     batch, _, dim, length = u2.shape
     nstate = A.shape[1]
