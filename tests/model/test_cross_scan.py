@@ -82,7 +82,7 @@ def test_fused_inference_path_matches_unfused(strided):
 
 @pytest.mark.parametrize("parts", [2, 4])
 def test_backward_split_into_channel_parts_matches_one_part(parts):
-    # many-core machines split each (batch, direction) into tasks over the channel blocks; 70
+    # many-core machines split each (batch, source) into tasks over the channel blocks; 70
     # channels are 5 blocks of 16 lanes, so 4 parts of 2 blocks leave the last one empty
     from handssca.ops.selective_scan import cross_numba
 
@@ -100,3 +100,64 @@ def test_backward_split_into_channel_parts_matches_one_part(parts):
     split = cross_numba.backward(*args, gy2, states, parts=parts)
     for name, a, b in zip(["u2", "delta", "A", "B", "C", "D", "delta_bias"], split, one):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12, msg=f"gradient of {name}")
+
+
+def _kernel_reference(u2, delta, A, B, C, D, bias, softplus):
+    """The four directions as four independent scans by the float64 reference backend, summed back
+    at each source's positions (the kernels' layout, see ``cross_numba``)."""
+    from handssca.ops import selective_scan
+
+    c = u2.shape[2]
+    y2 = torch.zeros_like(u2)
+    for k in range(4):
+        src, rev = divmod(k, 2)
+        flip = (lambda t: t.flip(-1)) if rev else (lambda t: t)
+        part = slice(k * c, (k + 1) * c)
+        y = selective_scan(
+            flip(u2[:, src]),
+            flip(delta[:, k]),
+            A[part],
+            flip(B[:, k : k + 1]),
+            flip(C[:, k : k + 1]),
+            D[part],
+            delta_bias=bias[part],
+            delta_softplus=softplus,
+            backend="reference",
+        )
+        y2 = y2.index_add(1, torch.tensor([src]), flip(y).unsqueeze(1))
+    return y2
+
+
+@pytest.mark.parametrize(
+    "batch, c, length, softplus, parts",
+    [(2, 40, 128, True, 1), (2, 40, 128, True, 2), (1, 33, 130, False, 1), (3, 17, 65, False, 3)],
+)
+def test_kernels_match_four_reference_scans_float64(batch, c, length, softplus, parts):
+    # the kernels against four plain scans: several 16-lane channel blocks per task (parts=1) and
+    # split over tasks (parts>1, with batch>1), L a multiple of the checkpoint interval or not,
+    # with and without softplus
+    from handssca.ops.selective_scan import cross_numba
+
+    g = torch.Generator().manual_seed(c + length)
+    f64 = dict(generator=g, dtype=torch.float64)
+    n = 4
+    leaves = [
+        torch.randn(batch, 2, c, length, **f64),
+        torch.rand(batch, 4, c, length, **f64) * 0.3 + (0.0 if not softplus else -1.0),
+        -torch.rand(4 * c, n, **f64) * 2,
+        torch.randn(batch, 4, n, length, **f64),
+        torch.randn(batch, 4, n, length, **f64),
+        torch.randn(4 * c, **f64),
+        torch.rand(4 * c, **f64) * 0.1,
+    ]
+    leaves = [t.requires_grad_() for t in leaves]
+    y_ref = _kernel_reference(*leaves, softplus)
+    gy2 = torch.randn(y_ref.shape, **f64)
+    g_ref = torch.autograd.grad((y_ref * gy2).sum(), leaves)
+    args = [t.detach() for t in leaves]
+    y2, states = cross_numba.forward(*args, softplus, save=True)
+    torch.testing.assert_close(y2, y_ref.detach(), rtol=1e-10, atol=1e-10)
+    grads = cross_numba.backward(*args, softplus, gy2, states, parts=parts)
+    for name, a, b in zip(["u2", "delta", "A", "B", "C", "D", "delta_bias"], grads, g_ref):
+        assert a.shape == b.shape and a.dtype == torch.float64
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")

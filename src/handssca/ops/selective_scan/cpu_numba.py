@@ -37,7 +37,7 @@ except Exception as e:  # pragma: no cover - exercised only where numba is missi
 
 #: Steps between saved states in the forward pass (memory / recomputation trade-off).
 CHECKPOINT = 64
-#: Channels processed together as SIMD lanes by the forward kernel.
+#: Channels processed together as SIMD lanes by the forward kernels and the cross-scan's backward.
 LANES = 16
 
 

@@ -160,10 +160,12 @@ if numba is not None:
         (b, 4, c, l); dA_part (b, 4c, n); dB_part, dC_part (b, 4, parts, n, l): each column written once;
         dD_part, dbias_part (b, 4c), zeroed by the caller.
 
-        The rest is per-task scratch (first index the task) that the caller allocates: the loop body
-        then creates no array and no view, numba marks every array of it ``noalias``, and LLVM
-        vectorises the loops over the lanes without runtime alias checks (the previous kernel, with
-        buffers allocated in the loop, compiled its adjoint to scalar code and ran 2.5-3x slower).
+        The rest is per-task scratch (first index the task) that the caller allocates, so that the
+        loop body takes no view of an array: numba then finds no aliases in it and marks the parallel
+        body's array arguments ``noalias``, and LLVM vectorises the loops over the lanes without
+        runtime alias checks (the previous kernel took row views, compiled its adjoint to scalar code
+        and ran 2.5-3x slower). Hence every array written here must be its own allocation, never a
+        view of an input (``backward`` allocates them all).
         ab (T, every, n, LANES) the decays; xp (T, every, n, LANES) the recomputed states before each
         step; xc (T, n, LANES) the running state; dCs, dBs (T, every, n) the chunk's dC, dB summed
         over this task's channels; hcs, dAs (T, blocks, n, LANES) the adjoint states and dA carried
@@ -360,6 +362,8 @@ def backward(u2, delta, A, B, C, D, delta_bias, softplus: bool, gy2, ckpt, parts
     nblk = -(-dim // LANES)
     if parts is None:
         parts = max(1, min(nblk, -(-2 * threads // (batch * 2)))) if batch * 2 < 2 * threads else 1
+    elif parts < 1:
+        raise ValueError(f"cross-scan backward: parts must be >= 1, got {parts}")
     tasks, blocks = batch * 2 * parts, -(-nblk // parts)
     un, gyn = _np(u2), _np(gy2)
     dt = un.dtype
