@@ -62,6 +62,7 @@ CASES = [
     (2, 4, 65, 5, 1, False, True, False, True),
     (1, 8, 130, 16, 4, True, False, True, False),
     (3, 2, 7, 2, 2, True, True, True, True),
+    (2, 40, 70, 3, 2, True, True, True, True),  # 20 channels per group: two 16-lane blocks in numba
 ]
 
 
@@ -100,7 +101,8 @@ def test_inference_path_matches_reference_float64(backend, case):
     with torch.no_grad():
         y = selective_scan(**args, delta_softplus=softplus, backend=backend, strict=True)
     ref = selective_scan(**args, delta_softplus=softplus, backend="reference")
-    torch.testing.assert_close(y, ref, rtol=1e-10, atol=1e-10)
+    tol = 1e-8 if backend == "export" else 1e-10  # the export form's few lost digits, as above
+    torch.testing.assert_close(y, ref, rtol=tol, atol=tol)
 
 
 @pytest.mark.parametrize("backend", FAST_BACKENDS)

@@ -8,8 +8,10 @@ Forward runs the recurrence for blocks of 16 channels of one group at a time (th
 share B and C), with the state in registers, and saves the state every ``CHECKPOINT`` steps. The
 kernels also compute dt = softplus(delta + delta_bias) and the D u term, so a scan is one pass
 over its inputs in each direction.
-Backward walks the chunks in reverse, recomputes each chunk's states from its checkpoint (as mamba's CUDA kernel does), and runs the adjoint recurrence. Memory
-is O(B D L / CHECKPOINT N) extra instead of O(B D L N). The float32 kernels use an exp written with
+Backward (``_backward_lanes_kernel``, shared with the fused cross-scan of ``cross_numba``) runs the
+same 16-channel lanes, walks the chunks in reverse, recomputes each chunk's states from its checkpoint
+(as mamba's CUDA kernel does), and runs the adjoint recurrence. Memory is O(B D L / CHECKPOINT N)
+extra instead of O(B D L N). The float32 kernels use an exp written with
 plain arithmetic (range reduction and a degree-6 polynomial, relative error ~2e-7) so that the
 compiler can vectorise it over the state dimension, and softplus likewise (exp and an atanh
 series for log1p); float64 uses libm.
@@ -186,95 +188,200 @@ if numba is not None:
                         yrow[tt] = yb[tt, j] + dj * urow[tt]
 
     @njit(parallel=True, fastmath=True, cache=True, nogil=True, error_model="numpy")
-    def _backward_kernel(
-        u, delta, A, Bt, Ct, Dv, bias, softplus, gy, ckpt, every, parts, du, ddelta, dA_part, dB_part, dC_part
+    def _backward_lanes_kernel(
+        u2,
+        delta,
+        A,
+        Bt,
+        Ct,
+        Dv,
+        bias,
+        softplus,
+        gy2,
+        ckpt,
+        every,
+        ndir,
+        parts,
+        du2,
+        ddelta,
+        dA_part,
+        dB_part,
+        dC_part,
+        dD_part,
+        dbias_part,
+        ab,
+        xp,
+        xc,
+        dCs,
+        dBs,
+        hcs,
+        dAs,
+        At,
+        lanep,
+        dtl,
+        dul,
+        gyl,
+        ul,
+        spl,
+        sal,
+        sbl,
     ):  # pragma: no cover - compiled
-        """Backward one channel at a time (the state dimension in SIMD registers). Per chunk, from
-        the last, and per channel of this task: recompute the chunk's states from the checkpoint,
-        then run the adjoint recurrence; dB and dC go into this task's partial sums (``parts`` tasks
-        per group share its channels). (A version with the forward's lanes over channels measured
-        30% slower on Zen 4.)"""
-        batch, dim, length = u.shape
-        groups = Bt.shape[1]
+        """Backward of ``ndir`` scans per source sequence: S sources u2 (b, S, c, l), K = S ndir
+        directions with delta (b, K, c, l), Bt, Ct (b, K, l, n) (contiguous), A (K c, n), Dv, bias (K c,),
+        checkpoints (b, K c, chunks, n) of the forward. Direction k = ndir s + r reads source s, backwards
+        when r = 1: ndir = 2 is the cross-scan (``cross_numba``), ndir = 1 the plain grouped scan with
+        its groups as sources. Tasks (batch, source, part of the channel blocks), each running its
+        source's directions one after the other, LANES channels as SIMD lanes. gy2 (b, S, c, l): the
+        output gradient at each source's positions; du2 (b, S, c, l): du at each source's positions;
+        ddelta (b, K, c, l); dA_part (b, K c, n); dB_part, dC_part (b, K, parts, n, l): each column
+        written once; dD_part, dbias_part (b, K c), zeroed by the caller.
+
+        The rest is per-task scratch (first index the task) that the caller allocates, so that the
+        loop body takes no view of an array: numba then finds no aliases in it and marks the parallel
+        body's array arguments ``noalias``, and LLVM vectorises the loops over the lanes without
+        runtime alias checks (the previous kernel took row views, compiled its adjoint to scalar code
+        and ran 2.5-3x slower). Hence every array written here must be its own allocation, never a
+        view of an input (``backward`` allocates them all).
+        ab (T, every, n, LANES) the decays; xp (T, every, n, LANES) the recomputed states before each
+        step; xc (T, n, LANES) the running state; dCs, dBs (T, every, n) the chunk's dC, dB summed
+        over this task's channels; hcs, dAs (T, blocks, n, LANES) the adjoint states and dA carried
+        between chunks; At (T, n, LANES); lanep (T, 2, LANES) each lane's delta_bias and D;
+        dtl, dul, gyl, ul, spl, sal, sbl (T, every, LANES): dt, dt u, dy, u, the softplus slope, and
+        the sums over states of the adjoint times dA/d(dt) and times B (separate arrays: rows of one
+        array may alias each other as far as LLVM knows, and it then left these loops scalar)."""
+        batch, nsrc, dim, length = u2.shape
         nstate = A.shape[1]
-        rep = dim // groups
         nchunks = ckpt.shape[2]
-        per = -(-rep // parts)
-        zero = np.zeros(1, dtype=u.dtype)[0]
-        one = np.ones(1, dtype=u.dtype)[0]
-        for task in prange(batch * groups * parts):
-            b = task // (groups * parts)
-            g = (task % (groups * parts)) // parts
-            p = task % parts
-            abuf = np.empty((every, nstate), dtype=u.dtype)
-            xbuf = np.empty((every + 1, nstate), dtype=u.dtype)
-            dtc = np.empty(every, dtype=u.dtype)
-            slope = np.empty(every, dtype=u.dtype)
-            d_start = g * rep + p * per
-            d_end = min(g * rep + (p + 1) * per, (g + 1) * rep)
-            nd = max(d_end - d_start, 0)
-            hc_all = np.zeros((nd, nstate), dtype=u.dtype)  # each channel's adjoint state between chunks
-            dA_all = np.zeros((nd, nstate), dtype=u.dtype)
-            hc = np.empty(nstate, dtype=u.dtype)
-            dA_loc = np.empty(nstate, dtype=u.dtype)
-            # chunks outside, channels inside: this task's dB/dC rows of a chunk stay in L1 while all
-            # its channels add to them (channels outside streamed L x N partial sums through L2 per channel)
-            for c in range(nchunks - 1, -1, -1):
-                t0 = c * every
-                t1 = min(length, t0 + every)
-                for k in range(nd):
-                    d = d_start + k
-                    bd = bias[d]
-                    Dd = Dv[d]
+        nblk = (dim + LANES - 1) // LANES
+        per = -(-nblk // parts)
+        zero = np.zeros(1, dtype=u2.dtype)[0]
+        one = np.ones(1, dtype=u2.dtype)[0]
+        for task in prange(batch * nsrc * parts):
+            b = task // (nsrc * parts)
+            src = (task // parts) % nsrc
+            part = task % parts
+            blk0 = part * per
+            nb = max(min(nblk, blk0 + per) - blk0, 0)
+            for rev in range(ndir):  # a source's directions in one task: the second adds to its du
+                k = ndir * src + rev
+                for bi in range(nb):
                     for i in range(nstate):
-                        hc[i] = hc_all[k, i]
-                        dA_loc[i] = dA_all[k, i]
-                    drow = delta[b, d, t0:t1]  # a row view indexed from 0: contiguous vector loads
-                    if softplus:  # dt and its slope for the chunk, vectorised over t
-                        for j in range(t1 - t0):
-                            v = drow[j] + bd
-                            e = _exp(-abs(v))  # sigmoid from the same exp as softplus
-                            dtc[j] = _softplus(v)
-                            slope[j] = (one if v >= zero else e) / (one + e)
-                    else:
-                        for j in range(t1 - t0):
-                            dtc[j] = drow[j] + bd
-                            slope[j] = one
-                    for i in range(nstate):
-                        xbuf[0, i] = ckpt[b, d, c, i]
-                    for t in range(t0, t1):
-                        j = t - t0
-                        dtv = dtc[j]
-                        duv = dtv * u[b, d, t]
+                        for j in range(LANES):
+                            hcs[task, bi, i, j] = zero
+                            dAs[task, bi, i, j] = zero
+                for c in range(nchunks - 1, -1, -1):
+                    t0 = c * every
+                    t1 = min(length, t0 + every)
+                    n = t1 - t0
+                    qlo = length - t1 if rev else t0  # the chunk's positions in its source: qlo .. qlo + n - 1
+                    for bi in range(nb):
+                        c0 = (blk0 + bi) * LANES
+                        w = min(LANES, dim - c0)
                         for i in range(nstate):
-                            a = _exp(dtv * A[d, i])
-                            abuf[j, i] = a
-                            xbuf[j + 1, i] = a * xbuf[j, i] + duv * Bt[b, g, t, i]
-                    for t in range(t1 - 1, t0 - 1, -1):
-                        j = t - t0
-                        g_y = gy[b, d, t]
-                        dtv = dtc[j]
-                        uv = u[b, d, t]
-                        duv = dtv * uv
-                        s_b = zero
-                        s_a = zero
+                            for j in range(LANES):
+                                At[task, i, j] = A[k * dim + c0 + j, i] if j < w else zero
+                        for j in range(LANES):  # the chunk's rows of each channel, transposed into the lanes
+                            if j < w:
+                                cc = c0 + j
+                                lanep[task, 0, j] = bias[k * dim + cc]
+                                lanep[task, 1, j] = Dv[k * dim + cc]
+                                for p in range(n):
+                                    tt = n - 1 - p if rev else p
+                                    dtl[task, tt, j] = delta[b, k, cc, qlo + p]
+                                    gyl[task, tt, j] = gy2[b, src, cc, qlo + p]
+                                    ul[task, tt, j] = u2[b, src, cc, qlo + p]
+                                for i in range(nstate):
+                                    xc[task, i, j] = ckpt[b, k * dim + cc, c, i]
+                            else:  # padding lanes: zero input, gradient and state contribute nothing
+                                lanep[task, 0, j] = zero
+                                lanep[task, 1, j] = zero
+                                for tt in range(n):
+                                    dtl[task, tt, j] = zero
+                                    gyl[task, tt, j] = zero
+                                    ul[task, tt, j] = zero
+                                for i in range(nstate):
+                                    xc[task, i, j] = zero
+                        if softplus:  # dt, dt u and the slope of softplus, vectorised over the lanes
+                            for tt in range(n):
+                                for j in range(LANES):
+                                    v = dtl[task, tt, j] + lanep[task, 0, j]
+                                    e = _exp(-abs(v))  # sigmoid from the same exp as softplus
+                                    dtv = _softplus(v)
+                                    dtl[task, tt, j] = dtv
+                                    dul[task, tt, j] = dtv * ul[task, tt, j]
+                                    spl[task, tt, j] = (one if v >= zero else e) / (one + e)
+                        else:
+                            for tt in range(n):
+                                for j in range(LANES):
+                                    dtv = dtl[task, tt, j] + lanep[task, 0, j]
+                                    dtl[task, tt, j] = dtv
+                                    dul[task, tt, j] = dtv * ul[task, tt, j]
+                                    spl[task, tt, j] = one
+                        for tt in range(n):  # recompute the chunk's states from its checkpoint, and dC
+                            q = qlo + n - 1 - tt if rev else qlo + tt
+                            for i in range(nstate):
+                                bq = Bt[b, k, q, i]
+                                s_c = zero
+                                for j in range(LANES):
+                                    a = _exp(dtl[task, tt, j] * At[task, i, j])
+                                    ab[task, tt, i, j] = a
+                                    xv = xc[task, i, j]
+                                    xp[task, tt, i, j] = xv
+                                    xv = a * xv + dul[task, tt, j] * bq
+                                    xc[task, i, j] = xv
+                                    s_c += gyl[task, tt, j] * xv
+                                # the first block assigns (no zeroing pass), the others add
+                                dCs[task, tt, i] = s_c + (dCs[task, tt, i] if bi > 0 else zero)
+                        for tt in range(n - 1, -1, -1):  # the adjoint recurrence, backwards in time
+                            q = qlo + n - 1 - tt if rev else qlo + tt
+                            for j in range(LANES):
+                                sal[task, tt, j] = zero
+                                sbl[task, tt, j] = zero
+                            for i in range(nstate):
+                                bq = Bt[b, k, q, i]
+                                cq = Ct[b, k, q, i]
+                                s_b = zero
+                                for j in range(LANES):
+                                    h = gyl[task, tt, j] * cq + hcs[task, bi, i, j]
+                                    s_b += h * dul[task, tt, j]
+                                    sbl[task, tt, j] += h * bq
+                                    a = ab[task, tt, i, j]
+                                    ha = h * xp[task, tt, i, j] * a
+                                    sal[task, tt, j] += ha * At[task, i, j]
+                                    dAs[task, bi, i, j] += ha * dtl[task, tt, j]
+                                    hcs[task, bi, i, j] = a * h
+                                dBs[task, tt, i] = s_b + (dBs[task, tt, i] if bi > 0 else zero)
+                        for tt in range(n):  # d delta and this direction's du, then out of the lanes
+                            for j in range(LANES):
+                                s_b = sbl[task, tt, j]
+                                g = gyl[task, tt, j]
+                                sal[task, tt, j] = (sal[task, tt, j] + s_b * ul[task, tt, j]) * spl[task, tt, j]
+                                sbl[task, tt, j] = dtl[task, tt, j] * s_b + lanep[task, 1, j] * g
+                        for j in range(w):
+                            cc = c0 + j
+                            s_bias = zero
+                            s_d = zero
+                            for p in range(n):
+                                tt = n - 1 - p if rev else p
+                                ddelta[b, k, cc, qlo + p] = sal[task, tt, j]
+                                if rev:
+                                    du2[b, src, cc, qlo + p] += sbl[task, tt, j]
+                                else:
+                                    du2[b, src, cc, qlo + p] = sbl[task, tt, j]
+                                s_bias += sal[task, tt, j]
+                                s_d += gyl[task, tt, j] * ul[task, tt, j]
+                            dbias_part[b, k * dim + cc] += s_bias
+                            dD_part[b, k * dim + cc] += s_d
+                    for tt in range(n):  # this task's dB, dC rows of the chunk
+                        q = qlo + n - 1 - tt if rev else qlo + tt
                         for i in range(nstate):
-                            h = g_y * Ct[b, g, t, i] + hc[i]
-                            dC_part[b, g, p, t, i] += g_y * xbuf[j + 1, i]
-                            dB_part[b, g, p, t, i] += h * duv
-                            s_b += h * Bt[b, g, t, i]
-                            ha = h * xbuf[j, i] * abuf[j, i]
-                            s_a += ha * A[d, i]
-                            dA_loc[i] += ha * dtv
-                            hc[i] = abuf[j, i] * h
-                        ddelta[b, d, t] = (s_a + s_b * uv) * slope[j]
-                        du[b, d, t] = dtv * s_b + Dd * g_y
-                    for i in range(nstate):
-                        hc_all[k, i] = hc[i]
-                        dA_all[k, i] = dA_loc[i]
-            for k in range(nd):
-                for i in range(nstate):
-                    dA_part[b, d_start + k, i] = dA_all[k, i]
+                            dC_part[b, k, part, i, q] = dCs[task, tt, i] if nb > 0 else zero
+                            dB_part[b, k, part, i, q] = dBs[task, tt, i] if nb > 0 else zero
+                for bi in range(nb):
+                    c0 = (blk0 + bi) * LANES
+                    for j in range(min(LANES, dim - c0)):
+                        for i in range(nstate):
+                            dA_part[b, k * dim + c0 + j, i] = dAs[task, bi, i, j]
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -316,6 +423,79 @@ def forward(
     return torch.from_numpy(y), torch.from_numpy(ckpt)
 
 
+def backward_lanes(
+    u2: np.ndarray,
+    delta: np.ndarray,
+    A: np.ndarray,
+    Bt: np.ndarray,
+    Ct: np.ndarray,
+    D: np.ndarray,
+    delta_bias: np.ndarray,
+    softplus: bool,
+    gy2: np.ndarray,
+    ckpt: np.ndarray,
+    ndir: int,
+    parts: int | None = None,
+) -> tuple[torch.Tensor, ...]:
+    """Runs :func:`_backward_lanes_kernel` (see it for the layouts; contiguous arrays, Bt, Ct (b, K, l, n))
+    and returns the gradients (du2 (b, S, c, l), ddelta (b, K, c, l), dA (K c, n), dB, dC (b, K, n, l),
+    dD, ddelta_bias (K c,)). ``parts``: tasks per (batch, source), each with a share of the channel
+    blocks (default: enough tasks for two per thread)."""
+    batch, nsrc, dim, length = u2.shape
+    ndirs, nstate, dt = delta.shape[1], A.shape[1], u2.dtype
+    _sync_threads()
+    threads = numba.get_num_threads()
+    nblk = -(-dim // LANES)
+    if parts is None:
+        parts = max(1, min(nblk, -(-2 * threads // (batch * nsrc)))) if batch * nsrc < 2 * threads else 1
+    elif parts < 1:
+        raise ValueError(f"selective scan backward: parts must be >= 1, got {parts}")
+    tasks, blocks = batch * nsrc * parts, -(-nblk // parts)
+    du2 = np.empty_like(u2)
+    ddelta = np.empty_like(delta)
+    dA_part = np.empty((batch, ndirs * dim, nstate), dtype=dt)
+    dB_part = np.empty((batch, ndirs, parts, nstate, length), dtype=dt)
+    dC_part = np.empty_like(dB_part)
+    dD_part = np.zeros((batch, ndirs * dim), dtype=dt)
+    dbias_part = np.zeros_like(dD_part)
+    _backward_lanes_kernel(
+        u2,
+        delta,
+        A,
+        Bt,
+        Ct,
+        D,
+        delta_bias,
+        bool(softplus),
+        gy2,
+        ckpt,
+        CHECKPOINT,
+        ndir,
+        parts,
+        du2,
+        ddelta,
+        dA_part,
+        dB_part,
+        dC_part,
+        dD_part,
+        dbias_part,
+        np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
+        np.empty((tasks, CHECKPOINT, nstate, LANES), dtype=dt),
+        np.empty((tasks, nstate, LANES), dtype=dt),
+        np.empty((tasks, CHECKPOINT, nstate), dtype=dt),
+        np.empty((tasks, CHECKPOINT, nstate), dtype=dt),
+        np.empty((tasks, blocks, nstate, LANES), dtype=dt),
+        np.empty((tasks, blocks, nstate, LANES), dtype=dt),
+        np.empty((tasks, nstate, LANES), dtype=dt),
+        np.empty((tasks, 2, LANES), dtype=dt),
+        *(np.empty((tasks, CHECKPOINT, LANES), dtype=dt) for _ in range(7)),
+    )
+    dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else np.ascontiguousarray(dB_part[:, :, 0]))
+    dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else np.ascontiguousarray(dC_part[:, :, 0]))
+    dD, dbias = torch.from_numpy(dD_part).sum(0), torch.from_numpy(dbias_part).sum(0)
+    return torch.from_numpy(du2), torch.from_numpy(ddelta), torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias
+
+
 def backward(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -327,42 +507,25 @@ def backward(
     softplus: bool,
     gy: torch.Tensor,
     ckpt: torch.Tensor,
+    parts: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Gradients of (u, delta, A, B, C, D, delta_bias) from the states saved by :func:`forward`."""
+    """Gradients of (u, delta, A, B, C, D, delta_bias) from the states saved by :func:`forward`: the
+    lanes backward with each group of B/C as one source scanned in one direction."""
     batch, dim, length = u.shape
-    groups, nstate = B.shape[1], A.shape[1]
-    _sync_threads()
-    threads = numba.get_num_threads()
-    parts = max(1, min(dim // groups, -(-2 * threads // (batch * groups)))) if batch * groups < 2 * threads else 1
-    un, gyn = _np(u), _np(gy)
-    du = np.empty_like(un)
-    ddelta = np.empty_like(un)
-    dA_part = np.empty((batch, dim, nstate), dtype=un.dtype)
-    dB_part = np.zeros((batch, groups, parts, length, nstate), dtype=un.dtype)
-    dC_part = np.zeros_like(dB_part)
-    _backward_kernel(
-        un,
-        _np(delta),
+    groups = B.shape[1]
+    grouped = (batch, groups, dim // groups, length)  # channel g rep + c of group g
+    du, ddelta, dA, dB, dC, dD, dbias = backward_lanes(
+        _np(u).reshape(grouped),
+        _np(delta).reshape(grouped),
         _np(A),
         _np(B.transpose(2, 3)),
         _np(C.transpose(2, 3)),
         _np(D),
         _np(delta_bias),
-        bool(softplus),
-        gyn,
+        softplus,
+        _np(gy).reshape(grouped),
         _np(ckpt),
-        CHECKPOINT,
+        1,
         parts,
-        du,
-        ddelta,
-        dA_part,
-        dB_part,
-        dC_part,
     )
-    dB = torch.from_numpy(dB_part.sum(2) if parts > 1 else dB_part[:, :, 0]).transpose(2, 3).contiguous()
-    dC = torch.from_numpy(dC_part.sum(2) if parts > 1 else dC_part[:, :, 0]).transpose(2, 3).contiguous()
-    ddelta_t = torch.from_numpy(ddelta)
-    gy_t = torch.from_numpy(gyn)
-    dD = torch.einsum("bdl,bdl->d", gy_t, torch.from_numpy(un))
-    dbias = ddelta_t.sum((0, 2))
-    return torch.from_numpy(du), ddelta_t, torch.from_numpy(dA_part).sum(0), dB, dC, dD, dbias
+    return du.view(batch, dim, length), ddelta.view(batch, dim, length), dA, dB, dC, dD, dbias
