@@ -12,11 +12,11 @@ projections at that source's positions (a projection is per position, so it comm
 reordering), and its parameters sit at index k' C + c (A (4C, N), D (4C), delta_bias (4C)).
 Every read is contiguous (forwards or backwards); no flipped or concatenated copies are made.
 
-Both kernels run LANES channels as SIMD lanes and a source's two directions one after the other
-in the same task (so that each output row has one writer): the forward as ``cpu_numba``'s forward
-with that indexing; the backward per (batch, source, part of the channel blocks), recomputing each
-chunk's states from the forward's checkpoints, with its scratch buffers passed in by the caller (see
-its docstring: that is what lets LLVM vectorise it). Compiled on first use, never at import.
+Forward and backward run LANES channels as SIMD lanes and a source's two directions one after the
+other in the same task (so that each output row has one writer): the forward here, as
+``cpu_numba``'s forward with that indexing; the backward is ``cpu_numba``'s lanes kernel with two
+directions per source, recomputing each chunk's states from the forward's checkpoints (its
+docstring says why its scratch buffers come from the caller). Compiled on first use, never at import.
 """
 
 from __future__ import annotations
