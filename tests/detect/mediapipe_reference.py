@@ -4,8 +4,8 @@
     $HANDSSCA_MEDIAPIPE_PYTHON tests/detect/mediapipe_reference.py IMAGE [IMAGE ...]
 
 Prints one JSON list per image: every hand MediaPipe finds, with its 21 landmarks in pixels (x * W,
-y * H of MediaPipe's normalised coordinates) and its handedness label and score as MediaPipe gives them
-(labels for a mirrored picture). Used by ``test_detector.py`` as an optional whole-pipeline reference.
+y * H of MediaPipe's normalised coordinates), its 21 world landmarks (metres, as MediaPipe gives them)
+and its handedness label and score as MediaPipe gives them (labels for a mirrored picture). Used by ``test_detector.py`` as an optional whole-pipeline reference.
 """
 
 import json
@@ -25,10 +25,12 @@ def main() -> None:
             h, w = image.shape[:2]
             result = hands.process(image)
             found = []
-            for lms, side in zip(result.multi_hand_landmarks or [], result.multi_handedness or []):
+            worlds = result.multi_hand_world_landmarks or []
+            for k, (lms, side) in enumerate(zip(result.multi_hand_landmarks or [], result.multi_handedness or [])):
                 pts = [[lm.x * w, lm.y * h] for lm in lms.landmark]
+                world = [[lm.x, lm.y, lm.z] for lm in worlds[k].landmark] if k < len(worlds) else None
                 cls = side.classification[0]
-                found.append({"landmarks": pts, "label": cls.label, "score": cls.score})
+                found.append({"landmarks": pts, "world": world, "label": cls.label, "score": cls.score})
             print(json.dumps(found))
 
 

@@ -111,6 +111,7 @@ def test_pipeline_matches_the_tflite_runtime_within_a_pixel(litert, detector):
             px = 224 / o.rect.width  # landmark-input pixels per image pixel
             assert np.abs(o.keypoints_2d - r.keypoints_2d).max() * px < 1.0
             assert np.abs(o.bbox - r.bbox).max() * px < 1.0
+            assert np.abs(o.keypoints_3d - r.keypoints_3d).max() < 1e-3  # metres
             assert abs(o.score - r.score) < 1e-3
         found += len(our_hands)
     assert found >= 2  # the comparison saw hands, not only empty lists
@@ -262,6 +263,29 @@ def test_hand_side_is_as_seen_in_the_image(detector, roll):
     assert np.abs(mirrored - right[0].keypoints_2d).max() < 0.05 * right[0].bbox[2:].max()
 
 
+@pytest.mark.parametrize("roll", [0.0, 90.0, -45.0, 150.0])
+def test_landmarks_3d_are_in_the_image_axes(detector, roll):
+    """``keypoints_3d`` (the world landmarks turned by the crop's rotation) share the image's axes: their
+    x, y are the 2D landmarks' shape up to a scale and a shift, with no turn (a hand turned by ``roll``
+    gives a crop turned by ``roll``: unturned world landmarks would be ``roll`` degrees off); z grows away
+    from the camera (fingers curled towards a palm that faces the camera come nearer). The mirrored
+    picture's landmarks are the mirrored ones (x -> -x)."""
+    image, _ = render_right_hand(size=256, roll_deg=roll, palm=True, flat=0.0)
+    (hand,) = detector(image)
+    a = hand.keypoints_3d[:, :2] - hand.keypoints_3d[:, :2].mean(0)
+    b = hand.keypoints_2d - hand.keypoints_2d.mean(0)
+    turn = np.degrees(np.arctan2((a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum(), (a * b).sum()))
+    scale = (a * b).sum() / (a * a).sum()
+    assert abs(turn) < 5.0  # measured: 1.1-1.7 degrees
+    assert np.linalg.norm(scale * a - b, axis=1).mean() < 0.06 * np.ptp(b, axis=0).max()  # measured 2.5-3.1 %
+    tips, mcps = [8, 12, 16, 20], [5, 9, 13, 17]
+    assert (hand.keypoints_3d[tips, 2] - hand.keypoints_3d[mcps, 2]).mean() < -0.02  # measured -49 to -55 mm
+    (left,) = detector(np.ascontiguousarray(image[:, ::-1]))
+    mirrored = left.keypoints_3d * [-1.0, 1.0, 1.0]
+    assert np.linalg.norm(mirrored - hand.keypoints_3d, axis=1).mean() < 0.01  # the network is not exactly symmetric
+    assert hand.to_json()["keypoints_3d_m"] == hand.keypoints_3d.tolist()
+
+
 def test_no_hand_no_detection(detector):
     assert detector(np.full((200, 300, 3), 128, np.uint8)) == []
     noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
@@ -331,7 +355,9 @@ def test_whole_pipeline_matches_mediapipe_itself(detector, tmp_path):
     another environment, named by ``HANDSSCA_MEDIAPIPE_PYTHON``) finds the same hands, landmarks within
     3 px and 0.75 px on average (measured: at most 1.8 px, on the thumb of one picture, 0.2-0.5 px on
     average, on these 256 px pictures; MediaPipe samples its crops with OpenCV's fixed-point bilinear
-    warp, this port with Pillow's), with the mirrored label."""
+    warp, this port with Pillow's), with the mirrored label, and the same world landmarks turned into the
+    image's axes (``keypoints_3d``; measured: at most 3.2 mm apart, 1.5 mm on average at most, on hands turned
+    by -150 to 150 degrees; the other sign of the rotation is centimetres off on turned hands)."""
     import json
     import os
     import subprocess
@@ -342,7 +368,7 @@ def test_whole_pipeline_matches_mediapipe_itself(detector, tmp_path):
     if not python:
         pytest.skip("set HANDSSCA_MEDIAPIPE_PYTHON to a Python with mediapipe==0.10.21 to compare with MediaPipe")
     paths = []
-    for roll in (0.0, -45.0, 90.0):
+    for roll in (0.0, -45.0, 90.0, 150.0):
         image = render_right_hand(size=256, roll_deg=roll)[0]
         for name, picture in ((f"r{roll:g}", image), (f"m{roll:g}", np.ascontiguousarray(image[:, ::-1]))):
             Image.fromarray(picture).save(tmp_path / f"{name}.png")
@@ -357,6 +383,8 @@ def test_whole_pipeline_matches_mediapipe_itself(detector, tmp_path):
         for ref, hand in zip(reference, ours):
             err = np.linalg.norm(np.array(ref["landmarks"]) - hand.keypoints_2d, axis=1)
             assert err.max() < 3.0 and err.mean() < 0.75, (path.name, err.max(), err.mean())
+            err3 = np.linalg.norm(np.array(ref["world"]) - hand.keypoints_3d, axis=1)
+            assert err3.max() < 0.006 and err3.mean() < 0.0025, (path.name, err3.max(), err3.mean())
             # MediaPipe labels a mirrored picture: its "Left" is the right hand seen here
             assert {"Left": "right", "Right": "left"}[ref["label"]] == hand.hand_side, path.name
             assert abs(ref["score"] - hand.side_score) < 0.02

@@ -4,12 +4,19 @@
     detector = HandDetector()
     for hand in detector(image):            # (H, W, 3) uint8 RGB
         hand.bbox, hand.hand_side, hand.score, hand.keypoints_2d   # pixels, "left"/"right", (21, 2)
+        hand.keypoints_3d                                          # (21, 3) metres, hand-centred, image axes
 
 Both networks are Google's Apache-2.0 MediaPipe models (``third_party/mediapipe``), converted to
 ``assets/hand_detector.npz`` and run in PyTorch (:class:`~handssca.detect.graph.TfliteGraph`); nothing is
 downloaded. The steps are MediaPipe's ``hand_landmark_tracking_cpu`` graph: the image letterboxed into
 192 x 192 -> palms (:mod:`~handssca.detect.palms`) -> one rotated 224 x 224 crop per palm
 (:mod:`~handssca.detect.rects`) -> 21 landmarks, a hand-presence score and a handedness score.
+
+**3D landmarks.** The landmark network also gives 21 "world" landmarks: metres, about the hand's
+centre, in its crop's axes. They are turned into the image's axes by the crop's rotation as MediaPipe's
+``WorldLandmarkProjectionCalculator`` does (x, y rotated, z unchanged): ``keypoints_3d``, x right, y down,
+z away from the camera, like the OpenCV camera frame but without perspective (their scale is the
+network's estimate of a hand's size, not measured).
 
 **Hand side.** MediaPipe's handedness output assumes a mirrored (selfie) picture. ``hand_side`` here is
 the side of the hand as it is seen in the image given, unmirrored: a photo of a right hand is "right".
@@ -42,6 +49,15 @@ from handssca.io_images import to_rgb_uint8
 LANDMARK_INPUT = 224
 
 
+def world_to_image_axes(world: np.ndarray, rotation: float) -> np.ndarray:
+    """(21, 3) world landmarks in a crop's axes -> the image's axes: x, y turned by the crop's clockwise
+    ``rotation`` (radians, :class:`~handssca.detect.rects.RotatedRect`), z unchanged (MediaPipe's
+    ``WorldLandmarkProjectionCalculator``)."""
+    c, s = np.cos(rotation), np.sin(rotation)
+    w = np.asarray(world, dtype=np.float64)
+    return np.stack([c * w[:, 0] - s * w[:, 1], s * w[:, 0] + c * w[:, 1], w[:, 2]], axis=1)
+
+
 def detector_file() -> str:
     """Path of the bundled ``hand_detector.npz``."""
     return str(resources.files("handssca") / "assets" / "hand_detector.npz")
@@ -55,6 +71,7 @@ class HandDetection:
     score: float  # hand-presence probability from the landmark network, in [0, 1]
     hand_side: str  # "left" or "right", as seen in the image (not selfie-mirrored)
     keypoints_2d: np.ndarray  # (21, 2) x, y pixels, FreiHAND / MediaPipe order
+    keypoints_3d: np.ndarray | None = None  # (21, 3) metres about the hand's centre, the image's axes (x right, y down)
     side_score: float = 1.0  # probability of ``hand_side``, in [0.5, 1]
     palm_score: float | None = None  # the palm detector's score, None when the crop came from tracking
     rect: RotatedRect | None = None  # the landmark network's crop
@@ -67,6 +84,11 @@ class HandDetection:
             "side_score": float(self.side_score),
             "palm_score": None if self.palm_score is None else float(self.palm_score),
             "keypoints_2d_px": np.asarray(self.keypoints_2d, dtype=float).tolist(),
+            "keypoints_3d_m": None
+            if self.keypoints_3d is None
+            else np.asarray(self.keypoints_3d, dtype=float).tolist(),
+            "keypoints_3d_frame": "metres about the hand's centre, the image's axes (x right, y down, z away); "
+            "MediaPipe's world landmarks",
         }
 
 
@@ -127,7 +149,7 @@ class HandDetector:
         S = LANDMARK_INPUT
         mats = [crop_matrix(r, S, S) for r in rects]
         crops = np.stack([warp_crop(image, M, S, S, "nearest") for M in mats])
-        coords, presence, handedness, _world = self._run(self.landmark, crops)
+        coords, presence, handedness, world = self._run(self.landmark, crops)
         out: list[HandDetection | None] = []
         for k, (rect, M) in enumerate(zip(rects, mats)):
             if presence[k, 0] < self.min_presence:
@@ -143,6 +165,7 @@ class HandDetector:
                     score=float(presence[k, 0]),
                     hand_side=side,
                     keypoints_2d=pts,
+                    keypoints_3d=world_to_image_axes(world[k].reshape(21, 3), rect.rotation),
                     side_score=max(p_right, 1.0 - p_right),
                     rect=rect,
                 )
