@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "handssca"
 LAYERS = [
     ("frames", "safe_pickle", "atomic"),
     ("geometry", "io_images", "ops", "hand"),
-    ("config", "render", "evaluation", "io_video"),
+    ("config", "render", "evaluation", "io_video", "fit"),
     ("environment", "data", "model"),
     ("losses", "pictures", "detect"),
     ("engine",),
