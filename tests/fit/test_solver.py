@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from handssca.fit import FitInit, FitModel, FitWeights, LandmarkTable, fit_hand, pose_keypoints
+from handssca.fit import FitInit, FitModel, FitWeights, LandmarkTable, fit_hand
 from handssca.frames import mirror_intrinsics, mirror_points
 from handssca.hand import HandModel
 from tests.hand.mano_files import random_model_arrays, write_model
