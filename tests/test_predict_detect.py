@@ -97,36 +97,67 @@ def obj_vertices(path: Path) -> np.ndarray:
 
 
 def hand_clip(n: int = 4) -> list[np.ndarray]:
-    return [render_right_hand(size=192, roll_deg=4.0 * k)[0] for k in range(n)]
+    return [render_right_hand(size=192, roll_deg=4.0 * k, palm=True)[0] for k in range(n)]
 
 
-def test_video_tracks_one_hand_and_smooths_it(checkpoint, tmp_path):
+def _one_euro(xs: list[np.ndarray], beta: float) -> list[np.ndarray]:
+    """Casiez et al.'s 1-Euro filter written out here: freq 10 Hz (the GIF's 100 ms), cutoff 1 Hz,
+    derivative cutoff 1 Hz, speed coefficient ``beta``."""
+
+    def alpha(cutoff):
+        return 1.0 / (1.0 + 10.0 / (2 * np.pi * cutoff))
+
+    x_hat, dx_hat, out = xs[0], np.zeros_like(xs[0]), [xs[0]]
+    for x in xs[1:]:
+        dx_hat = alpha(1.0) * (x - x_hat) * 10.0 + (1 - alpha(1.0)) * dx_hat
+        a = alpha(1.0 + beta * np.abs(dx_hat))
+        x_hat = a * x + (1 - a) * x_hat
+        out.append(x_hat)
+    return out
+
+
+@pytest.mark.parametrize("refine", ["none", "landmarks"])
+def test_video_tracks_one_hand_and_smooths_it(checkpoint, tmp_path, refine):
+    """``--smooth`` filters each tracked hand: the network's mesh vertex by vertex (``--refine none``); a
+    hand fitted to its landmarks by its parameters (pose and shape at 1 /rad, translation at 20 /m), its
+    mesh posed from them."""
     frames = [Image.fromarray(f) for f in hand_clip()]
     frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     for name, extra in (("raw", ()), ("smooth", ("--smooth",))):
-        assert predict(checkpoint, tmp_path / "clip.gif", "--out", tmp_path / name, *extra) == 0
+        args = ("--out", tmp_path / name, "--refine", refine, *extra)
+        assert predict(checkpoint, tmp_path / "clip.gif", *args) == 0
         for k in range(4):
             info = json.loads((tmp_path / name / "clip" / f"frame_{k:05d}_hand1.json").read_text())
             assert info["track_id"] == 1 and info["hand_side"] == "right"
             assert ("smoothed" in info) == (name == "smooth")
+            assert info["mesh_source"] == ("network" if refine == "none" else "landmark_fit")
         with Image.open(tmp_path / name / "clip_overlay.gif") as im:  # GIF in, GIF out
             assert im.n_frames == 4
-    raw = [obj_vertices(tmp_path / "raw" / "clip" / f"frame_{k:05d}_hand1.obj") for k in range(4)]
-    smooth = [obj_vertices(tmp_path / "smooth" / "clip" / f"frame_{k:05d}_hand1.obj") for k in range(4)]
 
-    # Casiez et al.'s 1-Euro filter written out here (freq 10 Hz from the GIF's 100 ms; cutoff 1 Hz, beta 20,
-    # derivative cutoff 1 Hz) on the unsmoothed run's vertices gives the smoothed run's
-    def alpha(cutoff):
-        return 1.0 / (1.0 + 10.0 / (2 * np.pi * cutoff))
+    def read(name, what):
+        out = []
+        for k in range(4):
+            stem = tmp_path / name / "clip" / f"frame_{k:05d}_hand1"
+            if what == "vertices":
+                out.append(obj_vertices(stem.with_suffix(".obj")))
+            else:
+                mano = json.loads(stem.with_suffix(".json").read_text())["mano"]
+                out.append(np.array(mano["pose_axis_angle"] + mano["betas"] + mano["transl_m"]))
+        return out
 
-    x_hat, dx_hat = raw[0], np.zeros_like(raw[0])
-    np.testing.assert_allclose(smooth[0], raw[0], atol=2e-6)
-    for k in range(1, 4):
-        dx_hat = alpha(1.0) * (raw[k] - x_hat) * 10.0 + (1 - alpha(1.0)) * dx_hat
-        a = alpha(1.0 + 20.0 * np.abs(dx_hat))
-        x_hat = a * raw[k] + (1 - a) * x_hat
-        np.testing.assert_allclose(smooth[k], x_hat, atol=1e-5)
-        assert np.abs(smooth[k] - raw[k]).max() > 1e-4  # it did smooth
+    if refine == "none":
+        raw, smooth, expected = read("raw", "vertices"), read("smooth", "vertices"), None
+        expected = _one_euro(raw, 20.0)
+    else:
+        raw, smooth = read("raw", "params"), read("smooth", "params")
+        expected = [
+            np.concatenate([a, b])
+            for a, b in zip(_one_euro([r[:58] for r in raw], 1.0), _one_euro([r[58:] for r in raw], 20.0))
+        ]
+    for k in range(4):
+        np.testing.assert_allclose(smooth[k], expected[k], atol=1e-5)
+        if k:
+            assert np.abs(smooth[k] - raw[k]).max() > 1e-4  # it did smooth
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare")
@@ -327,10 +358,10 @@ def test_a_small_hand_in_a_large_photo_is_cropped_at_full_resolution(checkpoint,
     rec.max_working_side = 400  # the "large photo": decoded at 1/4 for the detector
     scaled, (det,) = rec.detect(tmp_path / "big.png")
     assert scaled.scale_xy == (4.0, 4.0)
-    (pred,) = rec.reconstruct_all(tmp_path / "big.png")
+    (pred,) = rec.reconstruct_all(tmp_path / "big.png", refine=None)  # the network's own mesh: the crop decides it
     need = rec.working_scale(1600, 1200, det.bbox)  # ~1.8: what the network's 128 px input needs
     assert pred.extras["working_scale"] == pytest.approx(need, rel=0.02) and need < 2.0
     assert pred.image_size == (1200, 1600)
-    given = rec(tmp_path / "big.png", bbox=det.bbox)  # the same hand, its box given by the user
+    given = rec(tmp_path / "big.png", bbox=det.bbox, refine=None)  # the same hand, its box given by the user
     np.testing.assert_allclose(pred.vertices, given.vertices, atol=1e-9)
     np.testing.assert_allclose(pred.joints_2d, given.joints_2d, atol=1e-6)

@@ -153,7 +153,7 @@ def _parse_bbox(text: str | None):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from handssca.inference import HandReconstructor
+    from handssca.inference import HandReconstructor, check_refine
     from handssca.predict import run_predict
 
     if (args.checkpoint is None) == (args.onnx is None):
@@ -163,6 +163,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         if args.checkpoint
         else HandReconstructor.from_onnx(args.onnx, args.hand_model)
     )
+    rec.refine = check_refine(args.refine)
     if args.bbox is not None and args.whole_image:
         raise ValueError("give at most one of --bbox and --whole-image")
     summary = run_predict(
@@ -287,7 +288,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="hand side for every hand (default: the detected side; right with --bbox or --whole-image)",
     )
-    p.add_argument("--smooth", action="store_true", help="videos: One-Euro filter on each tracked hand's mesh")
+    p.add_argument(
+        "--smooth", action="store_true", help="videos: One-Euro filter on each tracked hand (its fitted parameters)"
+    )
+    p.add_argument(
+        "--refine",
+        choices=("landmarks", "none"),
+        default="landmarks",
+        help="landmarks (default): fit the hand model to the detector's 21 landmarks, starting from the network's "
+        "output; none: the network's output as it is",
+    )
     p.add_argument(
         "--video-format",
         choices=("auto", "mp4", "gif"),

@@ -5,11 +5,17 @@ rec = HandReconstructor.from_checkpoint("runs/demo/best.pt")
 hand = rec("photo.jpg", bbox=(x, y, w, h), hand_side="left")
 hand.vertices, hand.joints, hand.joints_2d   # metres (camera frame) and pixels
 hands = rec.reconstruct_all("photo.jpg")     # every hand the bundled detector finds, each with its side
+
+Every hand is refined by default: the hand model is fitted to the detector's 21 landmarks (its 2D keypoints
+through the camera and its 3D landmarks; :mod:`handssca.fit`), starting from the network's prediction;
+``refine=None`` gives the network's own output. A hand given by a box has the landmark network run on it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +76,28 @@ def check_bbox_overlaps(box: np.ndarray, width: int, height: int, name: str = "i
         raise BoxOutsideImageError(f"bbox (--bbox) {_fmt_box(box)} lies outside the {width}x{height} image {name}")
 
 
+def check_refine(refine) -> str | None:
+    """``refine`` checked against :data:`REFINE_MODES` ("none" is None)."""
+    refine = None if refine in (None, "none") else refine
+    if refine not in REFINE_MODES:
+        raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
+    return refine
+
+
+@dataclass
+class RightHandCrop:
+    """The network's input for one hand, always a right hand: ``pixels`` (S, S, 3) float32 in [0, 1],
+    ``M`` (2, 3) working pixels -> crop pixels, ``Kw`` and ``Kc`` (3, 3) the camera of the (mirrored when
+    ``flip``) working image and of the crop, ``flip``: a left hand mirrored, ``width`` of the working image."""
+
+    pixels: np.ndarray
+    M: np.ndarray
+    Kw: np.ndarray
+    Kc: np.ndarray
+    flip: bool
+    width: int
+
+
 @dataclass
 class HandPrediction:
     """One reconstructed hand, in the original image's camera frame (OpenCV, metres)."""
@@ -87,6 +115,9 @@ class HandPrediction:
     hand_side: str
     image_size: tuple[int, int]  # (H, W)
     extras: dict = field(default_factory=dict)
+    #: (mirrored, :class:`~handssca.fit.FitInit`): the landmark fit's parameters in the right-hand frame it was
+    #: fitted in, for the next video frame's temporal term; None when the mesh is the network's
+    fit_state: tuple | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         """Plain JSON-able dict of everything except the mesh."""
@@ -110,12 +141,22 @@ class HandPrediction:
         }
 
 
+#: How a hand's mesh is made: ``"landmarks"`` fits the hand model to the detector's landmarks (the
+#: default), None keeps the network's output.
+REFINE_MODES = ("landmarks", None)
+
+#: A fit whose landmarks end further than this from the 2D keypoints on average (a fraction of the hand's
+#: box side) is not used: the hand keeps the network's mesh and says why.
+MAX_FIT_RESIDUAL = 0.08
+
 #: Videos: the palm detector also runs every this many frames, to find hands that came into view while
 #: others were tracked (it always runs when a tracked hand is lost).
 REDETECT_EVERY = 10
 
 #: One-Euro filter of ``track_video(smooth=True)``: cutoff at rest (Hz) and speed coefficient (per metre).
 SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
+#: The speed coefficient (per radian) for a fitted hand's pose and shape parameters.
+SMOOTH_BETA_RAD = 1.0
 
 
 @dataclass
@@ -136,6 +177,7 @@ class TorchRunner:
         self.model, self.device = model.eval(), device
         self.input_size = model.config.input_size
         self.faces = model.hand.faces
+        self.hand = model.hand
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
@@ -154,20 +196,69 @@ class HandReconstructor:
         max_working_side: int = MAX_WORKING_SIDE,
         detector=None,
         device: str | torch.device | None = "cpu",
+        hand=None,
+        refine: str | None = "landmarks",
+        fit_weights=None,
     ) -> None:
+        """``hand``: the right :class:`~handssca.hand.HandModel` the network drives (needed to refine;
+        the runner's when it has one); ``refine``: the default of :meth:`__call__`'s (:data:`REFINE_MODES`);
+        ``fit_weights``: :class:`~handssca.fit.FitWeights` of the landmark fit."""
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
+        self.hand = hand if hand is not None else getattr(runner, "hand", None)
+        self.refine = check_refine(refine)
+        self.fit_weights = fit_weights
+        self._fitter = None
+        self._lock = threading.RLock()
 
     @property
     def detector(self):
         """The :class:`~handssca.detect.HandDetector` used when no box is given (made on first use, on
         the network's device)."""
-        if self._detector is None:
-            from handssca.detect import HandDetector
+        with self._lock:
+            if self._detector is None:
+                from handssca.detect import HandDetector
 
-            self._detector = HandDetector(device=self._detector_device)
-        return self._detector
+                self._detector = HandDetector(device=self._detector_device)
+            return self._detector
+
+    @property
+    def fitter(self):
+        """The landmark fit's :class:`~handssca.fit.FitModel` of :attr:`hand` (made on first use) and the
+        hand layer in float64 that poses its meshes."""
+        with self._lock:
+            if self._fitter is None:
+                import copy
+
+                from handssca.fit import FitModel
+
+                if self.hand is None:
+                    raise ValueError("refine='landmarks' needs the hand model the network drives (hand=...)")
+                mesh = copy.deepcopy(self.hand).to(device="cpu", dtype=torch.float64)
+                self._fitter = (FitModel.from_hand(mesh), mesh)
+            return self._fitter
+
+    def landmarks_in_box(self, scaled: ScaledImage, box: np.ndarray):
+        """The landmark network on a hand box (x, y, w, h, original pixels) of the image: a
+        :class:`~handssca.detect.HandDetection` in original pixels, or None when it sees no hand. The
+        network runs twice: on the box (made square, x1.5, upright), then on the crop its landmarks give
+        (turned with the hand), as MediaPipe tracks a hand."""
+        from handssca.detect.rects import RotatedRect, rect_from_landmarks
+
+        x, y, w, h = (float(v) for v in scaled.box_to_working(np.asarray(box, dtype=np.float64)))
+        side = max(w, h) * 1.5
+        rect = RotatedRect(x + w / 2, y + h / 2, side, side, 0.0)
+        (first,) = self.detector.landmarks(scaled.pixels, [rect])
+        if first is None:
+            return None
+        (hand,) = self.detector.landmarks(scaled.pixels, [rect_from_landmarks(first.keypoints_2d)])
+        hand = hand or first
+        if scaled.scale_xy != (1.0, 1.0):
+            hand.keypoints_2d = scaled.to_original(hand.keypoints_2d)
+            hand.bbox = bbox_from_points(hand.keypoints_2d, expansion=1.0)
+            hand.rect = None
+        return hand
 
     def detect(self, image: str | os.PathLike | np.ndarray | ScaledImage) -> tuple[ScaledImage, list]:
         """(the image at its working resolution, the hands found in it): each
@@ -189,6 +280,8 @@ class HandReconstructor:
         detections: list | None = None,
         errors: list[str] | None = None,
         source: str | os.PathLike | None = None,
+        refine: str | None | object = ...,
+        previous: list | None = None,
     ) -> list[HandPrediction]:
         """Find every hand with :attr:`detector` and reconstruct each in its detected box with its
         detected side (``hand_side`` overrides the side for all). ``detections``: hands found already
@@ -200,7 +293,9 @@ class HandReconstructor:
 
         A large file is decoded at a reduced working resolution; a hand too small to get the network's
         full input resolution from it is cropped from the file decoded again for its own box (as with a
-        box given). ``source``: that file, when ``image`` is its already decoded :class:`ScaledImage`."""
+        box given). ``source``: that file, when ``image`` is its already decoded :class:`ScaledImage`.
+        ``refine``: as :meth:`__call__` (each hand fitted to its own landmarks); ``previous``: per detection,
+        that hand's prediction in the frame before (video), or None."""
         if isinstance(image, (str, os.PathLike)):
             source = image
         if detections is None:
@@ -208,7 +303,8 @@ class HandReconstructor:
         else:
             scaled = self._as_scaled(image)
         out = []
-        for det in detections:
+        previous = [None] * len(detections) if previous is None else previous
+        for det, before in zip(detections, previous):
             x, y, w, h = (float(v) for v in det.bbox)
             try:
                 if not (np.isfinite([x, y, w, h]).all() and w > 0 and h > 0):
@@ -217,7 +313,15 @@ class HandReconstructor:
                 own = scaled
                 if source is not None and self.working_scale(W, H, det.bbox) < min(scaled.scale_xy) * 0.99:
                     own = self.load(source, det.bbox)  # a small hand in a large photo: more pixels for it
-                pred = self(own, bbox=det.bbox, hand_side=hand_side or det.hand_side, K=K)
+                pred = self(
+                    own,
+                    bbox=det.bbox,
+                    hand_side=hand_side or det.hand_side,
+                    K=K,
+                    detection=det,
+                    refine=refine,
+                    previous=before,
+                )
             except ValueError as e:
                 why = f"{scaled.name}: the {det.hand_side} hand detected at x={x:.0f}, y={y:.0f}: {e}"
                 if errors is None:
@@ -246,13 +350,14 @@ class HandReconstructor:
         :data:`REDETECT_EVERY` frames. A tracked hand keeps one side: that of its mean right-hand
         probability over its frames so far (the detector decides each frame on its own). ``smooth``: each tracked hand's vertices and joints go through a
         One-Euro filter at ``fps`` (:data:`SMOOTH_MIN_CUTOFF`, :data:`SMOOTH_BETA`), recorded in its
-        ``extras["smoothed"]``. ``bbox`` (one box for every frame) or ``whole_image``: no detection, one
+        ``extras["smoothed"]``; a hand fitted to its landmarks has its parameters filtered instead and its
+        mesh posed from them, and each fit is pulled towards the hand's fit in the frame before. ``bbox`` (one box for every frame) or ``whole_image``: no detection, one
         hand per frame, side ``hand_side`` (default right). A detected hand that cannot be reconstructed is
         left out of its frame and described in ``errors`` (a list, when given)."""
-        from handssca.detect.tracking import HandTracks, OneEuroFilter
+        from handssca.detect.tracking import HandTracks
 
         detect = bbox is None and not whole_image
-        tracks, filters, sides = HandTracks(same_side=False), {}, {}
+        tracks, filters, sides, last = HandTracks(same_side=False), {}, {}, {}
         errors = [] if errors is None else errors
         previous: list = []
         for k, frame in enumerate(frames):
@@ -266,27 +371,64 @@ class HandReconstructor:
                     p_right = det.side_score if det.hand_side == "right" else 1.0 - det.side_score
                     votes = sides.setdefault(tid, [])
                     votes.append(p_right)
-                    det.hand_side = "right" if np.mean(votes) >= 0.5 else "left"
-                    got = self.reconstruct_all(scaled, hand_side=hand_side, detections=[det], errors=errors)
+                    mean = float(np.mean(votes))
+                    voted = dataclasses.replace(  # the detection fed back to the tracker keeps its own side
+                        det, hand_side="right" if mean >= 0.5 else "left", side_score=max(mean, 1.0 - mean)
+                    )
+                    got = self.reconstruct_all(
+                        scaled, hand_side=hand_side, detections=[voted], errors=errors, previous=[last.get(tid)]
+                    )
                     hands += got
                     ids += [tid] * len(got)
             else:
-                hands, ids = [self(scaled, bbox=bbox, hand_side=hand_side or "right")], [1]
+                hands, ids = [self(scaled, bbox=bbox, hand_side=hand_side or "right", previous=last.get(1))], [1]
             for tid, hand in zip(ids, hands):
                 hand.extras["track_id"] = tid
                 if smooth:
-                    f = filters.setdefault(
-                        tid,
-                        tuple(OneEuroFilter(fps, SMOOTH_MIN_CUTOFF, SMOOTH_BETA) for _ in range(2)),
-                    )
-                    hand.vertices, hand.joints = f[0](hand.vertices), f[1](hand.joints)
-                    hand.joints_2d = project(hand.joints, hand.K)
-                    hand.extras["smoothed"] = (
-                        f"vertices, joints_3d_m and joints_2d_px: One-Euro filter (min_cutoff {SMOOTH_MIN_CUTOFF:g} "
-                        f"Hz, beta {SMOOTH_BETA:g} /m) over this hand's frames; the MANO parameters are this frame's own"
-                    )
-            filters = {tid: f for tid, f in filters.items() if tid in ids}  # a lost hand starts afresh
+                    self._smooth(hand, filters.setdefault(tid, {}), fps)
+            last = dict(zip(ids, hands))  # a lost hand starts afresh
+            filters = {tid: f for tid, f in filters.items() if tid in ids}
             yield VideoFrame(k, scaled.pixels, hands, ids)
+
+    def _smooth(self, hand: HandPrediction, filters: dict, fps: float) -> None:
+        """One-Euro filters over a tracked hand's frames, in place: a fitted hand's parameters (then its mesh
+        posed again), a network's hand's vertices and joints."""
+        from handssca.detect.tracking import OneEuroFilter
+
+        def f(name: str, beta: float) -> OneEuroFilter:
+            return filters.setdefault(name, OneEuroFilter(fps, SMOOTH_MIN_CUTOFF, beta))
+
+        if hand.extras.get("mesh_source") == "landmark_fit" and hand.fit_state is not None:
+            flip, state = hand.fit_state
+            pose = f("pose", SMOOTH_BETA_RAD)(np.concatenate([state.pose[0], state.betas[0]]))
+            transl = f("transl", SMOOTH_BETA)(state.transl[0])
+            _, mesh = self.fitter
+            with torch.no_grad():
+                posed = mesh(
+                    global_orient=torch.from_numpy(pose[None, :3]),
+                    hand_pose=torch.from_numpy(pose[None, 3:48]),
+                    betas=torch.from_numpy(pose[None, 48:]),
+                    transl=torch.from_numpy(transl[None]),
+                )
+            verts, joints = posed["vertices"][0].numpy(), posed["joints"][0].numpy()
+            hand.pose, hand.betas = (mirror_pose(pose[:48]) if flip else pose[:48]), pose[48:]
+            hand.vertices = mirror_points(verts) if flip else verts
+            hand.joints = mirror_points(joints) if flip else joints
+            hand.transl = mirror_points(transl) if flip else transl
+            what = (
+                f"the fitted pose and shape (beta {SMOOTH_BETA_RAD:g} /rad) and translation (beta {SMOOTH_BETA:g} /m)"
+                f", mesh and joints posed from them"
+            )
+        else:
+            hand.vertices, hand.joints = (
+                f("vertices", SMOOTH_BETA)(hand.vertices),
+                f("joints", SMOOTH_BETA)(hand.joints),
+            )
+            what = f"vertices, joints_3d_m and joints_2d_px (beta {SMOOTH_BETA:g} /m); the MANO parameters are this frame's own"
+        hand.joints_2d = project(hand.joints, hand.K)
+        hand.extras["smoothed"] = (
+            f"One-Euro filter (min_cutoff {SMOOTH_MIN_CUTOFF:g} Hz) over this hand's frames: {what}"
+        )
 
     def _as_scaled(self, image) -> ScaledImage:
         if isinstance(image, ScaledImage):
@@ -341,8 +483,9 @@ class HandReconstructor:
             raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
 
-        faces = HandModel.load(hand_model).faces if runner.faces is None else runner.faces
-        return cls(runner, faces, runner.input_size)
+        hand = HandModel.load(hand_model)
+        faces = hand.faces if runner.faces is None else runner.faces
+        return cls(runner, faces, runner.input_size, hand=hand)
 
     def __call__(
         self,
@@ -350,10 +493,21 @@ class HandReconstructor:
         bbox: tuple[float, float, float, float] | np.ndarray | None = None,
         hand_side: str = "right",
         K: np.ndarray | None = None,
+        detection=None,
+        refine: str | None | object = ...,
+        previous: HandPrediction | None = None,
     ) -> HandPrediction:
         """Reconstruct one hand. ``bbox`` (x, y, w, h) is a hand box in pixels (expanded x1.5 and made
         square, as at training); None uses the whole image (:meth:`reconstruct_all` finds the hands
         instead). ``K`` defaults to :func:`default_intrinsics`.
+
+        ``refine`` (default: the reconstructor's): ``"landmarks"`` fits the hand model to the hand's 21
+        landmarks (``detection``, a :class:`~handssca.detect.HandDetection` in original pixels; without
+        one the landmark network is run on the box), starting from and pulled weakly towards the network's
+        output; a fit that fails or ends far from the landmarks (:data:`MAX_FIT_RESIDUAL`) falls back to the
+        network's mesh, and ``extras["mesh_source"]`` and ``extras["landmark_fit"]`` say which and why.
+        None: the network's output. ``previous``: this hand's prediction in the frame before (video): its
+        fit pulls this one (``FitWeights.temporal_m``).
 
         ``image``: a file (decoded at :meth:`working_scale`), an (H, W[, C]) array, or a
         :class:`~handssca.io_images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
@@ -362,6 +516,7 @@ class HandReconstructor:
         """
         if hand_side not in ("right", "left"):
             raise ValueError(f"hand_side: expected 'right' or 'left'; got {hand_side!r}")
+        refine = self.refine if refine is ... else check_refine(refine)
         raw = None if bbox is None else check_bbox(bbox)
         scaled = self.load(image, raw) if isinstance(image, (str, os.PathLike)) else self._as_scaled(image)
         h, w = scaled.original_hw
@@ -372,25 +527,24 @@ class HandReconstructor:
         else:
             check_bbox_overlaps(raw, w, h, scaled.name)
             box = square_bbox(raw, expansion=1.5)
-        # everything up to the network in the working image's pixels
-        img = scaled.pixels
-        wh, ww = img.shape[:2]
-        work, Kw, boxw = img, scaled.K_to_working(K), scaled.box_to_working(box)
-        flip = hand_side == "left"
-        if flip:  # mirror the image (u -> W - 1 - u): a left hand becomes a right hand
-            work = img[:, ::-1]  # a view: no copy of the working image
-            Kw, boxw = mirror_intrinsics(Kw, ww), mirror_box(boxw, ww)
-        S = self.input_size
-        M = crop_affine(boxw, S)
-        crop = self._warp_region(work, M, boxw, S)
-        out = self.runner(crop.transpose(2, 0, 1)[None].astype(np.float32))
-        Kc = crop_intrinsics(Kw, M, 0.0)
-        uv = joints_img_to_pixels(out["joints_img"][0].astype(np.float64), S)
-        t, placement = place_in_crop(out["joints"][0], out["joints_img"][0], Kc, S)
-        verts, joints = out["vertices"][0] + t, out["joints"][0] + t
-        reproj = float(np.linalg.norm(project(joints, Kc) - uv, axis=1).mean())
-        pose, faces = out["pose_aa"][0].astype(np.float64), self.faces
-        if flip:  # back to the left hand in the original camera: x -> -x, faces re-wound, pose mirrored
+        if refine and detection is None:
+            detection = self.landmarks_in_box(scaled, whole_image_box(w, h) if raw is None else raw)
+        crop = self._right_hand_crop(scaled, K, box, hand_side == "left")
+        out = self.runner(crop.pixels.transpose(2, 0, 1)[None].astype(np.float32))
+        hand = self._place(out, crop)
+        extras = {
+            "crop_reprojection_error_px": hand.pop("reprojection_error_px"),
+            "placement": hand.pop("placement"),
+            "working_scale": float(max(scaled.scale_xy)),
+            "mesh_source": "network",
+        }
+        fit_state = None
+        if refine:
+            fitted, extras["landmark_fit"], fit_state = self._fit(hand, crop, scaled, detection, previous)
+            if fitted is not None:
+                hand, extras["mesh_source"] = fitted, "landmark_fit"
+        verts, joints, t, pose, faces = hand["vertices"], hand["joints"], hand["transl"], hand["pose"], self.faces
+        if crop.flip:  # back to the left hand in the original camera: x -> -x, faces re-wound, pose mirrored
             verts, joints, t = mirror_points(verts), mirror_points(joints), mirror_points(t)
             faces = mirror_faces(self.faces)
             pose = mirror_pose(pose)
@@ -400,19 +554,110 @@ class HandReconstructor:
             joints_2d=project(joints, K),
             faces=np.asarray(faces),
             pose=pose,
-            betas=out["betas"][0].astype(np.float64),
+            betas=hand["betas"],
             transl=np.asarray(t, dtype=np.float64),
             K=K,
             K_assumed=K_assumed,
             bbox=box,
             hand_side=hand_side,
             image_size=(int(h), int(w)),
-            extras={
-                "crop_reprojection_error_px": reproj,
-                "placement": placement,
-                "working_scale": float(max(scaled.scale_xy)),
-            },
+            extras=extras,
+            fit_state=fit_state,
         )
+
+    def _right_hand_crop(self, scaled: ScaledImage, K: np.ndarray, box: np.ndarray, flip: bool) -> RightHandCrop:
+        """The network's square crop of ``box`` (original pixels) from the working image, a left hand's
+        mirrored so that it is a right hand (u -> W - 1 - u; a view, no copy of the image)."""
+        img = scaled.pixels
+        ww = img.shape[1]
+        work, Kw, boxw = img, scaled.K_to_working(K), scaled.box_to_working(box)
+        if flip:
+            work = img[:, ::-1]
+            Kw, boxw = mirror_intrinsics(Kw, ww), mirror_box(boxw, ww)
+        S = self.input_size
+        M = crop_affine(boxw, S)
+        return RightHandCrop(self._warp_region(work, M, boxw, S), M, Kw, crop_intrinsics(Kw, M, 0.0), flip, ww)
+
+    def _place(self, out: dict, crop: RightHandCrop) -> dict:
+        """The network's right hand in the crop's camera frame: its mesh and joints moved by the
+        translation that puts its joints on its own 2D joints (:func:`~handssca.geometry.place_in_crop`)."""
+        S = self.input_size
+        uv = joints_img_to_pixels(out["joints_img"][0].astype(np.float64), S)
+        t, placement = place_in_crop(out["joints"][0], out["joints_img"][0], crop.Kc, S)
+        joints = out["joints"][0] + t
+        return {
+            "vertices": out["vertices"][0] + t,
+            "joints": joints,
+            "transl": np.asarray(t, dtype=np.float64),
+            "pose": out["pose_aa"][0].astype(np.float64),
+            "betas": out["betas"][0].astype(np.float64),
+            "reprojection_error_px": float(np.linalg.norm(project(joints, crop.Kc) - uv, axis=1).mean()),
+            "placement": placement,
+        }
+
+    def _fit(self, net: dict, crop: RightHandCrop, scaled: ScaledImage, detection, previous):
+        """(the fitted hand as :meth:`_place` gives one, or None; what the fit did (JSON); the state a
+        next frame's fit starts from) for the network's right hand ``net`` and the detection's landmarks."""
+        from handssca.fit import FitInit, fit_hand
+
+        if detection is None or getattr(detection, "keypoints_3d", None) is None:
+            return None, {"used": False, "reason": "no landmarks (the landmark network saw no hand in the box)"}, None
+        model, mesh = self.fitter
+        kp2d = scaled.to_working(np.asarray(detection.keypoints_2d, dtype=np.float64))
+        kp3d = np.asarray(detection.keypoints_3d, dtype=np.float64)
+        if crop.flip:  # the mirrored picture's landmarks
+            kp2d = kp2d.copy()
+            kp2d[:, 0] = crop.width - 1 - kp2d[:, 0]
+            kp3d = mirror_points(kp3d)
+        init = FitInit(net["pose"][None], net["betas"][None], net["transl"][None])
+        prev = None
+        if previous is not None and previous.fit_state is not None and previous.fit_state[0] == crop.flip:
+            prev = previous.fit_state[1]
+        res = fit_hand(model, kp2d[None], crop.Kw, kp3d[None], init=init, weights=self.fit_weights, previous=prev)
+        px = float(max(scaled.scale_xy))  # original pixels per working pixel
+        side = float(np.ptp(kp2d, axis=0).max())
+        before = float(np.linalg.norm(project(net["joints"], crop.Kw) - kp2d, axis=1).mean()) * px
+        info = {
+            "used": False,
+            "reason": None,
+            "residual_2d_px_network": before,
+            "residual_2d_px": float(res.residual_2d_px[0]) * px,
+            "residual_3d_mm": float(res.residual_3d_m[0]) * 1000.0,
+            "landmark_scale": float(res.scale[0]),
+            "iterations": int(res.iterations[0]),
+            "converged": bool(res.converged[0]),
+            "temporal": prev is not None,
+            "landmark_table": model.table.source,
+        }
+        values = (res.pose, res.betas, res.transl, res.joints, res.residual_2d_px)
+        if not res.valid[0] or not all(np.isfinite(v).all() for v in values):
+            info["reason"] = "the landmarks or the fit are not finite numbers; the network's mesh is kept"
+            for key in ("residual_2d_px", "residual_3d_mm", "landmark_scale"):
+                info[key] = None
+            return None, info, None
+        if res.residual_2d_px[0] > MAX_FIT_RESIDUAL * max(side, 1.0):
+            info["reason"] = (
+                f"the fit ended {info['residual_2d_px']:.1f} px from the 2D landmarks on average (more than "
+                f"{MAX_FIT_RESIDUAL:.0%} of the hand's size); the network's mesh is kept"
+            )
+            return None, info, None
+        with torch.no_grad():
+            posed = mesh(
+                global_orient=torch.from_numpy(res.pose[:, :3]),
+                hand_pose=torch.from_numpy(res.pose[:, 3:]),
+                betas=torch.from_numpy(res.betas),
+                transl=torch.from_numpy(res.transl),
+            )
+        info["used"] = True
+        fitted = {
+            "vertices": posed["vertices"][0].numpy(),
+            "joints": posed["joints"][0].numpy(),
+            "transl": res.transl[0].copy(),
+            "pose": res.pose[0].copy(),
+            "betas": res.betas[0].copy(),
+        }
+        state = (crop.flip, FitInit(res.pose.copy(), res.betas.copy(), res.transl.copy()))
+        return fitted, info, state
 
     @staticmethod
     def _warp_region(image: np.ndarray, M: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:

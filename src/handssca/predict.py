@@ -26,6 +26,20 @@ class PredictSummary:
     no_hand: list[str] = field(default_factory=list)
     hands: int = 0
     hands_left_out: list[tuple[str, str]] = field(default_factory=list)
+    #: (input, why) of hands whose landmark fit was not used (they keep the network's mesh)
+    network_meshes: list[tuple[str, str]] = field(default_factory=list)
+    #: hands whose mesh is the hand model fitted to their landmarks
+    fitted: int = 0
+
+    def count(self, name: str, preds: list) -> None:
+        """Count reconstructed hands and how their meshes were made."""
+        self.hands += len(preds)
+        for pred in preds:
+            fit = pred.extras.get("landmark_fit")
+            if pred.extras.get("mesh_source") == "landmark_fit":
+                self.fitted += 1
+            elif fit is not None and fit.get("reason"):
+                self.network_meshes.append((name, fit["reason"]))
 
     def add(self, files: list[Path]) -> None:
         seen = set(self.written)
@@ -39,9 +53,14 @@ class PredictSummary:
         ]
         if self.hands_left_out:
             lines[0] += f", {len(self.hands_left_out)} detected hand(s) left out"
+        if self.fitted or self.network_meshes:
+            lines[0] += f"; {self.fitted} hand(s) fitted to their landmarks"
+        if self.network_meshes:
+            lines[0] += f", {len(self.network_meshes)} kept the network's mesh"
         lines += [f"  no hand found in {name}" for name in self.no_hand]
         lines += [f"  left out a hand of {name}: {why}" for name, why in self.hands_left_out]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
+        lines += [f"  the network's mesh for a hand of {name}: {why}" for name, why in self.network_meshes]
         return "\n".join(lines)
 
 
@@ -173,7 +192,7 @@ def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_
         image = rec.load(path, bbox) if hasattr(rec, "load") else _full_image(path)
         pred = rec(image, bbox=bbox, hand_side=side)
         summary.add(save_prediction(pred, image.pixels, out, name, render, source=path))
-        summary.hands += 1
+        summary.count(str(path), [pred])
         return True
     scaled, found = rec.detect(path)
     if not found:
@@ -189,7 +208,7 @@ def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_
     overlay_path = out / f"{name}_overlay.png"
     Image.fromarray(hands_overlay(preds, scaled.pixels, render)).save(overlay_path)
     summary.add([overlay_path])
-    summary.hands += len(preds)
+    summary.count(str(path), preds)
     return True
 
 
@@ -212,7 +231,7 @@ def _predict_video(
             for tid, hand in zip(f.ids, f.hands):
                 stem = f"frame_{f.index:05d}" if mode != "detect" else f"frame_{f.index:05d}_hand{tid}"
                 summary.add(save_prediction(hand, f.image, out / name, stem, render, source=path))
-            summary.hands += len(f.hands)
+            summary.count(f"{path} frame {f.index}", f.hands)
             any_hand |= bool(f.hands)
             video.add(hands_overlay(f.hands, f.image, render, labels=mode == "detect", numbers=f.ids))
     finally:  # always closed (an ffmpeg process); removed when no frame had a hand

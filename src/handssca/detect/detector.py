@@ -85,7 +85,7 @@ class HandDetection:
             "palm_score": None if self.palm_score is None else float(self.palm_score),
             "keypoints_2d_px": np.asarray(self.keypoints_2d, dtype=float).tolist(),
             "keypoints_3d_m": None
-            if self.keypoints_3d is None
+            if self.keypoints_3d is None or not np.isfinite(self.keypoints_3d).all()
             else np.asarray(self.keypoints_3d, dtype=float).tolist(),
             "keypoints_3d_frame": "metres about the hand's centre, the image's axes (x right, y down, z away); "
             "MediaPipe's world landmarks",

@@ -121,6 +121,7 @@ class FitResult:
     residual_3d_m: np.ndarray
     iterations: np.ndarray
     converged: np.ndarray
+    valid: np.ndarray
     cost: np.ndarray
     extras: dict = field(default_factory=dict)
 
@@ -381,7 +382,7 @@ class _Problem:
             parts += [(pose[:, :3] - target.pose[:, :3]) / 0.1, (transl - target.transl) / 0.01]
             Jr, Jt = np.zeros((B, 3, self.P)), np.zeros((B, 3, self.P))
             Jr[:, :, :3] = np.eye(3) / 0.1
-            Jt[:, :, 48 + self.S :] = np.eye(3) / 0.01
+            Jt[:, :, 48 + self.S : self.H] = np.eye(3) / 0.01
             J += [Jr, Jt]
         return weight * np.concatenate(parts, 1), weight * np.concatenate(J, 1)
 
@@ -528,5 +529,6 @@ def fit_hand(
         residual_3d_m=res3,
         iterations=steps,
         converged=converged & ok_start & np.isfinite(x).all(1),
+        valid=ok_start & np.isfinite(x).all(1) & np.isfinite(cost),
         cost=cost,
     )
