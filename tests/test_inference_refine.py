@@ -97,4 +97,6 @@ def test_predict_refines_by_default_and_says_so(checkpoint, tmp_path, capsys):
     assert info["mesh_source"] == "landmark_fit" and info["detection"]["keypoints_3d_m"] is not None
     assert main([*args, "--out", str(tmp_path / "b"), "--refine", "none"]) == 0
     assert json.loads((tmp_path / "b" / "hand_hand1.json").read_text())["mesh_source"] == "network"
-    assert main([*args, "--out", str(tmp_path / "c"), "--refine", "sideways"]) == 2
+    with pytest.raises(SystemExit) as e:  # argparse's own one-line error
+        main([*args, "--out", str(tmp_path / "c"), "--refine", "sideways"])
+    assert e.value.code == 2 and "--refine" in capsys.readouterr().err
