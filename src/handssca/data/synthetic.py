@@ -11,7 +11,8 @@ a little specular, darkening between fingers), a background (a public-domain pho
 scikit-image, or a procedural texture, sometimes out of focus) under the hand's soft shadow, and 0
 to ``max_occluders`` (3) occluders covering up to ~70% of the hand: a cylinder, ball or box held in
 the grasp (depth-tested with the fingers), solids between the camera and the hand, or flat shapes.
-The crop (with its augmentation on the train split: scale, rotation, colour gains) is rendered
+The hand continues into a forearm (``forearm``: the skin's tone or a sleeve, the same lighting; it is in
+every real photo). The crop (with its augmentation on the train split: scale, rotation, colour gains) is rendered
 directly, then camera effects are applied (blur, noise, JPEG; ``camera_effects``). Labels follow the
 common sample contract (:mod:`handssca.data.sample`). Rendering uses moderngl/EGL when it works (each
 DataLoader worker makes its own context on first use) and the numpy rasteriser otherwise.
@@ -62,6 +63,7 @@ class SyntheticHands(Dataset):
         max_tilt_deg: float = 180.0,
         max_roll_deg: float = 180.0,
         camera_effects: bool = True,
+        forearm: bool = True,
     ) -> None:
         if split not in SPLITS:
             raise ValueError(f"split: expected one of {sorted(SPLITS)}; got {split!r}")
@@ -79,6 +81,7 @@ class SyntheticHands(Dataset):
         self.renderer_name = renderer
         self.max_occluders = max_occluders
         self.camera_effects = camera_effects
+        self.forearm = bool(forearm)
         self._hand = None
         self._render = None
         self._reduce_layers = False
@@ -241,6 +244,8 @@ class SyntheticHands(Dataset):
             front=front,
             flats=flats,
             flat_shadow=dict(strength=float(rng.uniform(0.2, 0.5)), offset=shadow["offset"], blur=shadow["blur"]),
+            # drawn last so that every draw above is as it was before forearms
+            forearm=sc.sample_forearm(rng, verts_cam, joints_cam, tone, look) if self.forearm else None,
         )
 
     # ------------------------------------------------------------------------------------------ a view of it
@@ -273,6 +278,15 @@ class SyntheticHands(Dataset):
             **s["look"],
         )
         parts = [hand_part]
+        if s.get("forearm") is not None:
+            v, faces, colours = s["forearm"].mesh()
+            arm = s["forearm"]
+            parts.append(
+                MeshPart(
+                    v @ R.T, faces, colours, wrap=s["look"]["wrap"], specular=arm.specular, shininess=arm.shininess
+                )
+            )
+        scenery = len(parts)  # the hand and its arm; occluders after them
         for obj in s["held"] + s["front"]:
             v, faces, colours = obj.mesh()
             parts.append(MeshPart(v @ R.T, faces, colours, specular=obj.specular, shininess=obj.shininess))
@@ -282,8 +296,8 @@ class SyntheticHands(Dataset):
         rend = self._render(parts, K, (size, size), lighting, layer)
         full = rend.hand_full
         area = max(int(full.sum()), 1)
-        if len(parts) > 1 and 1 - rend.hand_visible.sum() / area > MAX_OCCLUSION:
-            rend = self._render(parts[:1], K, (size, size), lighting, layer)  # the solids hid too much: none
+        if len(parts) > scenery and 1 - rend.hand_visible.sum() / area > MAX_OCCLUSION:
+            rend = self._render(parts[:scenery], K, (size, size), lighting, layer)  # the solids hid too much: none
         image = rend.rgb
         _darken(image, rend.coverage, s["shadow"], M, scale, keep=rend.coverage)  # the shadow falls behind
         occ = np.zeros_like(full)

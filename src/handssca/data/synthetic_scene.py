@@ -383,6 +383,109 @@ def front_object(rng: np.random.Generator, point: np.ndarray, hand_size: float) 
     return SolidObject(kind, scale, _random_rotation(rng), point * frac, **_object_look(rng))
 
 
+# ------------------------------------------------------------------------------------------ the forearm
+@dataclass
+class Forearm:
+    """The forearm that continues a hand's wrist, in the camera frame: a tube along ``axis`` (unit, from the
+    wrist towards the elbow) from ``start`` (a point inside the hand's wrist) over ``length`` metres, with an
+    elliptic section (``radii`` along ``across`` and ``axis x across``, growing by ``flare`` at the far
+    end), skin up to ``sleeve_at`` metres (None: bare arm) and a sleeve (``sleeve_colour``) beyond."""
+
+    start: np.ndarray
+    axis: np.ndarray
+    across: np.ndarray
+    radii: np.ndarray
+    length: float
+    flare: float
+    skin: np.ndarray
+    sleeve_at: float | None
+    sleeve_colour: np.ndarray
+    specular: float
+    shininess: float
+
+    def mesh(self, segments: int = 20, rings: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(vertices (N, 3), faces (F, 3) outward, per-vertex colours (N, 3)); the far end capped."""
+        b = np.cross(self.axis, self.across)
+        t = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+        along = np.linspace(0.0, 1.0, rings) ** 1.5 * self.length  # denser near the wrist
+        if self.sleeve_at is not None and 0 < self.sleeve_at < self.length:  # a sharp cuff: two rings there
+            along = np.sort(np.concatenate([along, [self.sleeve_at, self.sleeve_at + 1e-4]]))
+        grow = 1.0 + (self.flare - 1.0) * along / self.length
+        sleeve = np.zeros(len(along), bool) if self.sleeve_at is None else along > self.sleeve_at
+        grow = grow * np.where(sleeve, 1.12, 1.0)
+        ring = np.cos(t)[:, None] * self.radii[0] * self.across + np.sin(t)[:, None] * self.radii[1] * b
+        v = self.start + along[:, None, None] * self.axis + grow[:, None, None] * ring[None]
+        n_r = len(along)
+        v = np.concatenate([v.reshape(-1, 3), [self.start + self.length * self.axis]])
+        k = np.arange(segments)
+        nk = (k + 1) % segments
+        faces = []
+        for i in range(n_r - 1):
+            a0, a1 = i * segments, (i + 1) * segments
+            faces += [np.stack([a0 + k, a1 + k, a1 + nk], 1), np.stack([a0 + k, a1 + nk, a0 + nk], 1)]
+        last = (n_r - 1) * segments
+        faces.append(np.stack([np.full(segments, len(v) - 1), last + nk, last + k], 1))
+        faces = np.concatenate(faces)
+        tri = v[faces]  # orient outwards from the axis
+        normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        centre = tri.mean(1)
+        rel = centre - self.start
+        radial = rel - (rel @ self.axis)[:, None] * self.axis
+        radial = np.where((np.linalg.norm(radial, axis=1) < 1e-6)[:, None], self.axis[None], radial)
+        flip = (normal * radial).sum(1) < 0
+        faces[flip] = faces[flip][:, ::-1]
+        colours = np.where(np.repeat(sleeve, segments)[:, None], self.sleeve_colour[None], self.skin[None])
+        colours = np.concatenate([colours, [self.sleeve_colour if sleeve[-1] else self.skin]])
+        return v, faces.astype(np.int64), colours
+
+
+def sample_forearm(
+    rng: np.random.Generator, vertices: np.ndarray, joints: np.ndarray, tone: np.ndarray, look: dict
+) -> Forearm:
+    """A forearm for a hand (vertices (V, 3), joints (21, 3) FreiHAND order, camera frame) of skin ``tone``:
+    along the wrist-to-middle-knuckle line turned by up to 30 degrees (the wrist bent), its section the
+    hand's at the wrist (slightly inside it, so that the seam is hidden), 22-30 cm long, widening by
+    25-50%; half of the arms wear a sleeve from 2-12 cm past the wrist."""
+    wrist, knuckle = joints[0], joints[9]
+    axis = wrist - knuckle
+    axis /= np.linalg.norm(axis) + 1e-12
+    bend = rng.normal(size=3)
+    bend -= (bend @ axis) * axis
+    bend /= np.linalg.norm(bend) + 1e-12
+    c, s_ = np.cos(np.radians(rng.uniform(0, 30))), np.sin(np.radians(rng.uniform(0, 30)))
+    arm = c * axis + s_ * bend
+    across = joints[5] - joints[17]
+    across -= (across @ axis) * axis
+    across /= np.linalg.norm(across) + 1e-12
+    other = np.cross(axis, across)
+    rel = vertices - wrist
+    t = rel @ axis
+    near = np.abs(t) < 0.012  # the hand's section around the wrist joint
+    if near.sum() < 8:
+        near = np.argsort(np.abs(t))[:64]
+    pa, pb = rel[near] @ across, rel[near] @ other
+    centre = wrist + across * (pa.max() + pa.min()) / 2 + other * (pb.max() + pb.min()) / 2
+    radii = np.array([(pa.max() - pa.min()) / 2, (pb.max() - pb.min()) / 2]) * 0.85
+    radii = np.maximum(radii, 0.006)
+    start = centre - 0.01 * axis  # 1 cm inside the hand
+    skin = np.clip(tone * rng.uniform(0.95, 1.05, 3), 0, 1)
+    sleeve_at = float(rng.uniform(0.03, 0.13)) if rng.random() < 0.5 else None
+    sleeve = _object_look(rng)["colours"][0]
+    return Forearm(
+        start=start,
+        axis=arm,
+        across=across,
+        radii=radii,
+        length=float(rng.uniform(0.22, 0.30)),
+        flare=float(rng.uniform(1.25, 1.5)),
+        skin=skin,
+        sleeve_at=sleeve_at,
+        sleeve_colour=np.asarray(sleeve, dtype=np.float64),
+        specular=float(look["specular"]),
+        shininess=float(look["shininess"]),
+    )
+
+
 # ------------------------------------------------------------------------------------------ hand shading
 def finger_segments(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The 15 phalanges of a hand's joints (21, 3) (FreiHAND order): starts (15, 3), ends (15, 3), and

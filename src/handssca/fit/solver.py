@@ -275,7 +275,7 @@ class _Problem:
         if self.kp3d is not None:
             QX = np.einsum("bij,bnj->bni", Q, self.X)
             Y = s[:, None, None] * QX
-            c = np.sqrt(w.keypoints_3d * m.table.weights_3d / m.table.weights_3d.mean())
+            c = np.sqrt(w.keypoints_3d * m.table.weights_3d)
             ell = self.centred(L)
             r = (ell - Y) * c[None, :, None]
             lam = np.sqrt(w.scale_prior * self.spread * 21)  # as the closed form's prior
@@ -302,7 +302,7 @@ class _Problem:
             em = e * depth_scale[:, None, None]  # metres at the hand's depth
             norm = np.linalg.norm(em, axis=-1)
             d = w.robust_2d_m
-            c = w.keypoints_2d * m.table.weights_2d / m.table.weights_2d.mean()
+            c = w.keypoints_2d * m.table.weights_2d
             huber = np.where(norm <= d, norm**2, 2 * d * norm - d * d)
             cost += (c * huber).sum(1)
             irls = np.where(norm <= d, 1.0, d / np.maximum(norm, 1e-12))

@@ -3,7 +3,8 @@
 MediaPipe's 21 landmarks are not a hand model's rotation centres or tip vertices. A
 :class:`LandmarkTable` gives each landmark (FreiHAND order) an offset carried by its bone
 (:data:`~handssca.fit.keypoints.KEYPOINT_BONE`; metres, in the rest pose's frame) and a weight for its 2D
-and its 3D position (mean 1; the inverse of its calibrated variance). The shipped table
+and its 3D position: ``(1 cm)^2 / variance`` per coordinate, the 2D one in metres at the hand's depth, so that
+the fit's 2D and 3D terms are weighed against each other (:mod:`handssca.fit.calibration`). The shipped table
 (``assets/landmark_table_default_hand.json``) is calibrated for the default hand by
 ``scripts/calibrate_landmarks.py`` on the package's synthetic renders, where the truth is known; a MANO
 file gets the same weights and no offsets unless a table calibrated for it is given (the script takes

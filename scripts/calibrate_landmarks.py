@@ -1,0 +1,221 @@
+"""Calibrate where the detector's 21 landmarks sit on a hand model, on synthetic renders whose truth is known.
+
+    python scripts/calibrate_landmarks.py detect [--count 400] [--hand-model MANO_RIGHT.pkl]
+    python scripts/calibrate_landmarks.py table            # writes the landmark table from the detections
+    python scripts/calibrate_landmarks.py evaluate [--checkpoint runs/demo/last.pt] [--count 200]
+
+``detect`` renders photo-like pictures of the package's synthetic hands (``SyntheticHands`` with a forearm,
+no occluders, the palm or the back towards the camera within 60 degrees; split "val"), runs the bundled
+detector on each whole picture and keeps, for every hand it finds, its landmarks and the truth
+(``scripts/data/landmark_calibration_<model>.npz``); it prints the found rate, and the rate on occluded
+renders (the dataset's own settings). ``table`` turns those detections into the landmark table
+(``src/handssca/assets/landmark_table_default_hand.json`` for the default hand;
+:func:`handssca.fit.calibration.calibrate_table`): ``tests/fit/test_calibration.py`` checks that the shipped
+table is what this step gives. ``evaluate`` runs the detector on the "test" split and prints, per
+hand found, the PA-MPJPE of the detector's 3D landmarks, of the fitted mesh's joints and of the network's
+(a checkpoint given), and the 2D errors of the keypoints and of the fit: the table in ``docs/fitting.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+#: The renders the table is calibrated on (photo-like: a forearm, no occluders, the palm or back facing the camera).
+SETTINGS = dict(split="val", seed=0, image_size=256, max_occluders=0, max_tilt_deg=60.0, forearm=True)
+#: A detection belongs to the rendered hand when its keypoints are on average within this fraction of the
+#: hand's 2D size from the true joints.
+MATCH = 0.3
+
+
+def data_file(hand_model: str | None) -> Path:
+    name = "default_hand" if hand_model is None else Path(hand_model).stem.lower()
+    return ROOT / "scripts" / "data" / f"landmark_calibration_{name}.npz"
+
+
+def table_file(hand_model: str | None) -> Path:
+    if hand_model is None:
+        return ROOT / "src" / "handssca" / "assets" / "landmark_table_default_hand.json"
+    return ROOT / "scripts" / "data" / f"landmark_table_{Path(hand_model).stem.lower()}.json"
+
+
+def detect_renders(count: int, hand_model: str | None = None, start: int = 0, **overrides) -> tuple[dict, int]:
+    """(arrays of the hands found among renders ``start .. start + count - 1``, renders looked at)."""
+    from handssca.data.synthetic import SyntheticHands
+    from handssca.detect import HandDetector
+    from handssca.frames import project
+
+    settings = {**SETTINGS, **overrides}
+    split = settings.pop("split")
+    ds = SyntheticHands(split, start + count, hand_model=hand_model, **settings)
+    detector = HandDetector()
+    keys = ("index", "pose", "betas", "transl", "K", "keypoints_2d", "keypoints_3d", "joints_2d")
+    out: dict[str, list] = {k: [] for k in keys}
+    for i in range(start, start + count):
+        r = ds.render_original(i)
+        image = (np.clip(r["image"], 0, 1) * 255).round().astype(np.uint8)
+        truth = project(r["joints_cam"], r["K"])
+        size = np.ptp(truth, axis=0).max()
+        best = None
+        for hand in detector(image):
+            err = np.linalg.norm(hand.keypoints_2d - truth, axis=1).mean()
+            if err < MATCH * size and (best is None or err < best[0]):
+                best = (err, hand)
+        if best is None:
+            continue
+        hand = best[1]
+        # the scene's MANO translation: joints_cam = forward(pose, betas) + transl
+        vals = (i, r["pose"], r["betas"], r["transl"], r["K"], hand.keypoints_2d, hand.keypoints_3d, truth)
+        for k, v in zip(keys, vals):
+            out[k].append(np.asarray(v, dtype=np.float64))
+    return {k: np.stack(v) if v else np.zeros((0,)) for k, v in out.items()}, count
+
+
+def _cmd_detect(args) -> None:
+    t = time.perf_counter()
+    found, n = detect_renders(args.count, args.hand_model)
+    path = data_file(args.hand_model)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, settings=json.dumps({**SETTINGS, "count": n}), **found)
+    print(f"{len(found['index'])} of {n} unoccluded renders with a forearm found ({len(found['index']) / n:.0%}), "
+          f"{time.perf_counter() - t:.0f} s; wrote {path}")
+    if args.occluded:
+        occ, m = detect_renders(args.occluded, args.hand_model, max_occluders=3, max_tilt_deg=60.0)
+        print(f"with occluders (up to 3, the dataset's): {len(occ['index'])} of {m} found ({len(occ['index']) / m:.0%})")
+        any_way, k = detect_renders(args.occluded, args.hand_model, max_tilt_deg=180.0)
+        print(f"any orientation, no occluders: {len(any_way['index'])} of {k} found ({len(any_way['index']) / k:.0%})")
+
+
+def load_samples(path: Path):
+    from handssca.fit.calibration import CalibrationSamples
+
+    with np.load(path) as z:
+        return CalibrationSamples(z["pose"], z["betas"], z["transl"], z["K"], z["keypoints_2d"], z["keypoints_3d"])
+
+
+def make_table(hand_model: str | None = None, path: Path | None = None):
+    """The landmark table that the saved detections give (what ``table`` writes)."""
+    import torch
+
+    from handssca.fit.calibration import calibrate_table
+    from handssca.fit.keypoints import KeypointModel
+    from handssca.hand import HandModel
+
+    hand = HandModel.load(hand_model, dtype=torch.float64)
+    path = data_file(hand_model) if path is None else path
+    name = "default hand" if hand_model is None else Path(hand_model).name
+    return calibrate_table(KeypointModel.from_hand(hand), load_samples(path), source=f"{name}, {path.name}")
+
+
+def _cmd_table(args) -> None:
+    table, stats = make_table(args.hand_model)
+    out = table_file(args.hand_model)
+    data = {**table.to_json(), "calibration": {"rms_3d_mm": np.round(stats["rms_3d_mm"], 2).tolist(),
+                                               "rms_2d_mm_at_depth": np.round(stats["rms_2d_mm_at_depth"], 2).tolist()}}
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {out} from {stats['used']} of {stats['samples']} detections")
+    print("rms 3D mm  ", np.round(stats["rms_3d_mm"], 1))
+    print("rms 2D mm  ", np.round(stats["rms_2d_mm_at_depth"], 1))
+    print("offsets mm ", np.round(np.linalg.norm(table.offsets, axis=1) * 1000, 1))
+
+
+def procrustes(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean distance (m) of a (21, 3) to b after the best similarity."""
+    from handssca.fit.calibration import similarity_align
+
+    return float(np.linalg.norm(similarity_align(a[None], b[None])[0] - b, axis=1).mean())
+
+
+def evaluate(count: int, checkpoint: str | None = None, hand_model: str | None = None, start: int = 0) -> dict:
+    """Per-hand errors on the "test" split's photo-like renders (see the module docstring)."""
+    import torch
+
+    from handssca.fit import FitInit, FitModel, fit_hand
+    from handssca.fit.keypoints import pose_keypoints
+    from handssca.hand import HandModel
+
+    found, n = detect_renders(count, hand_model, start=start, split="test")
+    hand = HandModel.load(hand_model, dtype=torch.float64)
+    fm = FitModel.from_hand(hand)
+    truth = pose_keypoints(fm.keypoints, found["pose"], found["betas"], found["transl"]).keypoints
+    t = time.perf_counter()
+    res = fit_hand(fm, found["keypoints_2d"], found["K"], found["keypoints_3d"])
+    fit_ms = (time.perf_counter() - t) * 1000 / max(len(truth), 1)
+    K = found["K"]
+    proj = np.einsum("nij,npj->npi", K, res.joints)
+    rows = {
+        "landmarks_3d_pa_mm": [procrustes(found["keypoints_3d"][i], truth[i]) * 1000 for i in range(len(truth))],
+        "fit_pa_mm": [procrustes(res.joints[i], truth[i]) * 1000 for i in range(len(truth))],
+        "keypoints_2d_px": np.linalg.norm(found["keypoints_2d"] - found["joints_2d"], axis=-1).mean(1).tolist(),
+        "fit_2d_px": np.linalg.norm(proj[..., :2] / proj[..., 2:] - found["joints_2d"], axis=-1).mean(1).tolist(),
+    }
+    mean_pose = FitInit(np.zeros_like(found["pose"]), np.zeros_like(found["betas"]), found["transl"])
+    mean_pose.pose[:, :3] = found["pose"][:, :3]
+    mp = pose_keypoints(fm.keypoints, mean_pose.pose, mean_pose.betas, mean_pose.transl).keypoints
+    rows["mean_pose_pa_mm"] = [procrustes(mp[i], truth[i]) * 1000 for i in range(len(truth))]
+    if checkpoint is not None:
+        rows["network_pa_mm"] = _network_errors(checkpoint, hand_model, found, truth)
+    return {"renders": n, "found": len(truth), "fit_ms_per_hand": fit_ms, "rows": rows}
+
+
+def _network_errors(checkpoint: str, hand_model: str | None, found: dict, truth: np.ndarray) -> list[float]:
+    """The network's joints on each found hand's detected box (as ``handssca predict`` crops it), PA-MPJPE."""
+    from handssca.data.synthetic import SyntheticHands
+    from handssca.inference import HandReconstructor
+
+    rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device="cpu")
+    settings = {**SETTINGS}
+    settings.pop("split")
+    ds = SyntheticHands("test", int(found["index"].max()) + 1, hand_model=hand_model, **settings)
+    out = []
+    for k, i in enumerate(found["index"].astype(int)):
+        image = (np.clip(ds.render_original(i)["image"], 0, 1) * 255).round().astype(np.uint8)
+        lo, hi = found["keypoints_2d"][k].min(0), found["keypoints_2d"][k].max(0)
+        pred = rec(image, bbox=(*lo, *(hi - lo)), K=found["K"][k], refine=None)
+        out.append(procrustes(pred.joints, truth[k]) * 1000)
+    return out
+
+
+def _cmd_evaluate(args) -> None:
+    result = evaluate(args.count, args.checkpoint, args.hand_model)
+    rows = result["rows"]
+    print(f"{result['found']} of {result['renders']} test renders found; the fit {result['fit_ms_per_hand']:.1f} ms "
+          f"per hand (all {result['found']} in one batch)")
+    print(f"{'':28s} {'mean':>7s} {'median':>7s}")
+    for name, values in rows.items():
+        print(f"{name:28s} {np.mean(values):7.2f} {np.median(values):7.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("detect")
+    p.add_argument("--count", type=int, default=400)
+    p.add_argument("--occluded", type=int, default=0, help="also report the found rate on this many other renders")
+    p.add_argument("--hand-model")
+    p.set_defaults(func=_cmd_detect)
+    p = sub.add_parser("table")
+    p.add_argument("--hand-model")
+    p.set_defaults(func=_cmd_table)
+    p = sub.add_parser("evaluate")
+    p.add_argument("--count", type=int, default=200)
+    p.add_argument("--checkpoint")
+    p.add_argument("--hand-model")
+    p.add_argument("--json")
+    p.set_defaults(func=_cmd_evaluate)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
