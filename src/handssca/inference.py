@@ -86,11 +86,16 @@ class HandPrediction:
     bbox: np.ndarray  # (4) x, y, w, h of the square crop in the original image
     hand_side: str
     image_size: tuple[int, int]  # (H, W)
+    #: identity of the hand model that drew the mesh (:meth:`~handssca.hand.HandModel.identity`: name,
+    #: sha256, side, flat_hand_mean, default); None when unknown (an ONNX model exported by an older handssca)
+    hand_model: dict | None = None
     extras: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        """Plain JSON-able dict of everything except the mesh."""
-        return {
+        """Plain JSON-able dict of everything except the mesh: the core fields, then :attr:`extras`.
+        ``hand_model`` is :attr:`hand_model` with ``mirrored`` (true when the mesh is the mirror image of
+        the model, a left hand drawn with a right-hand model)."""
+        core = {
             "hand_side": self.hand_side,
             "image_size_hw": list(self.image_size),
             "bbox_xywh": self.bbox.tolist(),
@@ -104,10 +109,13 @@ class HandPrediction:
                 "transl_m": self.transl.tolist(),
                 "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)",
             },
+            "hand_model": None
+            if self.hand_model is None
+            else {**self.hand_model, "mirrored": self.hand_side != self.hand_model["side"]},
             "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
             "units": "metres, OpenCV camera frame (x right, y down, z forward)",
-            **self.extras,
         }
+        return {**core, **self.extras}
 
 
 #: Videos: the palm detector also runs every this many frames, to find hands that came into view while
@@ -136,6 +144,7 @@ class TorchRunner:
         self.model, self.device = model.eval(), device
         self.input_size = model.config.input_size
         self.faces = model.hand.faces
+        self.hand_model = model.hand.identity()
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
@@ -144,7 +153,11 @@ class TorchRunner:
 
 
 class HandReconstructor:
-    """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out."""
+    """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out.
+
+    ``hand_model``: the identity of the hand model the runner's meshes come from, written into every
+    prediction (default: the runner's ``hand_model`` attribute, as :class:`TorchRunner` and
+    :class:`~handssca.export.OnnxRunner` have; else None, unknown)."""
 
     def __init__(
         self,
@@ -154,8 +167,10 @@ class HandReconstructor:
         max_working_side: int = MAX_WORKING_SIDE,
         detector=None,
         device: str | torch.device | None = "cpu",
+        hand_model: dict | None = None,
     ) -> None:
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
+        self.hand_model = hand_model if hand_model is not None else getattr(runner, "hand_model", None)
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
 
@@ -319,14 +334,23 @@ class HandReconstructor:
     def from_checkpoint(
         cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None
     ) -> HandReconstructor:
+        """The network of a checkpoint with the hand model it was trained with. ``hand_model``: that
+        model's MANO file (checked against the checkpoint's record); needed for a MANO-trained
+        checkpoint unless the file is at the path recorded at training (see
+        :func:`~handssca.model.checkpoint.model_from_checkpoint`)."""
         from handssca.model.checkpoint import load_model
 
         dev = resolve_device(device)
         model = load_model(path, hand_model).to(dev)
-        return cls(TorchRunner(model, dev), model.hand.faces, model.config.input_size, device=dev)
+        runner = TorchRunner(model, dev)
+        return cls(runner, model.hand.faces, model.config.input_size, device=dev, hand_model=runner.hand_model)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, hand_model: str | None = None) -> HandReconstructor:
+        """An exported ONNX model (its graph holds the hand model it was exported with). ``hand_model``:
+        optional; a MANO file given must be the one the model records (ValueError naming both
+        otherwise). For a model exported without that record, it only supplies faces missing from
+        the metadata."""
         from handssca.export import OnnxRunner
 
         try:
@@ -340,9 +364,12 @@ class HandReconstructor:
             why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
             raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
+        from handssca.hand.identity import load_identified
 
+        if hand_model is not None and runner.hand_model is not None:
+            load_identified(runner.hand_model, hand_model, None, str(path))  # raises unless the same model
         faces = HandModel.load(hand_model).faces if runner.faces is None else runner.faces
-        return cls(runner, faces, runner.input_size)
+        return cls(runner, faces, runner.input_size, hand_model=runner.hand_model)
 
     def __call__(
         self,
@@ -407,6 +434,7 @@ class HandReconstructor:
             bbox=box,
             hand_side=hand_side,
             image_size=(int(h), int(w)),
+            hand_model=self.hand_model,
             extras={
                 "crop_reprojection_error_px": reproj,
                 "placement": placement,
