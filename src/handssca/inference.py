@@ -94,7 +94,8 @@ class HandPrediction:
     def to_json(self) -> dict:
         """Plain JSON-able dict of everything except the mesh: the core fields, then :attr:`extras`.
         ``hand_model`` is :attr:`hand_model` with ``mirrored`` (true when the mesh is the mirror image of
-        the model, a left hand drawn with a right-hand model)."""
+        the model, a left hand drawn with a right-hand model). ValueError naming the key when an extras
+        key is also a core field (it would replace it)."""
         core = {
             "hand_side": self.hand_side,
             "image_size_hw": list(self.image_size),
@@ -115,6 +116,9 @@ class HandPrediction:
             "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
             "units": "metres, OpenCV camera frame (x right, y down, z forward)",
         }
+        clash = [k for k in self.extras if k in core]
+        if clash:
+            raise ValueError(f"HandPrediction.extras: key {clash[0]!r} is a core field of the prediction's JSON")
         return {**core, **self.extras}
 
 
