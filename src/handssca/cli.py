@@ -57,7 +57,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.benchmark in ("freihand", "ho3d"):
         gt_xyz = ev.read_points_json(args.gt_xyz, points=21)
         gt_verts = ev.read_points_json(args.gt_verts, count=len(gt_xyz))
-        pred_xyz, pred_verts = ev.read_pred_json(args.pred, count=len(gt_xyz))
+        # the benchmarks' meshes are MANO's: a mesh of another vertex count cannot be scored against them
+        pred_xyz, pred_verts = ev.read_pred_json(args.pred, count=len(gt_xyz), num_verts=gt_verts.shape[1])
         fn = ev.evaluate_freihand if args.benchmark == "freihand" else ev.evaluate_ho3d
         report = fn(pred_xyz, pred_verts, gt_xyz, gt_verts)
     else:
