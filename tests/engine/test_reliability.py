@@ -207,7 +207,9 @@ def test_resume_with_another_config_lists_the_differences(tmp_path, capsys):
     from tests.hand.mano_files import write_model
 
     mano, _ = write_model(tmp_path, "npz", seed=1)
-    with pytest.raises(ValueError, match=r"hand model: the default hand \(sha256 .*\) -> MANO_RIGHT.npz"):
+    with pytest.raises(
+        ValueError, match=r"hand model: the default hand \(sha256 .*\) -> the hand model MANO_RIGHT.npz"
+    ):
         Trainer(tiny(run, f"model.hand_model={mano}"), resume=last, progress=False)
     # a checkpoint from before a setting existed resumes when the setting has its default
     ckpt = torch.load(last, weights_only=True)

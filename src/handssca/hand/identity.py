@@ -51,9 +51,10 @@ def check_identity(obj: object, where: str) -> dict:
 
 
 def describe_identity(identity: dict) -> str:
-    """One phrase for messages: ``MANO_RIGHT.pkl (sha256 0123456789ab...)``."""
+    """One phrase for messages: ``the hand model MANO_RIGHT.pkl (sha256 0123456789ab...)``, ``the default
+    hand (sha256 ...)``."""
     sha = identity.get("sha256")
-    what = "the default hand" if identity.get("default") else identity["name"]
+    what = "the default hand" if identity.get("default") else f"the hand model {identity['name']}"
     return f"{what} (sha256 {sha[:12]}...)" if sha else f"{what} (no content hash recorded)"
 
 
@@ -90,9 +91,8 @@ def load_identified(
             )
         elif hand.content_hash != sha:
             raise ValueError(
-                f"{where} was trained with the hand model {trained}, but {how} {path} holds another "
-                f"hand model "
-                f"({hand.data_name}, sha256 {hand.content_hash[:12]}...): pass the file it was trained with as --hand-model"
+                f"{where} was trained with {trained}, but {how} {path} holds another hand model ({hand.data_name}, "
+                f"sha256 {hand.content_hash[:12]}...): pass the file it was trained with as --hand-model"
             )
         return hand
 
@@ -112,6 +112,6 @@ def load_identified(
         return verified(hand, str(recorded_path), "the file at its recorded path"), str(recorded_path)
     at = f", which is not at its recorded path {recorded_path}" if recorded_path else ""
     raise ValueError(
-        f"{where} was trained with the hand model {trained}{at}: pass that file as --hand-model PATH "
+        f"{where} was trained with {trained}{at}: pass that file as --hand-model PATH "
         "(another hand model, the default one included, would turn the network's parameters into a wrong mesh)"
     )
