@@ -177,3 +177,20 @@ def test_torchscript_export_runs(tmp_path, tiny_checkpoint):
 
     ref = load_model(tiny_checkpoint)(x)
     torch.testing.assert_close(outs[0], ref["vertices"], atol=1e-4, rtol=1e-4)
+
+
+def test_an_extras_key_never_replaces_a_core_field():
+    from handssca.inference import HandPrediction
+
+    def prediction(extras):
+        z = np.zeros
+        return HandPrediction(
+            z((5, 3)), z((21, 3)), z((21, 2)), z((2, 3), int), z(48), z(10), z(3), np.eye(3), True, z(4),
+            "right", (10, 10), extras=extras,
+        )  # fmt: skip
+
+    info = prediction({"track_id": 3}).to_json()
+    assert info["track_id"] == 3 and info["hand_side"] == "right"
+    for key in ("hand_side", "K", "mano", "hand_model"):
+        with pytest.raises(ValueError, match=f"'{key}'"):
+            prediction({key: "left"}).to_json()

@@ -60,3 +60,36 @@ def test_exif_turned_pictures_keep_each_axis_scale(tmp_path, orientation):
     assert (w, h) == (32, 53)
     assert half.scale_xy == pytest.approx((96 / w, 160 / h))
     assert half.scale_xy[0] != pytest.approx(half.scale_xy[1])
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_a_dark_16_bit_image_is_scaled_as_16_bit(tmp_path, suffix):
+    """16-bit pixels are 0-65535 whatever the brightest one is: a dark picture (max 200) stays dark."""
+    import numpy as np
+
+    from handssca.io_images import read_image, to_rgb_uint8
+
+    grey = (np.arange(40 * 30).reshape(30, 40) % 201).astype(np.uint16)  # 0..200 out of 65535
+    expected = np.floor(grey.astype(np.float64) * 255.0 / 65535.0 + 0.5).astype(np.uint8)  # 0 or 1
+    Image.fromarray(grey).save(tmp_path / f"dark{suffix}")
+    got = read_image(tmp_path / f"dark{suffix}")
+    assert got.shape == (30, 40, 3)
+    np.testing.assert_array_equal(got[..., 0], expected)
+    np.testing.assert_array_equal(to_rgb_uint8(grey)[..., 1], expected)
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 65535)])
+    np.testing.assert_array_equal(to_rgb_uint8(rgba)[..., 2], expected)
+    # the full range still reaches white
+    assert to_rgb_uint8(np.full((2, 2), 65535, np.uint16)).min() == 255
+
+
+def test_integer_arrays_of_undeclared_depth():
+    import numpy as np
+
+    from handssca.io_images import to_rgb_uint8
+
+    eight_bit = np.array([[0, 128, 255]], dtype=np.int64)  # e.g. a list of 8-bit values
+    np.testing.assert_array_equal(to_rgb_uint8(eight_bit)[0, :, 0], [0, 128, 255])
+    rgba = np.array([[[10, 20, 30, 255], [10, 20, 30, 0]]], dtype=np.int32)  # opaque, then transparent on white
+    np.testing.assert_array_equal(to_rgb_uint8(rgba)[0], [[10, 20, 30], [255, 255, 255]])
+    with pytest.raises(ImageReadError, match="frame 3: int32 pixels 0..1000: expected 8-bit values"):
+        to_rgb_uint8(np.array([[0, 1000]], dtype=np.int32), "frame 3")

@@ -260,3 +260,26 @@ def test_garbage_onnx_file_is_a_value_error_naming_it(tmp_path, capsys):
     code = main(["predict", str(tmp_path / "a.png"), "--onnx", str(bad), "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "model.onnx" in err, err
+
+
+def test_summary_add_stays_linear_in_the_files_written():
+    """A long video adds a few files per frame: each add must not look at every file written before."""
+    from handssca.predict import PredictSummary
+
+    hashed = [0]
+
+    class CountingPath(type(Path())):
+        def __hash__(self):
+            hashed[0] += 1
+            return super().__hash__()
+
+    summary = PredictSummary()
+    frames = 2000
+    for k in range(frames):
+        summary.add([CountingPath(f"clip/frame_{k:05d}_hand1.{ext}") for ext in ("obj", "ply", "json")])
+    summary.add([CountingPath("clip/frame_00007_hand1.obj"), CountingPath("clip_overlay.mp4")])  # one again
+    assert len(summary.written) == 3 * frames + 1 and summary.written[-1].name == "clip_overlay.mp4"
+    assert len(set(summary.written)) == len(summary.written)
+    hashed[0] = 0
+    summary.add([CountingPath("last.json")])
+    assert hashed[0] <= 2  # not one per file already written (6001 before the fix)

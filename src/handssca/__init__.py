@@ -22,7 +22,9 @@ def build_model(config=None, hand_model=None):
 
 
 def load_model(path, hand_model=None, map_location="cpu"):
-    """The network stored in a handssca checkpoint (eval mode). ``hand_model``: a MANO file; None = the default hand."""
+    """The network stored in a handssca checkpoint (eval mode), with the hand model it was trained with.
+    ``hand_model``: that model's MANO file, checked against the checkpoint's record; None: the default
+    hand for a default-hand checkpoint, else the file at its recorded path (an error when it is not there)."""
     from handssca.model.checkpoint import load_model as _load
 
     return _load(path, hand_model, map_location)

@@ -57,7 +57,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if args.benchmark in ("freihand", "ho3d"):
         gt_xyz = ev.read_points_json(args.gt_xyz, points=21)
         gt_verts = ev.read_points_json(args.gt_verts, count=len(gt_xyz))
-        pred_xyz, pred_verts = ev.read_pred_json(args.pred, count=len(gt_xyz))
+        # the benchmarks' meshes are MANO's: a mesh of another vertex count cannot be scored against them
+        pred_xyz, pred_verts = ev.read_pred_json(args.pred, count=len(gt_xyz), num_verts=gt_verts.shape[1])
         fn = ev.evaluate_freihand if args.benchmark == "freihand" else ev.evaluate_ho3d
         report = fn(pred_xyz, pred_verts, gt_xyz, gt_verts)
     else:
@@ -90,7 +91,7 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
     from handssca.convert import convert_official_checkpoint
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = convert_official_checkpoint(args.src, args.dst, args.input_size)
+    path = convert_official_checkpoint(args.src, args.dst, args.input_size, args.hand_model)
     print(f"wrote {path}")
     return 0
 
@@ -234,6 +235,13 @@ def _cmd_data_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``--hand-model`` of the commands that run a checkpoint.
+HAND_MODEL_HELP = (
+    "the MANO file the checkpoint was trained with, checked against the content hash it records "
+    "(default: the file at the path recorded at training; not needed for a default-hand checkpoint)"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command."""
     from handssca import __version__
@@ -271,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="YAML config for the data (default: the config stored in the checkpoint)")
     p.add_argument("--split", default=None, help="split to evaluate (default: eval.split of the config)")
     p.add_argument("--out", help="output folder (default: <checkpoint folder>/eval_<split>)")
-    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the checkpoint's, else the built-in hand)")
+    p.add_argument("--hand-model", metavar="PATH", help=HAND_MODEL_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     p.set_defaults(func=_cmd_evaluate)
@@ -305,7 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="overlay video: mp4 through imageio-ffmpeg, else gif (auto: gif for gif inputs or without imageio-ffmpeg)",
     )
     p.add_argument("--out", default="predictions", help="output folder (default: predictions)")
-    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the built-in hand)")
+    p.add_argument(
+        "--hand-model",
+        metavar="PATH",
+        help=HAND_MODEL_HELP + "; with --onnx: optional, checked against the model's record",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -313,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--format", choices=("onnx", "torchscript"), default="onnx")
     p.add_argument("--out", required=True)
-    p.add_argument("--hand-model", metavar="PATH")
+    p.add_argument("--hand-model", metavar="PATH", help=HAND_MODEL_HELP + " (it goes into the exported graph)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", help="train on the embedded synthetic data, evaluate, predict and write an HTML report")
@@ -326,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True, help="a handssca checkpoint")
     p.add_argument("--port", type=int, default=7860, help="default: 7860")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--hand-model", metavar="PATH", help="MANO file (default: the checkpoint's, else the built-in hand)")
+    p.add_argument("--hand-model", metavar="PATH", help=HAND_MODEL_HELP)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
     p.set_defaults(func=_cmd_serve)
 
@@ -349,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("src", help="official checkpoint ({'epoch', 'network', 'optimizer'})")
     p.add_argument("dst", help="handssca checkpoint to write")
     p.add_argument("--input-size", type=int, help="256 (HO3D/DexYCB) or 224 (FreiHAND); default: from the weights")
+    p.add_argument(
+        "--hand-model",
+        metavar="PATH",
+        help="MANO_RIGHT.pkl, the model the official weights were trained with: its content hash is recorded "
+        "(without it, every use of the converted checkpoint needs --hand-model, unverified)",
+    )
     p.set_defaults(func=_cmd_convert_official)
 
     p = sub.add_parser("hand", help="the hand model")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from handssca.hand import HandModel
 from handssca.model.checkpoint import checkpoint_dict, load_weights, save_checkpoint
 from handssca.model.files import load_torch_file
 from handssca.model.handssca import ModelConfig, build_model
@@ -97,8 +98,23 @@ def infer_config(state: dict[str, torch.Tensor], input_size: int | None = None) 
     return ModelConfig(input_size=input_size or 256, block=block).validate()
 
 
-def convert_official_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, input_size: int | None = None) -> Path:
-    """Read an official ``{'epoch','network','optimizer'}`` file and write a handssca checkpoint."""
+#: The hand-model identity a converted checkpoint records when no MANO file is given: the authors trained
+#: with the right MANO model (flat_hand_mean=False), whose file handssca cannot check without having it.
+OFFICIAL_HAND = {"name": "MANO_RIGHT.pkl", "sha256": None, "side": "right", "flat_hand_mean": False, "default": False}
+
+
+def convert_official_checkpoint(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    input_size: int | None = None,
+    hand_model: str | os.PathLike | None = None,
+) -> Path:
+    """Read an official ``{'epoch','network','optimizer'}`` file and write a handssca checkpoint.
+
+    The official networks were trained with MANO: ``hand_model`` (``MANO_RIGHT.pkl``) is recorded with
+    its content hash, so that every later use checks the file it gets; without it the checkpoint
+    records :data:`OFFICIAL_HAND` (no hash), and every use needs ``--hand-model``, taken unverified
+    with a warning."""
     src = Path(src)
     ckpt = load_torch_file(src, "official HandS3C checkpoint")
     state = ckpt.get("network") if isinstance(ckpt, dict) else None
@@ -108,6 +124,13 @@ def convert_official_checkpoint(src: str | os.PathLike, dst: str | os.PathLike, 
         )
     converted = convert_official_state_dict(state)
     config = infer_config(converted, input_size)
-    model = build_model(config)
+    hand = None
+    if hand_model is not None:
+        config.hand_model = str(hand_model)
+        hand = HandModel.from_file(hand_model)
+    model = build_model(config, hand)
     load_weights(model, converted, src, f"weights (read as a {config.block} model at {config.input_size})")
-    return save_checkpoint(dst, checkpoint_dict(model, source=str(src.name), epoch=ckpt.get("epoch")))
+    payload = checkpoint_dict(model, source=str(src.name), epoch=ckpt.get("epoch"))
+    if hand_model is None:
+        payload["hand_model"] = dict(OFFICIAL_HAND)
+    return save_checkpoint(dst, payload)

@@ -1,8 +1,12 @@
 """Export a checkpoint to ONNX (or TorchScript) and run exported models with onnxruntime.
 
 The exported graph uses the ``export`` scan backend (``scan_core_chunked``: the chunked cumsum form,
-a few large tensor operations and no loop over the sequence), so it runs anywhere onnxruntime does. The crop size and the hand mesh's faces are stored
-in the ONNX metadata so that ``handssca predict --onnx`` needs nothing else.
+a few large tensor operations and no loop over the sequence), so it runs anywhere onnxruntime does.
+The hand model is part of the graph (its arrays are constants there). The crop size, the hand mesh's
+faces and the hand model's identity (``handssca_hand_model``: name, content hash, side, flat-hand
+mean, default or not; :mod:`handssca.hand.identity`) are stored in the ONNX metadata, so that
+``handssca predict --onnx`` needs nothing else and names the hand model in its results. A TorchScript
+file holds the identity as its extra file ``handssca_hand_model.json``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import torch
 from torch import nn
 
 from handssca.atomic import atomic_path
+from handssca.hand.identity import check_identity
 from handssca.model.handssca import OUTPUT_KEYS
 
 
@@ -41,10 +46,12 @@ def export_model(
     hand_model: str | None = None,
     opset: int = 17,
 ) -> Path:
-    """Write ``out`` (.onnx or TorchScript .pt) from a handssca checkpoint."""
+    """Write ``out`` (.onnx or TorchScript .pt) from a handssca checkpoint, with the hand model it was
+    trained with (``hand_model``: that model's MANO file; see :func:`~handssca.model.checkpoint.load_model`)."""
     from handssca.model.checkpoint import load_model
 
     model = load_model(checkpoint, hand_model).eval()
+    identity = json.dumps(model.hand.identity())
     wrapper = ExportWrapper(model).eval()
     size = model.config.input_size
     dummy = torch.rand(1, 3, size, size)
@@ -58,7 +65,7 @@ def export_model(
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(wrapper, dummy, check_trace=False)
-            traced.save(str(tmp))
+            traced.save(str(tmp), _extra_files={"handssca_hand_model.json": identity})
             return out
         import onnx
 
@@ -79,6 +86,7 @@ def export_model(
             "handssca_input_size": str(size),
             "handssca_faces": json.dumps(model.hand.faces.tolist()),
             "handssca_config": json.dumps({k: v for k, v in vars(model.config).items()}),
+            "handssca_hand_model": identity,
         }
         for k, v in meta.items():
             entry = proto.metadata_props.add()
@@ -88,7 +96,10 @@ def export_model(
 
 
 class OnnxRunner:
-    """Runs an exported model with onnxruntime: crops (B,3,S,S) float32 -> dict of numpy arrays."""
+    """Runs an exported model with onnxruntime: crops (B,3,S,S) float32 -> dict of numpy arrays.
+
+    ``hand_model``: the identity of the hand model in the graph (from the metadata; None for a model
+    exported by a handssca that did not record it)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         try:
@@ -106,6 +117,14 @@ class OnnxRunner:
         self.faces = (
             np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
         )
+        self.hand_model: dict | None = None
+        if "handssca_hand_model" in meta:
+            where = f"{path}: metadata 'handssca_hand_model'"
+            try:
+                identity = json.loads(meta["handssca_hand_model"])
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{where}: not valid JSON ({e})") from None
+            self.hand_model = check_identity(identity, where)
 
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
         runs = [self.session.run(list(OUTPUT_KEYS), {"images": c[None].astype(np.float32)}) for c in crops]

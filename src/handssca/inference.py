@@ -114,14 +114,20 @@ class HandPrediction:
     bbox: np.ndarray  # (4) x, y, w, h of the square crop in the original image
     hand_side: str
     image_size: tuple[int, int]  # (H, W)
+    #: identity of the hand model that drew the mesh (:meth:`~handssca.hand.HandModel.identity`: name,
+    #: sha256, side, flat_hand_mean, default); None when unknown (an ONNX model exported by an older handssca)
+    hand_model: dict | None = None
     extras: dict = field(default_factory=dict)
     #: (mirrored, :class:`~handssca.fit.FitInit`): the landmark fit's parameters in the right-hand frame it was
     #: fitted in, for the next video frame's temporal term; None when the mesh is the network's
     fit_state: tuple | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
-        """Plain JSON-able dict of everything except the mesh."""
-        return {
+        """Plain JSON-able dict of everything except the mesh: the core fields, then :attr:`extras`.
+        ``hand_model`` is :attr:`hand_model` with ``mirrored`` (true when the mesh is the mirror image of
+        the model, a left hand drawn with a right-hand model). ValueError naming the key when an extras
+        key is also a core field (it would replace it)."""
+        core = {
             "hand_side": self.hand_side,
             "image_size_hw": list(self.image_size),
             "bbox_xywh": self.bbox.tolist(),
@@ -135,10 +141,16 @@ class HandPrediction:
                 "transl_m": self.transl.tolist(),
                 "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)",
             },
+            "hand_model": None
+            if self.hand_model is None
+            else {**self.hand_model, "mirrored": self.hand_side != self.hand_model["side"]},
             "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
             "units": "metres, OpenCV camera frame (x right, y down, z forward)",
-            **self.extras,
         }
+        clash = [k for k in self.extras if k in core]
+        if clash:
+            raise ValueError(f"HandPrediction.extras: key {clash[0]!r} is a core field of the prediction's JSON")
+        return {**core, **self.extras}
 
 
 #: How a hand's mesh is made: ``"landmarks"`` fits the hand model to the detector's landmarks (the
@@ -178,6 +190,7 @@ class TorchRunner:
         self.input_size = model.config.input_size
         self.faces = model.hand.faces
         self.hand = model.hand
+        self.hand_model = model.hand.identity()
 
     @torch.no_grad()
     def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
@@ -186,7 +199,11 @@ class TorchRunner:
 
 
 class HandReconstructor:
-    """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out."""
+    """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out.
+
+    ``hand_model``: the identity of the hand model the runner's meshes come from, written into every
+    prediction (default: the runner's ``hand_model`` attribute, as :class:`TorchRunner` and
+    :class:`~handssca.export.OnnxRunner` have; else None, unknown)."""
 
     def __init__(
         self,
@@ -196,6 +213,7 @@ class HandReconstructor:
         max_working_side: int = MAX_WORKING_SIDE,
         detector=None,
         device: str | torch.device | None = "cpu",
+        hand_model: dict | None = None,
         hand=None,
         refine: str | None = "landmarks",
         fit_weights=None,
@@ -204,6 +222,7 @@ class HandReconstructor:
         the runner's when it has one); ``refine``: the default of :meth:`__call__`'s (:data:`REFINE_MODES`);
         ``fit_weights``: :class:`~handssca.fit.FitWeights` of the landmark fit."""
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
+        self.hand_model = hand_model if hand_model is not None else getattr(runner, "hand_model", None)
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
         self.hand = hand if hand is not None else getattr(runner, "hand", None)
@@ -461,14 +480,23 @@ class HandReconstructor:
     def from_checkpoint(
         cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None
     ) -> HandReconstructor:
+        """The network of a checkpoint with the hand model it was trained with. ``hand_model``: that
+        model's MANO file (checked against the checkpoint's record); needed for a MANO-trained
+        checkpoint unless the file is at the path recorded at training (see
+        :func:`~handssca.model.checkpoint.model_from_checkpoint`)."""
         from handssca.model.checkpoint import load_model
 
         dev = resolve_device(device)
         model = load_model(path, hand_model).to(dev)
-        return cls(TorchRunner(model, dev), model.hand.faces, model.config.input_size, device=dev)
+        runner = TorchRunner(model, dev)
+        return cls(runner, model.hand.faces, model.config.input_size, device=dev, hand_model=runner.hand_model)
 
     @classmethod
     def from_onnx(cls, path: str | os.PathLike, hand_model: str | None = None) -> HandReconstructor:
+        """An exported ONNX model (its graph holds the hand model it was exported with). ``hand_model``:
+        optional; a MANO file given must be the one the model records (ValueError naming both
+        otherwise). For a model exported without that record, it only supplies faces missing from
+        the metadata."""
         from handssca.export import OnnxRunner
 
         try:
@@ -482,10 +510,22 @@ class HandReconstructor:
             why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
             raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
+        from handssca.hand.identity import load_identified
 
-        hand = HandModel.load(hand_model)
-        faces = hand.faces if runner.faces is None else runner.faces
-        return cls(runner, faces, runner.input_size, hand=hand)
+        if hand_model is not None and runner.hand_model is not None:
+            load_identified(runner.hand_model, hand_model, None, str(path))  # raises unless the same model
+        # the landmark fit needs the model's arrays: the file given, or the default hand when it is that
+        recorded = runner.hand_model
+        if hand_model is not None:
+            hand = HandModel.load(hand_model)
+        elif recorded is None or recorded.get("default"):
+            hand = HandModel.default()
+        else:
+            hand = None  # a MANO-trained export without its file: no landmark fit (said in each JSON)
+        faces = (hand.faces if hand is not None else None) if runner.faces is None else runner.faces
+        if faces is None:
+            raise ValueError(f"{path}: this export has no faces; give its MANO file (--hand-model)")
+        return cls(runner, faces, runner.input_size, hand_model=runner.hand_model, hand=hand)
 
     def __call__(
         self,
@@ -561,6 +601,7 @@ class HandReconstructor:
             bbox=box,
             hand_side=hand_side,
             image_size=(int(h), int(w)),
+            hand_model=self.hand_model,
             extras=extras,
             fit_state=fit_state,
         )
@@ -602,6 +643,9 @@ class HandReconstructor:
 
         if detection is None or getattr(detection, "keypoints_3d", None) is None:
             return None, {"used": False, "reason": "no landmarks (the landmark network saw no hand in the box)"}, None
+        if self.hand is None:
+            why = "the hand model's file is needed to fit it to the landmarks (--hand-model)"
+            return None, {"used": False, "reason": why}, None
         model, mesh = self.fitter
         kp2d = scaled.to_working(np.asarray(detection.keypoints_2d, dtype=np.float64))
         kp3d = np.asarray(detection.keypoints_3d, dtype=np.float64)

@@ -19,8 +19,32 @@ class ImageReadError(ValueError):
     """An input image is missing, empty, truncated or not an image."""
 
 
+def _white_level(a: np.ndarray, name: str) -> float:
+    """The value of full intensity in an image array, from its type alone: 255 for uint8, 65535 for
+    uint16 (16-bit pixels, whatever their largest value), 1.0 for floats; other integer types must hold
+    8-bit values (0-255; ImageReadError otherwise, since their depth is not declared)."""
+    if a.dtype == np.uint8:
+        return 255.0
+    if a.dtype == np.uint16:
+        return 65535.0
+    if a.dtype.kind in "ui":
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 255:
+            raise ImageReadError(
+                f"{name}: {a.dtype} pixels {lo}..{hi}: expected 8-bit values 0-255 in a {a.dtype} array "
+                "(16-bit pixels: a uint16 array; or floats in [0, 1])"
+            )
+        return 255.0
+    if a.dtype.kind == "f":
+        return 1.0
+    raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
+
+
 def to_rgb_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
-    """Grayscale (H,W), RGBA (H,W,4), 16-bit or float [0,1] arrays -> (H, W, 3) uint8 RGB."""
+    """Grayscale (H,W), RGBA (H,W,4), 16-bit or float [0,1] arrays -> (H, W, 3) uint8 RGB.
+
+    The depth comes from the array's type (:func:`_white_level`): a uint16 image is always scaled from
+    0-65535, also when its brightest pixel is at most 255."""
     a = np.asarray(array)
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
@@ -28,19 +52,13 @@ def to_rgb_uint8(array: np.ndarray, name: str = "image") -> np.ndarray:
         raise ImageReadError(f"{name}: expected an (H, W), (H, W, 3) or (H, W, 4) image; got shape {a.shape}")
     if a.shape[2] == 1:
         a = np.repeat(a, 3, axis=2)
+    top = _white_level(a, name)
     if a.shape[2] == 4:
-        alpha = a[..., 3:4].astype(np.float64) / (np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)
-        a = (a[..., :3] * alpha + (1 - alpha) * (np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)).astype(
-            a.dtype
-        )
+        alpha = a[..., 3:4].astype(np.float64) / top
+        a = (a[..., :3] * alpha + (1 - alpha) * top).astype(a.dtype)
     if a.dtype == np.uint8:
         return np.ascontiguousarray(a)
-    if a.dtype.kind in "ui":
-        top = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(a.astype(np.float64) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if a.dtype.kind == "f":
-        return np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    raise ImageReadError(f"{name}: unsupported pixel type {a.dtype}")
+    return np.clip(a.astype(np.float64) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 #: The most pixels decoded from one image file (100 megapixels, ~300 MB as RGB). A file whose header
@@ -201,8 +219,15 @@ def load_image(
                 im = im.resize(target, Image.Resampling.BILINEAR, reducing_gap=gap)
             if turn is not None:  # the picture as it is meant to be seen (a phone's EXIF orientation)
                 im = im.transpose(turn)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im).astype(np.uint16 if im.mode.startswith("I;16") else np.int64)
+            if im.mode.startswith("I;16"):
+                a = np.asarray(im).astype(np.uint16)
+            elif im.mode == "I":  # 16-bit PNG/PGM grey as older Pillow reads them; 32-bit only beyond 65535
+                a = np.asarray(im).astype(np.int64)
+                if a.size and (a.min() < 0 or a.max() > 65535):
+                    raise ImageReadError(
+                        f"{path}: 32-bit integer pixels ({a.min()}..{a.max()}); expected 8- or 16-bit images"
+                    )
+                a = a.astype(np.uint16)
             else:
                 a = np.asarray(im)
         except ImageReadError:

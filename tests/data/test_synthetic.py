@@ -244,3 +244,62 @@ def test_occluders_together_leave_the_hand_at_least_28_percent_visible():
         if found >= 2:
             break
     assert found >= 2
+
+
+def _same(a, b, where="scene") -> None:
+    """Recursive equality of plain scene data (arrays, dicts, lists, dataclasses, numbers)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(a, b, err_msg=where)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            _same(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _same(x, y, f"{where}[{i}]")
+    elif hasattr(a, "__dataclass_fields__"):
+        _same(vars(a), vars(b), where)
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_a_sample_draws_the_same_numbers_with_or_without_photos():
+    """Sample i is a function of (seed, split, i): whether scikit-image's photos are there changes the
+    backgrounds (procedural textures stand in), nothing else."""
+    from handssca.data.synthetic_scene import PHOTOS, PhotoBank
+
+    ds = SyntheticHands("test", 12, seed=5, image_size=128, max_occluders=3)
+    ds._setup()
+    assert len(ds._photos) == len(PHOTOS)
+    with_photos = [ds.scene(i) for i in range(len(ds))]
+    no_photos = PhotoBank.__new__(PhotoBank)  # what a machine without scikit-image has
+    no_photos.levels = []
+    ds._photos = no_photos
+    without = [ds.scene(i) for i in range(len(ds))]
+    kinds = [s["background"].kind for s in with_photos]
+    assert "photo" in kinds and any(k != "photo" for k in kinds)  # both branches are exercised
+    for i, (a, b) in enumerate(zip(with_photos, without)):
+        assert b["background"].kind != "photo"
+        flats_a = [{k: v for k, v in f.items() if k != "texture"} for f in a["flats"]]
+        flats_b = [{k: v for k, v in f.items() if k != "texture"} for f in b["flats"]]
+        _same(flats_a, flats_b, f"scene {i} flats")
+        rest = [k for k in a if k not in ("background", "flats")]
+        _same({k: a[k] for k in rest}, {k: b[k] for k in rest}, f"scene {i}")
+    assert ds[0]["image"].shape == (3, 128, 128)  # the stand-in textures render
+
+
+def test_a_photo_that_cannot_be_read_is_an_error_naming_it(monkeypatch, tmp_path, capsys):
+    skdata = pytest.importorskip("skimage.data")
+    from handssca.cli import main
+    from handssca.data.synthetic_scene import PhotoBank
+
+    def missing():
+        raise OSError("[Errno 2] No such file or directory: '.../skimage/data/coffee.png'")
+
+    monkeypatch.setattr(skdata, "coffee", missing)
+    with pytest.raises(ValueError, match=r"skimage.data.coffee: .*'coffee' cannot be read \(OSError"):
+        PhotoBank()
+    code = main(["data", "preview", "--dataset", "synthetic", "--count", "1", "--out", str(tmp_path / "g.png")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "coffee" in err

@@ -203,6 +203,14 @@ def test_resume_with_another_config_lists_the_differences(tmp_path, capsys):
     )
     assert code == 2
     assert_one_line(err, "model.block: 'ssca' -> 'none'")
+    # the hand model's file may move, but resuming with another model is a change of what is trained
+    from tests.hand.mano_files import write_model
+
+    mano, _ = write_model(tmp_path, "npz", seed=1)
+    with pytest.raises(
+        ValueError, match=r"hand model: the default hand \(sha256 .*\) -> the hand model MANO_RIGHT.npz"
+    ):
+        Trainer(tiny(run, f"model.hand_model={mano}"), resume=last, progress=False)
     # a checkpoint from before a setting existed resumes when the setting has its default
     ckpt = torch.load(last, weights_only=True)
     del ckpt["config"]["data"]["annotations"]

@@ -172,3 +172,14 @@ def test_absurdly_nested_json_is_one_typed_error_naming_the_file(tmp_path, capsy
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and bad.name in err and "nest" in err, err
+
+
+@pytest.mark.parametrize("benchmark", ["freihand", "ho3d"])
+def test_predicted_meshes_of_another_vertex_count_are_an_error(tmp_path, capsys, benchmark):
+    xyz, verts = make_gt(v=50)
+    gx = dump(tmp_path / "x.json", xyz.tolist())
+    gv = dump(tmp_path / "v.json", verts.tolist())
+    pred = write_freihand_pred(tmp_path / "pred.json", xyz, verts[:, :40])  # e.g. another hand model's mesh
+    assert main(["score", benchmark, "--pred", str(pred), "--gt-xyz", gx, "--gt-verts", gv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pred.json" in err and "(N, 50, 3)" in err and "(5, 40, 3)" in err

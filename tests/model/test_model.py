@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,11 @@ import torch
 
 from handssca.cli import main
 from handssca.convert import convert_official_state_dict
+from handssca.hand import HandModel
 from handssca.model import SSCA, build_model, count_parameters, load_model
 from handssca.model.backbone import FPNBackbone
 from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
+from tests.hand.mano_files import write_model
 
 SPEC = Path(__file__).resolve().parents[3] / "shared" / "spec"
 
@@ -144,7 +147,20 @@ def test_convert_official_round_trip_through_cli_and_load_model(tmp_path, models
     torch.save({"epoch": 80, "network": official, "optimizer": {"state": {}, "param_groups": []}}, src)
     dst = tmp_path / "converted.pt"
     assert main(["convert-official", str(src), str(dst)]) == 0
-    model = load_model(dst)
+    # the authors trained with MANO: without the file recorded, every use needs it (never the default hand)
+    with pytest.raises(ValueError, match="--hand-model"):
+        load_model(dst)
+    mano, _ = write_model(tmp_path, "official", seed=1)
+    model = load_model(dst, mano)
+    assert model.hand.content_hash == HandModel.from_file(mano).content_hash
+    # with the file given to convert-official, its hash is recorded and checked
+    assert main(["convert-official", str(src), str(dst), "--hand-model", str(mano)]) == 0
+    shutil.copy(mano, tmp_path / "elsewhere.pkl")
+    mano.unlink()
+    model = load_model(dst, tmp_path / "elsewhere.pkl")
+    other, _ = write_model(tmp_path, "npz", seed=2)
+    with pytest.raises(ValueError, match="MANO_RIGHT.pkl.*MANO_RIGHT.npz"):
+        load_model(dst, other)
     assert model.config.block == "ssca" and model.config.input_size == 256
     state = model.state_dict()
     for k, v in official.items():

@@ -1,7 +1,9 @@
 """``SyntheticHands``: occluded hands rendered on the CPU, the package's embedded default dataset.
 
 Sample i of (split, seed) is a pure function of (seed, split, i) (and of the epoch for the training
-split's augmentation and camera effects): hands from the hand layer with
+split's augmentation and camera effects), whatever a machine has installed: without scikit-image's
+photos, procedural textures stand in for the photo backgrounds and every other draw is the same
+(:func:`~handssca.data.synthetic_scene.sample_background`). Hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
 or back faces the camera within ``max_tilt_deg`` (at an in-plane angle within ``max_roll_deg`` of
 fingers pointing sideways; 180 = any), a camera that makes the hand's box 50-85% of the crop size

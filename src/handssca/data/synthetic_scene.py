@@ -67,8 +67,10 @@ def _scale_of(A: np.ndarray) -> float:
 
 # ------------------------------------------------------------------------------------------ photos
 class PhotoBank:
-    """The public-domain photos bundled in scikit-image's wheel (none without it), reflect-padded, each
-    with 2x and 4x box reductions (uint8 arrays), prepared once per process."""
+    """The public-domain photos bundled in scikit-image's wheel (:data:`PHOTOS`, all of them, or none
+    without scikit-image), reflect-padded, each with 2x and 4x box reductions (uint8 arrays), prepared
+    once per process. A photo that scikit-image cannot give is an error naming it: a bank missing some
+    photos would make the same sample show another picture on another machine."""
 
     PAD = 192
 
@@ -82,8 +84,13 @@ class PhotoBank:
         for name in PHOTOS:
             try:
                 im = getattr(skdata, name)() if name != "motorcycle_left" else skdata.stereo_motorcycle()[0]
-            except Exception:
-                continue
+            except Exception as e:
+                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+                why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+                raise ValueError(
+                    f"skimage.data.{name}: the synthetic backgrounds' photo {name!r} cannot be read ({why}); "
+                    "reinstall scikit-image (its wheel holds every photo)"
+                ) from None
             im = np.asarray(im)
             im = np.repeat(im[..., None], 3, axis=2) if im.ndim == 2 else im[..., :3]
             im = np.pad(im.astype(np.uint8), ((self.PAD, self.PAD), (self.PAD, self.PAD), (0, 0)), mode="reflect")
@@ -136,33 +143,51 @@ class Background:
 
 
 def sample_background(rng: np.random.Generator, photos: PhotoBank, canvas: int, blur_prob: float = 0.3) -> Background:
-    """A random background for a canvas of ``canvas`` pixels: a photo (60% when there are photos) or a texture."""
-    if len(photos) and rng.random() < 0.6:
-        index = int(rng.integers(len(photos)))
-        h, w = photos.shape(index)
+    """A random background for a canvas of ``canvas`` pixels: a photo (60%) or a procedural texture.
+
+    The numbers drawn from ``rng`` do not depend on the photos: without them (no scikit-image) the
+    photo's numbers are drawn all the same, and a texture drawn from a generator seeded with them
+    stands in for the photo, so everything drawn after the background is the same either way."""
+    if rng.random() < 0.6:
+        index = int(rng.integers(len(PHOTOS)))
+        h, w = photos.shape(index) if len(photos) else (1, 1)
         side = rng.uniform(0.3, 1.0) * min(h, w)
         x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
-        bg = Background("photo", photo=index, rect=(x0, y0, side), flip=bool(rng.random() < 0.5))
-        bg.gains = rng.uniform(0.6, 1.2, 3)
-    else:
-        kind = ("noise", "stripes", "checker")[int(rng.integers(3))]
-        bg = Background(kind, colours=rng.uniform(0, 1, (2, 3)))
-        if kind == "noise":
-            grid = np.zeros((33, 33))
-            for octave in range(1, 5):  # octave o: a value every 2^-o canvas units, bilinear in between
-                n = 2 ** (octave + 1) + 1
-                g = rng.normal(size=(n, n)) * 0.5 + 0.5
-                grid += (
-                    np.asarray(Image.fromarray(g.astype(np.float32), mode="F").resize((33, 33), Image.BILINEAR))
-                    / octave
-                )
-            bg.grid = grid
-        elif kind == "stripes":
-            bg.angle, bg.freq = rng.uniform(0, np.pi), rng.uniform(3, 20)
+        flip = bool(rng.random() < 0.5)
+        gains = rng.uniform(0.6, 1.2, 3)
+        if len(photos):
+            bg = Background("photo", photo=index, rect=(x0, y0, side), flip=flip, gains=gains)
         else:
-            bg.cells = int(rng.integers(3, 12))
-    if rng.random() < blur_prob and bg.kind in ("photo", "noise"):
-        bg.blur = rng.uniform(0.7, 2.5)
+            drawn = np.array([side, x0, y0, float(flip), *gains], dtype=np.float64).view(np.uint64)
+            bg = _procedural_background(np.random.default_rng([index, *drawn.tolist()]))
+        blurred_kind = True  # a photo may be out of focus (a stand-in texture takes the blur if it can)
+    else:
+        bg = _procedural_background(rng)
+        blurred_kind = bg.kind == "noise"
+    if rng.random() < blur_prob and blurred_kind:
+        blur = rng.uniform(0.7, 2.5)
+        if bg.kind in ("photo", "noise"):
+            bg.blur = blur
+    return bg
+
+
+def _procedural_background(rng: np.random.Generator) -> Background:
+    """A random procedural texture: smooth noise, stripes or a checker in two colours."""
+    kind = ("noise", "stripes", "checker")[int(rng.integers(3))]
+    bg = Background(kind, colours=rng.uniform(0, 1, (2, 3)))
+    if kind == "noise":
+        grid = np.zeros((33, 33))
+        for octave in range(1, 5):  # octave o: a value every 2^-o canvas units, bilinear in between
+            n = 2 ** (octave + 1) + 1
+            g = rng.normal(size=(n, n)) * 0.5 + 0.5
+            grid += (
+                np.asarray(Image.fromarray(g.astype(np.float32), mode="F").resize((33, 33), Image.BILINEAR)) / octave
+            )
+        bg.grid = grid
+    elif kind == "stripes":
+        bg.angle, bg.freq = rng.uniform(0, np.pi), rng.uniform(3, 20)
+    else:
+        bg.cells = int(rng.integers(3, 12))
     return bg
 
 

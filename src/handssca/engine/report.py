@@ -40,14 +40,20 @@ def evaluate_checkpoint(
     progress: bool = True,
     device: str = "auto",
 ) -> dict:
-    """Evaluate ``checkpoint`` on a split and write the report files; returns metrics, folder and files."""
+    """Evaluate ``checkpoint`` on a split and write the report files; returns metrics, folder and files.
+
+    The network runs with the hand model it was trained with (:func:`model_from_checkpoint`):
+    ``hand_model`` (or a ``model.hand_model=`` override) is that model's file, checked against the
+    checkpoint's record; without one, the file at the checkpoint's recorded path."""
     ckpt = read_checkpoint(checkpoint)
     cfg = _config_for(ckpt, config, list(overrides))
-    if hand_model is not None:
-        cfg.model.hand_model = hand_model
+    recorded = ckpt["config"]["model"].get("hand_model")
+    if hand_model is None and cfg.model.hand_model != recorded:
+        hand_model = cfg.model.hand_model  # an override of model.hand_model names the file to use
     split = split or cfg.eval.split
     dev = resolve_device(device)
-    model = model_from_checkpoint(ckpt, checkpoint, cfg.model.hand_model).to(dev)  # the file is read once
+    model = model_from_checkpoint(ckpt, checkpoint, hand_model).to(dev)  # the file is read once
+    cfg.model.hand_model = model.config.hand_model  # the file used (MANO_LEFT.pkl is looked for beside it)
     dataset = build_dataset(cfg, getattr(cfg.data, f"{split}_split", split), train=False, hand_model=model.hand)
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
     preds = predict(model, loader, dev, progress, desc=f"evaluate {split}")

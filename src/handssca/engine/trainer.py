@@ -21,8 +21,15 @@ from handssca.engine.distributed import DistInfo, EpochSampler, cleanup_distribu
 from handssca.engine.evaluate import compute_metrics, predict
 from handssca.engine.rng import capture_rng, restore_rng, seed_everything
 from handssca.environment import cpu_has_bf16
+from handssca.hand.identity import describe_identity
 from handssca.losses import compute_losses
-from handssca.model.checkpoint import checkpoint_dict, load_weights, read_checkpoint, save_checkpoint
+from handssca.model.checkpoint import (
+    checkpoint_dict,
+    load_weights,
+    read_checkpoint,
+    recorded_hand_model,
+    save_checkpoint,
+)
 from handssca.model.handssca import build_model
 
 log = logging.getLogger("handssca.train")
@@ -136,6 +143,11 @@ class Trainer:
             if key not in ckpt:
                 raise ValueError(f"{path}: a model-only checkpoint (no {key!r}); --resume needs a training checkpoint")
         diffs = resume_differences(ckpt["config"], self.cfg)
+        recorded = recorded_hand_model(ckpt, path)
+        if recorded["sha256"] is not None and recorded["sha256"] != self.model.hand.content_hash:
+            # the file may move (model.hand_model is resume-safe), but it must stay the same model
+            now = describe_identity(self.model.hand.identity())
+            diffs.append(f"hand model: {describe_identity(recorded)} -> {now}")
         if ckpt.get("world_size", 1) != self.info.world_size:  # the sampler's shards depend on it
             diffs.append(f"processes (world size): {ckpt.get('world_size', 1)} -> {self.info.world_size}")
         if diffs and not self.resume_anyway:

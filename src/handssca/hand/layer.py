@@ -104,6 +104,9 @@ class HandModel(nn.Module):
         if len(tips) != 5 or min(tips) < 0 or max(tips) >= nv:
             raise ValueError(f"fingertips: expected 5 vertex ids below {nv}; got {tips}")
         self.data_name = data.name
+        #: sha256 of the model's arrays (:meth:`HandModelData.content_hash`): the same for the same model
+        #: wherever its file lives and whatever its format
+        self.content_hash = data.content_hash()
         self.side = side
         self.flat_hand_mean = flat_hand_mean
         self.use_pca = use_pca
@@ -204,6 +207,18 @@ class HandModel(nn.Module):
     @property
     def num_vertices(self) -> int:
         return int(self.v_template.shape[0])
+
+    def identity(self) -> dict:
+        """What names this model in checkpoints, exported models and prediction files
+        (:mod:`handssca.hand.identity`): ``name`` (the file's name, or the default hand's), ``sha256``
+        (:attr:`content_hash`), ``side``, ``flat_hand_mean`` and ``default`` (the packaged hand)."""
+        return {
+            "name": self.data_name,
+            "sha256": self.content_hash,
+            "side": self.side,
+            "flat_hand_mean": bool(self.flat_hand_mean),
+            "default": self.is_default,
+        }
 
     def describe(self) -> str:
         """One line naming the model, for logs and ``handssca info``."""

@@ -12,6 +12,7 @@ checked against MANO's known shapes before anything is allocated from it, and ev
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import os
@@ -246,6 +247,39 @@ class HandModelData:
     uv: np.ndarray | None = None  # (U, 2) texture coordinates in [0, 1], v = 0 at the image's bottom (OBJ)
     faces_uv: np.ndarray | None = None  # (F, 3) int64 ids into uv, parallel to faces
     texture: np.ndarray | None = None  # (H, W, 4) uint8 albedo, row 0 at the top; alpha 255 on skin, 0 on nails
+
+    def content_hash(self) -> str:
+        """sha256 (hex) of the arrays that make this model's meshes (:data:`HASHED_ARRAYS`): each one's
+        name, shape and values (little-endian float64; int64 for faces, parents and tip ids). The file's
+        path, name and format do not enter it: the same MANO model hashes the same from an official
+        pickle, a plain pickle or an ``.npz``, wherever it lives. Texture, pose samples and prior extras
+        are left out (they do not change a mesh)."""
+        h = hashlib.sha256(b"handssca hand model arrays v1\n")
+        for name in HASHED_ARRAYS:
+            a = getattr(self, name)
+            if a is None:
+                h.update(f"{name}: none\n".encode())
+                continue
+            a = np.ascontiguousarray(a, dtype="<i8" if name in _INTEGER_ARRAYS else "<f8")
+            h.update(f"{name}: {a.shape}\n".encode())
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+
+#: The arrays of a :class:`HandModelData` that :meth:`HandModelData.content_hash` covers.
+HASHED_ARRAYS = (
+    "v_template",
+    "faces",
+    "shapedirs",
+    "posedirs",
+    "J_regressor",
+    "weights",
+    "parents",
+    "hands_components",
+    "hands_mean",
+    "tip_ids",
+)
+_INTEGER_ARRAYS = ("faces", "parents", "tip_ids")
 
 
 _REQUIRED = (

@@ -2,9 +2,16 @@
 network it stores.
 
 Layout: ``{"format": "handssca-checkpoint", "version": 1, "config": {"model": {...}, ...},
-"model": state_dict, ...}``; a training checkpoint adds ``optimizer``, ``epoch``, ``batches_done``,
-``step``, ``rng``, ``history``, ``best`` and ``world_size`` (engine/trainer.py) and stores the whole
-run's config. Reading is ``torch.load(weights_only=True)``; writing is atomic (model/files.py).
+"model": state_dict, "hand_model": identity, ...}``; a training checkpoint adds ``optimizer``,
+``epoch``, ``batches_done``, ``step``, ``rng``, ``history``, ``best`` and ``world_size``
+(engine/trainer.py) and stores the whole run's config. Reading is ``torch.load(weights_only=True)``;
+writing is atomic (model/files.py).
+
+``hand_model`` is the identity of the hand model the network was trained with
+(:mod:`handssca.hand.identity`: name, content hash, side, flat-hand mean, default or not); the
+model's arrays never enter a checkpoint. Reading a network back loads that same model
+(:func:`model_from_checkpoint`). Checkpoints written before the identity was recorded are read as
+:func:`recorded_hand_model` says.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from handssca.hand.identity import check_identity, load_identified
 from handssca.model.files import first_line, load_torch_file, save_torch_file
 from handssca.model.handssca import HandSSCA, build_model
 
@@ -23,10 +31,18 @@ CHECKPOINT_FORMAT = "handssca-checkpoint"
 
 
 def checkpoint_dict(model: HandSSCA, config: dict | None = None, **extra) -> dict:
-    """The checkpoint layout: {format, version, config, model: state_dict, ...extra}. ``config``: the
-    run's whole config as a dict (training); by default ``{"model": model.config}``."""
+    """The checkpoint layout: {format, version, config, model: state_dict, hand_model: the identity of
+    ``model.hand``, ...extra}. ``config``: the run's whole config as a dict (training); by default
+    ``{"model": model.config}``."""
     config = {"model": asdict(model.config)} if config is None else config
-    return {"format": CHECKPOINT_FORMAT, "version": 1, "config": config, "model": model.state_dict(), **extra}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "version": 1,
+        "config": config,
+        "model": model.state_dict(),
+        "hand_model": model.hand.identity(),
+        **extra,
+    }
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict) -> Path:
@@ -53,7 +69,43 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
         )
     if not isinstance(ckpt.get("model"), dict):
         raise ValueError(f"{path}: checkpoint without its 'model' weights")
+    if "hand_model" in ckpt:
+        check_identity(ckpt["hand_model"], f"{path}: key 'hand_model'")
     return ckpt
+
+
+#: The identity read for a checkpoint written before identities were recorded whose config names no
+#: hand-model file: the network was trained with the default hand (the only one without a file).
+_OLD_DEFAULT = {
+    "name": "handssca default hand (right)",
+    "sha256": None,
+    "side": "right",
+    "flat_hand_mean": False,
+    "default": True,
+}
+
+
+def recorded_hand_model(ckpt: dict, path: str | os.PathLike) -> dict:
+    """The identity of the hand model a checkpoint (read with :func:`read_checkpoint`) was trained with.
+
+    A checkpoint written before identities were recorded has none; it is read from what it has:
+    ``config.model.hand_model`` set -> that MANO file, unverified (``sha256`` None, side from the file);
+    empty -> the default hand, except for a checkpoint imported by ``convert-official`` (it has a
+    ``source``): the authors' weights were trained with MANO, so their file is needed, unverified."""
+    if "hand_model" in ckpt:
+        return check_identity(ckpt["hand_model"], f"{path}: key 'hand_model'")
+    recorded = ckpt["config"]["model"].get("hand_model")
+    if recorded:
+        return {
+            "name": Path(str(recorded)).name,
+            "sha256": None,
+            "side": None,
+            "flat_hand_mean": False,
+            "default": False,
+        }
+    if "source" in ckpt:
+        return {"name": "MANO_RIGHT.pkl", "sha256": None, "side": "right", "flat_hand_mean": False, "default": False}
+    return dict(_OLD_DEFAULT)
 
 
 def load_weights(model: nn.Module, state: dict, path: str | os.PathLike, what: str = "weights") -> None:
@@ -78,12 +130,19 @@ def load_weights(model: nn.Module, state: dict, path: str | os.PathLike, what: s
 
 
 def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, hand_model: str | os.PathLike | None = None) -> HandSSCA:
-    """The network of a checkpoint already read with :func:`read_checkpoint` (in eval mode, on the CPU).
-    ``hand_model``: a MANO file; None = the default hand."""
+    """The network of a checkpoint already read with :func:`read_checkpoint` (in eval mode, on the CPU),
+    with the hand model it was trained with (:func:`handssca.hand.identity.load_identified`).
+
+    ``hand_model``: that model's file, when it is a MANO file (checked against the recorded content
+    hash); None: the default hand for a default-hand checkpoint, else the file at the path recorded
+    in ``config.model.hand_model`` when it is there and matches. ValueError naming ``--hand-model``
+    when the file is needed and missing, naming both models when it is another model. The network's
+    ``config.hand_model`` is the file used (None for the default hand)."""
     cfg = dict(ckpt["config"]["model"])
-    cfg["hand_model"] = None if hand_model is None else str(hand_model)
+    hand, used = load_identified(recorded_hand_model(ckpt, path), hand_model, cfg.get("hand_model"), str(path))
+    cfg["hand_model"] = used
     try:
-        model = build_model(cfg)
+        model = build_model(cfg, hand)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: its config.model does not build a network ({first_line(str(e))})") from None
     load_weights(model, ckpt["model"], path)
@@ -93,5 +152,6 @@ def model_from_checkpoint(ckpt: dict, path: str | os.PathLike, hand_model: str |
 def load_model(
     path: str | os.PathLike, hand_model: str | os.PathLike | None = None, map_location: str | torch.device = "cpu"
 ) -> HandSSCA:
-    """Rebuild the network stored in a checkpoint. ``hand_model``: a MANO file; None = the default hand."""
+    """Rebuild the network stored in a checkpoint, with the hand model it was trained with (see
+    :func:`model_from_checkpoint`; ``hand_model``: that model's MANO file)."""
     return model_from_checkpoint(read_checkpoint(path), path, hand_model).to(map_location)
