@@ -1,8 +1,8 @@
 """Calibrating a :class:`~handssca.fit.table.LandmarkTable` from detections of hands whose truth is known.
 
-For each landmark the offset (carried by its bone, rest-pose frame) that best explains where the detector
-put it, in 3D (after a similarity: the 3D landmarks' pose and scale are the detector's own) and in 2D
-(through the camera, in metres at the hand's depth), by linear least squares over all samples; then each
+For each landmark two offsets (carried by its bone, rest-pose frame) that best explain where the detector
+put it: in 3D (after a similarity: the 3D landmarks' pose and scale are the detector's own) and in 2D
+(through the camera, in metres at the hand's depth), by least squares over all samples; then each
 landmark's weights from its remaining scatter: ``(1 cm)^2 / variance`` per coordinate, so that the 2D and 3D
 terms of the fit are in the same units. A few rounds, as the alignment depends on the offsets.
 """
@@ -17,6 +17,8 @@ from handssca.fit.keypoints import KEYPOINT_BONE, KeypointModel, pose_keypoints
 
 #: Weights are (this many metres)^2 / variance: a landmark scattered by 1 cm per coordinate weighs 1.
 WEIGHT_UNIT_M = 0.01
+#: The 2D offsets' pull towards the 3D ones (relative to a sample's own weight; for the depth 2D cannot see).
+RIDGE = 0.01
 
 
 @dataclass
@@ -81,37 +83,38 @@ def calibrate_table(model: KeypointModel, samples: CalibrationSamples, rounds: i
     miss = np.linalg.norm(proj[..., :2] / proj[..., 2:] - samples.keypoints_2d, axis=-1).mean(1)
     keep = miss <= 3 * np.median(miss)
     f = (K[:, 0, 0] + K[:, 1, 1]) / 2
-    d = np.zeros((21, 3))
-    w3, w2 = np.ones(21), np.ones(21)
+    d3, d2 = np.zeros((21, 3)), np.zeros((21, 3))
     for _ in range(max(rounds, 1)):
-        Q = P + np.einsum("npij,pj->npi", Wb, d)
-        r3 = similarity_align(X, Q) - P  # what the offsets must explain in 3D, (N, 21, 3)
-        z = Q[..., 2]
-        scale = (z / f[:, None])[..., None]  # metres per pixel at each landmark
-        q = np.einsum("nij,npj->npi", K, Q)
-        uv = q[..., :2] / q[..., 2:]
-        # d(pi(Q))/dQ in metres at depth: [[1, 0, -x/z], [0, 1, -y/z]]
-        Jp = np.zeros((n, 21, 2, 3))
-        Jp[..., 0, 0] = Jp[..., 1, 1] = 1.0
-        Jp[..., 0, 2] = -Q[..., 0] / z
-        Jp[..., 1, 2] = -Q[..., 1] / z
-        A2 = np.einsum("npij,npjk->npik", Jp, Wb)  # (N, 21, 2, 3): metres of 2D per unit offset
-        b2 = (samples.keypoints_2d - uv) * scale + np.einsum("npik,pk->npi", A2, d)
-        for m in range(21):
-            A3 = Wb[keep, m]
-            lhs = w3[m] * np.einsum("nij,nik->jk", A3, A3) + w2[m] * np.einsum("nij,nik->jk", A2[keep, m], A2[keep, m])
-            rhs = w3[m] * np.einsum("nij,ni->j", A3, r3[keep, m]) + w2[m] * np.einsum(
-                "nij,ni->j", A2[keep, m], b2[keep, m]
-            )
-            d[m] = np.linalg.solve(lhs + 1e-12 * np.eye(3), rhs)
-        Q = P + np.einsum("npij,pj->npi", Wb, d)
-        e3 = similarity_align(X, Q) - Q
-        q = np.einsum("nij,npj->npi", K, Q)
-        e2 = (samples.keypoints_2d - q[..., :2] / q[..., 2:]) * (Q[..., 2] / f[:, None])[..., None]
-        var3 = (e3[keep] ** 2).sum(-1).mean(0) / 3
-        var2 = (e2[keep] ** 2).sum(-1).mean(0) / 2
-        w3, w2 = WEIGHT_UNIT_M**2 / var3, WEIGHT_UNIT_M**2 / var2
-    table = LandmarkTable(d, w2, w3, f"{source}: {int(keep.sum())} of {n} detections")
+        # 3D: the landmarks aligned (similarity) onto the model's offset points; each offset the mean of what
+        # is left, in its bone's frame (the bones' rotations are orthonormal)
+        Q3 = P + np.einsum("npij,pj->npi", Wb, d3)
+        r3 = similarity_align(X, Q3) - P
+        d3 = np.einsum("npji,npj->pi", Wb[keep], r3[keep]) / keep.sum()
+        # 2D: the offset whose projection best explains each keypoint, in metres at its depth (Gauss-Newton
+        # steps on the linearised projection; a weak pull to the 3D offset for the depth it cannot see)
+        for _ in range(2):
+            Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
+            z = Q2[..., 2]
+            q = np.einsum("nij,npj->npi", K, Q2)
+            e = (samples.keypoints_2d - q[..., :2] / q[..., 2:]) * (z / f[:, None])[..., None]
+            Jp = np.zeros((n, 21, 2, 3))
+            Jp[..., 0, 0] = Jp[..., 1, 1] = 1.0
+            Jp[..., 0, 2] = -Q2[..., 0] / z
+            Jp[..., 1, 2] = -Q2[..., 1] / z
+            A = np.einsum("npij,npjk->npik", Jp, Wb)[keep]  # (n, 21, 2, 3) metres of 2D per unit offset
+            lhs = np.einsum("npij,npik->pjk", A, A) + RIDGE * keep.sum() * np.eye(3)
+            rhs = np.einsum("npij,npi->pj", A, e[keep]) + RIDGE * keep.sum() * (d3 - d2)
+            d2 = d2 + np.linalg.solve(lhs, rhs[..., None])[..., 0]
+    Q3 = P + np.einsum("npij,pj->npi", Wb, d3)
+    e3 = similarity_align(X, Q3) - Q3
+    Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
+    q = np.einsum("nij,npj->npi", K, Q2)
+    e2 = (samples.keypoints_2d - q[..., :2] / q[..., 2:]) * (Q2[..., 2] / f[:, None])[..., None]
+    var3 = (e3[keep] ** 2).sum(-1).mean(0) / 3
+    var2 = (e2[keep] ** 2).sum(-1).mean(0) / 2
+    w3, w2 = WEIGHT_UNIT_M**2 / var3, WEIGHT_UNIT_M**2 / var2
+    d = d3
+    table = LandmarkTable(d, w2, w3, f"{source}: {int(keep.sum())} of {n} detections", d2)
     stats = {
         "samples": int(n),
         "used": int(keep.sum()),

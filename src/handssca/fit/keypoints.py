@@ -201,6 +201,23 @@ def _chain_masks(model: KeypointModel) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return joint_mask, tip_below, anc[:, KEYPOINT_BONE].T.astype(np.float64)
 
 
+def offset_points(posed: Posed, offsets: np.ndarray) -> np.ndarray:
+    """(B, 21, 3) rest-frame offsets (21, 3) carried by each keypoint's bone, as posed."""
+    return np.einsum("bkcd,kd->bkc", posed.world[:, KEYPOINT_BONE], np.asarray(offsets, dtype=np.float64))
+
+
+def offset_jacobian(model: KeypointModel, pose: np.ndarray, posed: Posed, offsets: np.ndarray) -> np.ndarray:
+    """(B, 21, 3, 48) derivative of :func:`offset_points` with respect to the pose (the rest is 0)."""
+    B = pose.shape[0]
+    full = pose.reshape(B, 16, 3).copy()
+    full[:, 1:] += model.hands_mean.reshape(15, 3)
+    ow = offset_points(posed, offsets)
+    bone_mask = model.masks[2]  # (21, 16)
+    WJ = posed.world @ right_jacobian(full)
+    J = -skew(bone_mask[None, :, :, None] * ow[:, :, None]) @ WJ[:, None]  # (B, 21, 16, 3, 3)
+    return np.moveaxis(J, 2, 3).reshape(B, 21, 3, 48)
+
+
 def keypoint_jacobian(model: KeypointModel, pose: np.ndarray, posed: Posed) -> np.ndarray:
     """(B, 21, 3, 48 + S + 3) derivative of :func:`pose_keypoints`'s keypoints with respect to
     (pose (48), betas (S), transl (3)), at ``pose`` (B, 48) whose posing is ``posed``."""

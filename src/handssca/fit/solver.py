@@ -34,6 +34,8 @@ from handssca.fit.keypoints import (
     Posed,
     keypoint_jacobian,
     log_rotation,
+    offset_jacobian,
+    offset_points,
     pose_keypoints,
     rodrigues,
     skew,
@@ -57,7 +59,7 @@ class FitWeights:
     """Weights of the energy's terms (see the module docstring). Distances are metres; the 2D term's
     pixels are turned into metres at the hand's depth (pixels * depth / focal length)."""
 
-    keypoints_3d: float = 1.0  #: the 3D landmarks (after the free similarity)
+    keypoints_3d: float = 0.5  #: the 3D landmarks (after the free similarity)
     keypoints_2d: float = 1.0  #: the 2D keypoints
     robust_2d_m: float = 0.01  #: the 2D term's Huber threshold, metres at the hand's depth
     scale_prior: float = 0.1  #: pull of the landmarks' scale towards 1 (relative to the landmarks' spread)
@@ -105,8 +107,9 @@ class FitResult:
 
     ``pose`` (B, 48), ``betas`` (B, S), ``transl`` (B, 3): the hand layer's parameters; ``joints`` (B, 21, 3)
     metres, the model's keypoints (FreiHAND order, no landmark offsets); ``landmarks`` (B, 21, 3) the fitted
-    landmarks (offsets included); ``scale`` (B,) of the 3D landmarks; ``residual_2d_px`` (B,) mean distance of the
-    fitted landmarks' projections to the 2D keypoints, ``residual_2d_px_start`` the same at the closed-form
+    3D landmarks and ``landmarks_2d`` (B, 21, 3) the points the 2D keypoints see (offsets included); ``scale``
+    (B,) of the 3D landmarks; ``residual_2d_px`` (B,) mean distance of ``landmarks_2d``'s projections to the 2D
+    keypoints, ``residual_2d_px_start`` the same at the closed-form
     start; ``residual_3d_m`` (B,) mean distance to the aligned 3D landmarks; ``iterations`` (B,) steps
     taken; ``converged`` (B,) bool; ``cost`` (B,) final energy."""
 
@@ -115,6 +118,7 @@ class FitResult:
     transl: np.ndarray
     joints: np.ndarray
     landmarks: np.ndarray
+    landmarks_2d: np.ndarray
     scale: np.ndarray
     residual_2d_px: np.ndarray
     residual_2d_px_start: np.ndarray
@@ -202,13 +206,13 @@ def closed_form_start(
     full = log_rotation(local).reshape(B, 48)
     pose = full.copy()
     pose[:, 3:] -= km.hands_mean
-    posed = pose_keypoints(km, pose, betas, np.zeros((B, 3)), table.offsets)
+    seen = pose_keypoints(km, pose, betas, np.zeros((B, 3)), table.offsets_2d).keypoints
     transl = np.zeros((B, 3))
     for b in range(B):
         if keypoints_2d is None:
-            transl[b] = [0.0, 0.0, 0.5] - posed.keypoints[b].mean(0)
+            transl[b] = [0.0, 0.0, 0.5] - seen[b].mean(0)
         else:
-            transl[b] = solve_translation(posed.keypoints[b], keypoints_2d[b], K[b], weights=table.weights_2d)
+            transl[b] = solve_translation(seen[b], keypoints_2d[b], K[b], weights=table.weights_2d)
     return FitInit(pose, betas, transl)
 
 
@@ -255,8 +259,14 @@ class _Problem:
         return x, Q @ rodrigues(delta[:, self.H : self.H + 3]), delta[:, self.H + 3]
 
     def pose(self, x) -> Posed:
+        """The model's keypoints (no offsets) of ``x``; :meth:`landmarks` adds the table's offsets."""
         pose, betas, transl = self.unpack(x)
-        return pose_keypoints(self.m.keypoints, pose, betas, transl, self.m.table.offsets)
+        return pose_keypoints(self.m.keypoints, pose, betas, transl)
+
+    def landmarks(self, posed: Posed) -> tuple[np.ndarray, np.ndarray]:
+        """(the 3D landmarks, the points the 2D keypoints see) (B, 21, 3) of a posing."""
+        t = self.m.table
+        return posed.keypoints + offset_points(posed, t.offsets), posed.keypoints + offset_points(posed, t.offsets_2d)
 
     def evaluate(self, x, Q, s, depth_scale, jacobian: bool, posed: Posed | None = None):
         """(residuals (B, N), robust cost (B,), Jacobian (B, N, P) or None, extras); ``posed``: the
@@ -265,13 +275,16 @@ class _Problem:
         pose, betas, transl = self.unpack(x)
         B = x.shape[0]
         posed = self.pose(x) if posed is None else posed
-        L = posed.keypoints
-        Jk = None
+        L, L2 = self.landmarks(posed)
+        Jk = Jk2 = None
         if jacobian:
             Jk = np.zeros((B, 21, 3, self.P))
             Jk[..., : self.H] = keypoint_jacobian(m.keypoints, pose, posed)
+            Jk2 = Jk.copy()
+            Jk[..., :48] += offset_jacobian(m.keypoints, pose, posed, m.table.offsets)
+            Jk2[..., :48] += offset_jacobian(m.keypoints, pose, posed, m.table.offsets_2d)
         res, jac, cost = [], [], np.zeros(B)
-        extras = {"landmarks": L, "posed": posed}
+        extras = {"landmarks": L, "landmarks_2d": L2, "posed": posed}
         if self.kp3d is not None:
             QX = np.einsum("bij,bnj->bni", Q, self.X)
             Y = s[:, None, None] * QX
@@ -293,7 +306,7 @@ class _Problem:
                 Js[:, 0, self.H + 3] = lam * s
                 jac += [(Jc * c[None, :, None, None]).reshape(B, -1, self.P), Js]
         if self.kp2d is not None:
-            Xc = L
+            Xc = L2
             z = np.maximum(Xc[..., 2], 1e-4)
             K = self.K
             u = K[:, None, 0, 0] * Xc[..., 0] / z + K[:, None, 0, 2]
@@ -316,7 +329,7 @@ class _Problem:
                 dproj[..., 0, 2] = -fx * Xc[..., 0] / z**2
                 dproj[..., 1, 1] = fy / z
                 dproj[..., 1, 2] = -fy * Xc[..., 1] / z**2
-                J2 = np.einsum("bnij,bnjp->bnip", dproj, Jk) * (depth_scale[:, None, None, None] * sw[..., None, None])
+                J2 = np.einsum("bnij,bnjp->bnip", dproj, Jk2) * (depth_scale[:, None, None, None] * sw[..., None, None])
                 jac.append(J2.reshape(B, -1, self.P))
         # pose prior over the finger pose
         pp = m.prior
@@ -463,7 +476,7 @@ def fit_hand(
 
     posed = prob.pose(x)
     ds = depth_scale_of(posed)
-    Q, s = prob.align(posed.keypoints) if kp3d is not None else (None, None)
+    Q, s = prob.align(prob.landmarks(posed)[0]) if kp3d is not None else (None, None)
     r, cost, J, ex = prob.evaluate(x, Q, s, ds, True, posed)
     start_2d = ex["error_2d_px"].mean(1) if kp2d is not None else np.full(B, np.nan)
     lam = np.full(B, 1e-3)
@@ -511,7 +524,7 @@ def fit_hand(
         r, cost, J, ex = prob.evaluate(x, Q, s, ds, bool(active.any()), posed)
     pose, betas, transl = prob.unpack(x)
     posed = ex["posed"]
-    joints = posed.keypoints - posed.offsets_world
+    joints = posed.keypoints
     if kp3d is not None:
         res3 = np.linalg.norm(prob.centred(ex["landmarks"]) - ex["aligned_3d"], axis=-1).mean(1)
         scale = ex["scale"]
@@ -523,6 +536,7 @@ def fit_hand(
         transl=transl.copy(),
         joints=joints,
         landmarks=ex["landmarks"],
+        landmarks_2d=ex["landmarks_2d"],
         scale=scale,
         residual_2d_px=ex["error_2d_px"].mean(1) if kp2d is not None else np.full(B, np.nan),
         residual_2d_px_start=start_2d,

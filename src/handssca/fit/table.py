@@ -26,12 +26,18 @@ DEFAULT_TABLE_FILE = "landmark_table_default_hand.json"
 
 @dataclass(frozen=True)
 class LandmarkTable:
-    """``offsets`` (21, 3) metres; ``weights_2d``, ``weights_3d`` (21,) positive; ``source``: where it came from."""
+    """``offsets`` (21, 3) metres of the 3D landmarks, ``offsets_2d`` (21, 3) of the 2D keypoints;
+    ``weights_2d``, ``weights_3d`` (21,) positive; ``source``: where it came from."""
 
     offsets: np.ndarray
     weights_2d: np.ndarray
     weights_3d: np.ndarray
     source: str = "none"
+    offsets_2d: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.offsets_2d is None:
+            object.__setattr__(self, "offsets_2d", np.array(self.offsets, dtype=np.float64))
 
     @classmethod
     def identity(cls) -> LandmarkTable:
@@ -44,6 +50,7 @@ class LandmarkTable:
             "version": 1,
             "source": self.source,
             "offsets_m": np.round(self.offsets, 6).tolist(),
+            "offsets_2d_m": np.round(self.offsets_2d, 6).tolist(),
             "weights_2d": np.round(self.weights_2d, 4).tolist(),
             "weights_3d": np.round(self.weights_3d, 4).tolist(),
         }
@@ -53,7 +60,7 @@ class LandmarkTable:
         """From :meth:`to_json`'s dict; ValueError naming ``name`` and the key for anything else."""
         if not isinstance(data, dict) or data.get("format") != "handssca-landmark-table":
             raise ValueError(f"{name}: not a handssca landmark table (expected format 'handssca-landmark-table')")
-        shapes = {"offsets_m": (21, 3), "weights_2d": (21,), "weights_3d": (21,)}
+        shapes = {"offsets_m": (21, 3), "offsets_2d_m": (21, 3), "weights_2d": (21,), "weights_3d": (21,)}
         arrays = {}
         for key, shape in shapes.items():
             try:
@@ -65,7 +72,13 @@ class LandmarkTable:
             arrays[key] = a
         if (arrays["weights_2d"] <= 0).any() or (arrays["weights_3d"] <= 0).any():
             raise ValueError(f"{name}: weights_2d and weights_3d must be positive")
-        return cls(arrays["offsets_m"], arrays["weights_2d"], arrays["weights_3d"], str(data.get("source", name)))
+        return cls(
+            arrays["offsets_m"],
+            arrays["weights_2d"],
+            arrays["weights_3d"],
+            str(data.get("source", name)),
+            arrays["offsets_2d_m"],
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> LandmarkTable:
@@ -90,4 +103,4 @@ class LandmarkTable:
         table = cls.shipped()
         if getattr(hand, "is_default", False):
             return table
-        return cls(np.zeros((21, 3)), table.weights_2d, table.weights_3d, f"{table.source}: weights only")
+        return cls(np.zeros((21, 3)), table.weights_2d, table.weights_3d, f"{table.source}: weights only", np.zeros((21, 3)))
