@@ -1,11 +1,16 @@
-"""``handssca serve`` without a browser: the work behind the button, the page's callback, and the one-line
-error when gradio is missing (tests/test_serve_browser.py drives the page in Chromium)."""
+"""``handssca serve`` without a browser: the work behind the button, the page's callback, the one-line
+error when gradio is missing, and the page as a service through its HTTP API (gradio_client, as the
+browser talks to it): the package's own message for every upload, the same pixels as predict, nothing
+left on disk, a password, an upload limit, one request at a time (tests/test_serve_browser.py drives the
+page in Chromium)."""
 
 import json
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,7 +66,7 @@ class Detecting(WholeOnly):
         super().__init__(rec)
         self.boxes = boxes
 
-    def reconstruct_all(self, image, K=None, source=None):
+    def reconstruct_all(self, image, K=None, source=None, errors=None):
         return [self.rec(image, bbox=box, hand_side=side, K=K) for box, side in self.boxes]
 
 
@@ -233,3 +238,174 @@ def test_a_short_video_is_tracked_and_written_for_the_page(rec, tmp_path):
     (tmp_path / "bad.gif").write_bytes(b"GIF89a broken")
     with pytest.raises(ValueError, match="bad.gif"):
         reconstruct_video(rec, tmp_path / "bad.gif", DETECT, out_dir=tmp_path / "c")
+
+
+# --- the page as a service, through its HTTP API (gradio_client talks to it as the browser does) --------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_page(rec, users=None, max_upload_mb=None, keep_seconds=None, sweep_every=60.0):
+    """The page on a free local port in this process, set up as ``serve`` sets it up: its own folder
+    (gradio's cache in it), the page's work, the launch. Yields (url, folder)."""
+    pytest.importorskip("gradio")
+    from handssca.serve import KEEP_SECONDS, MAX_UPLOAD_MB, PageWork, ServerFolder, build_app, launch
+
+    mb = MAX_UPLOAD_MB if max_upload_mb is None else max_upload_mb
+    with ServerFolder(KEEP_SECONDS if keep_seconds is None else keep_seconds, sweep_every) as folder:
+        work = PageWork(rec, folder.requests)
+        port = free_port()
+        app = launch(build_app(rec, work=work, max_upload_mb=mb), "127.0.0.1", port, users, mb)
+        try:
+            yield f"http://127.0.0.1:{port}/", folder
+        finally:
+            work.stop()
+            app.close(verbose=False)
+            work.wait()
+
+
+def page_client(url: str, downloads, auth=None):
+    from gradio_client import Client
+
+    return Client(url, auth=auth, verbose=False, download_files=str(downloads), analytics_enabled=False)
+
+
+@pytest.fixture(scope="module")
+def page(rec, tmp_path_factory):
+    """One page for the tests that only send requests: (url, client)."""
+    with running_page(rec) as (url, _):
+        yield url, page_client(url, tmp_path_factory.mktemp("downloads"))
+
+
+def header_only_png(path, width: int, height: int):
+    """A PNG whose header declares width x height (a decompression bomb's header; a few bytes of data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + head + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def pictures_of_every_kind(folder) -> list[str]:
+    """The same 128 x 96 picture as 8-bit RGB, 8- and 16-bit grey, RGBA (alpha varying), CMYK, palette,
+    and turned by an EXIF orientation; the file names."""
+    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
+    rgb = np.stack([x / 128 * 255, y / 96 * 255, 128 + 100 * np.sin(x / 9 + y / 13)], -1).clip(0, 255).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    im.save(folder / "rgb8.png")
+    im.convert("L").save(folder / "gray8.png")
+    gray16 = (x / 128 * 0.6 + y / 96 * 0.35) * 65535  # a 16-bit grey whose pixels all exceed 255
+    Image.fromarray(gray16.astype(np.uint16)).save(folder / "gray16.png")
+    Image.fromarray(np.dstack([rgb, (x * 2).astype(np.uint8)]), "RGBA").save(folder / "rgba.png")
+    im.convert("CMYK").save(folder / "cmyk.jpg", quality=95)
+    im.convert("P", palette=Image.Palette.ADAPTIVE, colors=64).save(folder / "palette.png")
+    exif = im.getexif()
+    exif[0x0112] = 6  # shown turned 90 degrees clockwise: 96 x 128 upright
+    im.save(folder / "exif_rotated.jpg", exif=exif, quality=95)
+    return ["rgb8.png", "gray8.png", "gray16.png", "rgba.png", "cmyk.jpg", "palette.png", "exif_rotated.jpg"]
+
+
+def test_unreadable_uploads_get_the_line_predict_gives(rec, page, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    from handssca.predict import run_predict
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "x.png").write_text("a text file, not a picture\n")
+    header_only_png(tmp_path / "huge.png", 30000, 30000)
+    monkeypatch.chdir(tmp_path)  # predict is given the bare names, as the page knows its uploads
+    summary = run_predict(rec, ["empty.png", "x.png", "huge.png"], tmp_path / "out", whole_image=True, progress=False)
+    said = dict(summary.skipped)
+    assert (
+        "empty" in said["empty.png"] and "not a readable image" in said["x.png"] and "30000x30000" in said["huge.png"]
+    )
+    url, client = page
+    for name, line in said.items():
+        for mode in (WHOLE, DETECT):
+            with pytest.raises(AppError) as e:
+                client.predict(handle_file(str(tmp_path / name)), mode, "right", api_name="/reconstruct")
+            assert str(e.value) == line  # predict's own line, naming the file as its sender knows it
+
+
+def call_page(url: str, api_name: str, data: list, cookies=None) -> tuple[str, object]:
+    """One request over gradio's plain HTTP API: (event, data) of its last event ('complete' or 'error')."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=120, cookies=cookies) as h:
+        r = h.post(f"gradio_api/call/{api_name}", json={"data": data})
+        r.raise_for_status()
+        text = h.get(f"gradio_api/call/{api_name}/{r.json()['event_id']}").text
+    events = [block.split("\n") for block in text.strip().split("\n\n")]
+    last = [ev for ev in events if ev[0] in ("event: complete", "event: error")][-1]
+    return last[0].split(": ", 1)[1], json.loads(last[1].split(": ", 1)[1])
+
+
+def test_a_900_byte_unicode_file_name_is_read(rec, page, tmp_path, monkeypatch):
+    import httpx
+
+    from handssca.predict import run_predict
+
+    pictures_of_every_kind(tmp_path)
+    name = "\u270b" * 300 + ".png"  # 900 bytes of UTF-8: no file system keeps such a name
+    url, _ = page
+    with httpx.Client(base_url=url, timeout=60) as h:  # uploaded as the browser uploads it, under that name
+        r = h.post("gradio_api/upload", files={"files": (name, (tmp_path / "rgba.png").read_bytes(), "image/png")})
+        r.raise_for_status()
+    upload = {"path": r.json()[0], "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+    event, data = call_page(url, "reconstruct", [upload, WHOLE, "right"])
+    assert event == "complete", data
+    assert data[0] == "**whole image as one right hand**"
+    monkeypatch.chdir(tmp_path)
+    run_predict(rec, ["rgba.png"], tmp_path / "out", whole_image=True, progress=False)
+    shown, ours = data[4]["hands"][0], json.loads((tmp_path / "out" / "rgba.json").read_text())
+    assert Path(shown["input_file"]).suffix == ".png" and shown["input_file"].startswith("\u270b" * 10)
+    assert_same_hand({**shown, "input_file": "rgba.png"}, ours, "rgba.png")  # the same pixels as predict's
+
+
+def test_the_page_works_on_the_pixels_predict_works_on(rec, page, tmp_path, monkeypatch):
+    from gradio_client import handle_file
+
+    from handssca.predict import run_predict
+
+    names = pictures_of_every_kind(tmp_path)
+    Image.new("RGB", (128, 96), "white").save(tmp_path / "white.png")  # what a 16-bit grey became
+    monkeypatch.chdir(tmp_path)
+    run_predict(rec, [*names, "white.png"], tmp_path / "out", whole_image=True, progress=False)
+    predicted = {n: json.loads((tmp_path / "out" / f"{Path(n).stem}.json").read_text()) for n in [*names, "white.png"]}
+    # the check can see a wrong picture: a white one gives other joints than the 16-bit grey
+    assert (
+        np.abs(np.subtract(predicted["gray16.png"]["joints_3d_m"], predicted["white.png"]["joints_3d_m"])).max() > 1e-4
+    )
+    url, client = page
+    for name in names:
+        status, overlay, _, _, info = client.predict(
+            handle_file(str(tmp_path / name)), WHOLE, "right", api_name="/reconstruct"
+        )
+        assert status == "**whole image as one right hand**", name
+        assert_same_hand(info["hands"][0], predicted[name], name)
+        with Image.open(overlay) as im:  # the picture as it is meant to be seen, at its own size
+            assert im.size[::-1] == tuple(predicted[name]["image_size_hw"]), name
+    assert predicted["exif_rotated.jpg"]["image_size_hw"] == [128, 96]
+
+
+def assert_same_hand(shown: dict, ours: dict, name: str) -> None:
+    """The page's JSON of a hand is predict's for the same file: same picture size, box, camera, joints,
+    MANO parameters (to float32 noise), the file named the same."""
+    assert shown["input_file"] == ours["input_file"] == name
+    assert shown["image_size_hw"] == ours["image_size_hw"], name
+    for key in ("bbox_xywh", "K", "joints_2d_px", "joints_3d_m"):
+        np.testing.assert_allclose(shown[key], ours[key], rtol=0, atol=1e-6, err_msg=f"{name}: {key}")
+    for key in ("pose_axis_angle", "betas", "transl_m"):
+        np.testing.assert_allclose(shown["mano"][key], ours["mano"][key], rtol=0, atol=1e-6, err_msg=f"{name}: {key}")

@@ -10,6 +10,7 @@ hands = rec.reconstruct_all("photo.jpg")     # every hand the bundled detector f
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,15 +159,18 @@ class HandReconstructor:
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
+        self._detector_lock = threading.Lock()
 
     @property
     def detector(self):
         """The :class:`~handssca.detect.HandDetector` used when no box is given (made on first use, on
-        the network's device)."""
+        the network's device; once, whichever threads ask for it first)."""
         if self._detector is None:
-            from handssca.detect import HandDetector
+            with self._detector_lock:
+                if self._detector is None:
+                    from handssca.detect import HandDetector
 
-            self._detector = HandDetector(device=self._detector_device)
+                    self._detector = HandDetector(device=self._detector_device)
         return self._detector
 
     def detect(self, image: str | os.PathLike | np.ndarray | ScaledImage) -> tuple[ScaledImage, list]:
