@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -177,3 +178,32 @@ def test_torchscript_export_runs(tmp_path, tiny_checkpoint):
 
     ref = load_model(tiny_checkpoint)(x)
     torch.testing.assert_close(outs[0], ref["vertices"], atol=1e-4, rtol=1e-4)
+
+
+def test_the_detector_is_built_once_when_threads_ask_for_it_together(monkeypatch):
+    import threading
+
+    import handssca.detect
+
+    built = []
+
+    class SlowToBuild:
+        def __init__(self, device=None):
+            built.append(self)
+            time.sleep(0.2)  # the window in which a second thread would build another one
+
+    monkeypatch.setattr(handssca.detect, "HandDetector", SlowToBuild)
+    rec = HandReconstructor(runner=None, faces=np.zeros((1, 3), int), input_size=128)
+    got = []
+    start = threading.Barrier(4)
+
+    def ask():
+        start.wait()
+        got.append(rec.detector)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len(got) == 4 and all(d is built[0] for d in got)

@@ -409,3 +409,284 @@ def assert_same_hand(shown: dict, ours: dict, name: str) -> None:
         np.testing.assert_allclose(shown[key], ours[key], rtol=0, atol=1e-6, err_msg=f"{name}: {key}")
     for key in ("pose_axis_angle", "betas", "transl_m"):
         np.testing.assert_allclose(shown["mano"][key], ours["mano"][key], rtol=0, atol=1e-6, err_msg=f"{name}: {key}")
+
+
+def files_under(folder) -> list:
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file())
+
+
+def holds_bytes_of(folder, picture) -> bool:
+    """Whether a file under ``folder`` is ``picture`` byte for byte (an upload kept by gradio)."""
+    data = Path(picture).read_bytes()
+    return any(p.stat().st_size == len(data) and p.read_bytes() == data for p in files_under(folder))
+
+
+def test_nothing_of_an_upload_stays_on_disk_after_sigterm(checkpoint, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    pictures = pictures_of_every_kind(tmp_path)
+    video = hand_gif(tmp_path / "clip.gif", frames=2)
+    (tmp_path / "users").write_text("# name:password\nana:correct horse\n")
+    server_tmp = tmp_path / "server_tmp"
+    server_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(server_tmp), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env.pop("GRADIO_TEMP_DIR", None)  # gradio's default cache: $TMPDIR/gradio
+    port = free_port()
+    cmd = [sys.executable, "-m", "handssca.cli", "serve", "--checkpoint", str(checkpoint), "--port", str(port)]
+    cmd += ["--device", "cpu", "--auth-file", str(tmp_path / "users")]
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        url = wait_for_page(proc, port, tmp_path / "server.log")
+        client = page_client(url, tmp_path / "downloads", auth=("ana", "correct horse"))
+        for name in ["rgba.png", "cmyk.jpg", "gray16.png", "palette.png"]:  # once converted and kept by gradio
+            assert client.predict(handle_file(str(tmp_path / name)), WHOLE, "right", api_name="/reconstruct")[0]
+        with pytest.raises(AppError):
+            client.predict(handle_file(str(tmp_path / "users")), WHOLE, "right", api_name="/reconstruct")
+        r = client.predict(handle_file(str(video)), DETECT, "right", True, api_name="/reconstruct_video")
+        assert r[0] == "**hands found in 2 of 2 frames (1 tracked)**"
+        assert holds_bytes_of(server_tmp, tmp_path / "cmyk.jpg")  # the uploads were there while it ran
+        assert holds_bytes_of(server_tmp, video) and len(pictures) == 7
+        started = time.monotonic()
+        proc.terminate()  # SIGTERM
+        code = proc.wait(timeout=60)
+        took = time.monotonic() - started
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert code == 0 and "handssca serve: stopped" in text, text
+    assert "warning" not in text  # 127.0.0.1 and a password: nothing to warn of
+    assert files_under(server_tmp) == [] and list(server_tmp.iterdir()) == [], text  # not a file, not a folder
+    assert took < 30
+
+
+def wait_for_page(proc, port: int, log) -> str:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"handssca serve exited with {proc.returncode}: {Path(log).read_text()}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"handssca serve did not answer in 120 s: {Path(log).read_text()}")
+        time.sleep(0.3)
+
+
+def test_a_requests_files_go_after_the_hour(rec, photo, tmp_path):
+    from gradio_client import handle_file
+
+    from handssca.serve import KEEP_SECONDS
+
+    other = tmp_path / "other.png"
+    Image.open(photo).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+    with running_page(rec, sweep_every=0.2) as (url, folder):
+        client = page_client(url, tmp_path / "downloads")
+        client.predict(handle_file(str(photo)), WHOLE, "right", api_name="/reconstruct")
+        assert holds_bytes_of(folder.gradio, photo)  # the upload, in gradio's cache in the server's folder
+        (first,) = list(folder.requests.root.iterdir())
+        hour_ago = time.time() - KEEP_SECONDS - 60
+        for p in sorted(folder.root.rglob("*"), reverse=True):  # everything written so far, an hour old
+            os.utime(p, (hour_ago, hour_ago))
+        client.predict(handle_file(str(other)), WHOLE, "left", api_name="/reconstruct")
+        deadline = time.monotonic() + 10
+        while (first.exists() or holds_bytes_of(folder.gradio, photo)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not first.exists() and not holds_bytes_of(folder.gradio, photo)
+        assert holds_bytes_of(folder.gradio, other) and len(list(folder.requests.root.iterdir())) == 1
+        assert all(time.time() - p.stat().st_mtime < KEEP_SECONDS for p in files_under(folder.root))
+    assert not folder.root.exists()
+
+
+def test_a_password_guards_the_page_and_its_files(rec, photo, tmp_path):
+    import httpx
+    from gradio_client import handle_file
+
+    with running_page(rec, users=[("ana", "pass:word")]) as (url, _):
+        with pytest.raises(ValueError, match="credentials were not provided"):
+            page_client(url, tmp_path)
+        with pytest.raises(ValueError, match="Could not login"):
+            page_client(url, tmp_path, auth=("ana", "pass"))
+        client = page_client(url, tmp_path / "downloads", auth=("ana", "pass:word"))
+        status, *_, files, _ = client.predict(handle_file(str(photo)), WHOLE, "right", api_name="/reconstruct")
+        assert status == "**whole image as one right hand**"
+        with httpx.Client(base_url=url, timeout=30) as h:  # without signing in: no upload, no call, no config
+            assert (
+                h.post("gradio_api/upload", files={"files": ("a.png", photo.read_bytes(), "image/png")}).status_code
+                == 401
+            )
+            assert h.post("gradio_api/call/reconstruct", json={"data": [None, WHOLE, "right"]}).status_code == 401
+            assert h.get("config").status_code == 401
+
+
+def test_auth_flags_are_checked_and_an_open_address_is_warned_of(checkpoint, tmp_path, capsys):
+    pytest.importorskip("gradio")
+    import socket
+
+    def serve(*flags):
+        code = main(["serve", "--checkpoint", str(checkpoint), "--device", "cpu", *flags])
+        return code, capsys.readouterr().err.strip().splitlines()
+
+    code, err = serve("--auth", "ana")
+    assert code == 2 and err == ["handssca serve: error: --auth: expected USER:PASSWORD, both non-empty"]
+    (tmp_path / "users").write_text("ana:one\nbob secret-without-colon\n")
+    code, err = serve("--auth-file", str(tmp_path / "users"))
+    assert code == 2 and len(err) == 1 and f"{tmp_path / 'users'}: line 2: expected USER:PASSWORD" in err[0]
+    assert "secret" not in err[0]  # a password is never repeated
+    code, err = serve("--auth-file", str(tmp_path / "absent"))
+    assert code == 2 and len(err) == 1 and "absent: cannot read the --auth-file" in err[0]
+    code, err = serve("--max-upload-mb", "0")
+    assert code == 2 and len(err) == 1 and "--max-upload-mb" in err[0]
+    with socket.socket() as busy:  # the page cannot start here: the warning comes first, then one error line
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        code, err = serve("--host", "0.0.0.0", "--port", port)
+        assert code == 2 and len(err) == 2 and "cannot listen on 0.0.0.0" in err[1]
+        assert (
+            err[0].startswith("handssca serve: warning: 0.0.0.0 is reachable from other machines")
+            and "--auth" in err[0]
+        )
+        code, err = serve("--host", "0.0.0.0", "--port", port, "--auth", "ana:one")
+        assert code == 2 and len(err) == 1 and "cannot listen" in err[0]  # with a password: no warning
+        code, err = serve("--host", "localhost", "--port", port)
+        assert not any("warning" in ln for ln in err)
+
+
+def test_every_input_has_an_upload_limit_stated_on_the_page(rec, photo, tmp_path):
+    import httpx
+    from gradio_client import handle_file
+
+    noise = tmp_path / "noise.png"  # ~120 kB: over a 0.05 MB limit
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(noise)
+    assert noise.stat().st_size > 50_000 > photo.stat().st_size
+    with running_page(rec, max_upload_mb=0.05) as (url, _):
+        client = page_client(url, tmp_path / "downloads")
+        with pytest.raises(ValueError, match="exceeds the maximum file size of 50000 bytes"):  # said before sending
+            client.predict(handle_file(str(noise)), WHOLE, "right", api_name="/reconstruct")
+        with httpx.Client(base_url=url, timeout=30) as h:  # and refused by the server when sent anyway
+            r = h.post("gradio_api/upload", files={"files": ("noise.png", noise.read_bytes(), "image/png")})
+            assert r.status_code == 413 and "50000 bytes" in r.text
+            config = h.get("config").json()
+        assert client.predict(handle_file(str(photo)), WHOLE, "right", api_name="/reconstruct")[0]
+    assert config["max_file_size"] == 50_000
+    props = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
+    assert "up to 0.05 MB" in props["input-image"]["label"] and "up to 0.05 MB" in props["input-video"]["label"]
+    assert "Files up to 0.05 MB each" in props["about"]["value"]
+
+
+class Watched:
+    """The reconstructor, recording how many requests use it at once (each step slowed a little, so two
+    requests let run together would overlap)."""
+
+    def __init__(self, rec, pause: float = 0.3):
+        import threading
+
+        self.rec, self.pause, self.now, self.most = rec, pause, 0, 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def using(self):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            time.sleep(self.pause)
+            yield
+        finally:
+            with self._lock:
+                self.now -= 1
+
+    def load(self, path, bbox=None):
+        with self.using():
+            return self.rec.load(path, bbox)
+
+    def __call__(self, image, **kw):
+        with self.using():
+            return self.rec(image, **kw)
+
+    def reconstruct_all(self, image, **kw):
+        with self.using():
+            return self.rec.reconstruct_all(image, **kw)
+
+    def track_video(self, frames, *args, **kw):
+        it = self.rec.track_video(frames, *args, **kw)
+        while True:
+            with self.using():
+                frame = next(it, None)
+            if frame is None:
+                return
+            yield frame
+
+
+def test_image_and_video_requests_queue_one_at_a_time_and_see_their_place(rec, photo, tmp_path):
+    from gradio_client import handle_file
+
+    watched = Watched(rec)
+    video = hand_gif(tmp_path / "clip.gif", frames=4)
+    with running_page(watched) as (url, _):
+        first, second = (page_client(url, tmp_path / f"downloads{k}") for k in (1, 2))
+        running = first.submit(handle_file(str(video)), WHOLE, "right", False, api_name="/reconstruct_video")
+        while running.status().code.name != "PROCESSING":
+            time.sleep(0.02)
+        waiting = second.submit(handle_file(str(photo)), WHOLE, "left", api_name="/reconstruct")
+        seen = []
+        while not waiting.done():
+            st = waiting.status()
+            seen.append((st.code.name, st.rank, st.queue_size))
+            time.sleep(0.02)
+        assert running.result()[0] == "**4 frames, the whole image as one right hand**"
+        assert waiting.result()[0] == "**whole image as one left hand**"
+    assert watched.most == 1  # never an image and a video on the reconstructor at once
+    assert ("IN_QUEUE", 0, 1) in seen  # the page is told: first in line, one waiting
+
+
+class FoundHands:
+    """A detector that finds the given hands in any picture."""
+
+    def __init__(self, hands):
+        self.hands = hands
+
+    def __call__(self, image):
+        import copy
+
+        return copy.deepcopy(self.hands)
+
+
+def test_a_degenerate_detection_is_left_out_and_said_the_other_hands_kept(rec, photo, tmp_path, monkeypatch):
+    import re
+
+    from gradio_client import handle_file
+
+    from handssca.detect import HandDetection
+    from handssca.predict import run_predict
+
+    def hand(box, side):
+        x, y, w, h = box
+        points = np.stack([np.linspace(x, x + w, 21), np.linspace(y, y + h, 21)], -1)
+        return HandDetection(np.array(box, dtype=float), 0.9, side, points, side_score=0.9)
+
+    found = FoundHands([hand((20, 20, 60, 60), "right"), hand((100, 40, 0, 0), "left")])  # the left one: no area
+    detecting = HandReconstructor(rec.runner, rec.faces, rec.input_size, detector=found, device="cpu")
+    monkeypatch.chdir(photo.parent)
+    summary = run_predict(detecting, [photo.name], tmp_path / "out", progress=False)
+    ((name, why),) = summary.hands_left_out
+    assert name == photo.name and "left hand" in why and summary.hands == 1
+    with running_page(detecting) as (url, _):
+        client = page_client(url, tmp_path / "downloads")
+        status, overlay, _, files, info = client.predict(
+            handle_file(str(photo)), DETECT, "right", api_name="/reconstruct"
+        )
+    status = re.sub(r"\\(.)", r"\1", status)  # Markdown escapes of the plain text shown
+    assert status == f"**1 hand found (right)**\n\nleft out: {why}"
+    assert [h["hand_side"] for h in info["hands"]] == ["right"] and overlay
