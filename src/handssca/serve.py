@@ -449,27 +449,25 @@ def build_app(
     can_detect = hasattr(rec, "reconstruct_all")
     limit = f"{max_upload_mb:g} MB"
 
-    def fail(e: BaseException, upload: str):
-        """A one-line gr.Error for a request that failed: the package's own message for what it cannot
-        work with; for anything else (a bug) one line saying so, the traceback in the server's log."""
+    def said(e: BaseException, upload: str) -> str:
+        """The one line a request that failed gets: the package's own message for what it cannot work with
+        (the upload named as its sender knows it); for anything else (a bug) one line saying so, the
+        traceback in the server's log."""
         if isinstance(e, ServerStopping):
-            return gr.Error("the server is stopping; try again when it is back", print_exception=False)
+            return "the server is stopping; try again when it is back"
         if isinstance(e, (ValueError, OSError, MemoryError)):  # an unreadable image or video and the like
-            return gr.Error(_named(_first_line(e), upload), print_exception=False)
+            return _named(_first_line(e), upload)
         import traceback
 
         traceback.print_exception(e, file=sys.stderr)
-        return gr.Error(
-            f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(_first_line(e), upload)}",
-            print_exception=False,
-        )
+        return f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(_first_line(e), upload)}"
 
     def answer(task, upload, shown):
         """The page's outputs for one request: ``task()`` -> ServeResult; its errors said on the page."""
         try:
             result = task()
         except Exception as e:
-            raise fail(e, upload) from None
+            raise gr.Error(said(e, upload), print_exception=False) from None
         status = f"**{result.message}**"
         if result.left_out:
             status += "\n\n" + _left_out_lines(result.left_out, upload)
@@ -490,13 +488,14 @@ def build_app(
         return answer(lambda: work.image(image_path, mode or WHOLE, side), image_path, lambda r: r.overlay)
 
     def show(image_path):
-        """The upload as the package reads it, in the overlay box until it is reconstructed."""
+        """The upload as the package reads it, in the overlay box until it is reconstructed; the previous
+        request's outputs cleared. A file it cannot read: its one line in the status, nothing shown."""
         if not image_path:
             return "", None, None, None, None
         try:
             scaled = work.preview(image_path)
         except Exception as e:
-            raise fail(e, image_path) from None
+            return _markdown_text(said(e, image_path)), None, None, None, None
         h, w = scaled.original_hw
         name = _markdown_text(Path(image_path).name)
         return f"{name}: {w} x {h} pixels; press **Reconstruct**", scaled.pixels, None, None, None
@@ -523,7 +522,7 @@ def build_app(
         mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side, api_visibility="private")
         return mode, side
 
-    keep = f"{KEEP_SECONDS // 60} minutes" if KEEP_SECONDS % 3600 else f"{KEEP_SECONDS // 3600} hour"
+    keep = "an hour" if KEEP_SECONDS == 3600 else f"{KEEP_SECONDS / 60:g} minutes"
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as app:
         gr.Markdown(
             f"# {title}: 3D hands from a photo\nDrop an image, press **Reconstruct**. "
@@ -560,7 +559,15 @@ def build_app(
             concurrency_id=RECONSTRUCTOR,
             concurrency_limit=1,
         )
-        image.upload(show, image, outputs, api_visibility="private", concurrency_id="preview", concurrency_limit=1)
+        image.upload(
+            show,
+            image,
+            outputs,
+            api_visibility="private",
+            concurrency_id="preview",  # a decode at a time, beside the reconstruction
+            concurrency_limit=1,
+            show_progress="hidden",  # quick; an unreadable file is said in the status
+        )
         gr.Markdown(
             f"## A short video\nDrop a video (GIF always; mp4, mov, avi, webm with imageio-ffmpeg): its first "
             f"{MAX_VIDEO_FRAMES} frames are reconstructed, hands tracked from frame to frame."
