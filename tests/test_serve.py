@@ -690,3 +690,88 @@ def test_a_degenerate_detection_is_left_out_and_said_the_other_hands_kept(rec, p
     status = re.sub(r"\\(.)", r"\1", status)  # Markdown escapes of the plain text shown
     assert status == f"**1 hand found (right)**\n\nleft out: {why}"
     assert [h["hand_side"] for h in info["hands"]] == ["right"] and overlay
+
+
+def process_facts(pid: int) -> dict:
+    """Resident memory (MB), threads and open files of a Linux process."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = int(next(ln for ln in status.splitlines() if ln.startswith("VmRSS:")).split()[1])
+    return {
+        "rss_mb": rss_kb / 1024,
+        "threads": len(os.listdir(f"/proc/{pid}/task")),
+        "files": len(os.listdir(f"/proc/{pid}/fd")),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_soak_200_requests_memory_threads_and_files_stay_flat(checkpoint, photo, two_hands, tmp_path):
+    """200 sequential requests (photos whole and detected, a 16-bit grey, a short video, an unreadable
+    file) to ``handssca serve``: every answer the same as the first for its input, the server's memory
+    after warm-up grows by at most 50 MB, its threads and open files stay where they were."""
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    pictures_of_every_kind(tmp_path)
+    clip = hand_gif(tmp_path / "clip.gif", frames=3)
+    (tmp_path / "x.png").write_text("not a picture")
+    requests = [
+        ("/reconstruct", photo, WHOLE, "right"),
+        ("/reconstruct", two_hands, DETECT, "right"),
+        ("/reconstruct", tmp_path / "gray16.png", WHOLE, "left"),
+        ("/reconstruct_video", clip, DETECT, "right", True),
+        ("/reconstruct", tmp_path / "x.png", WHOLE, "right"),
+    ]
+    server_tmp = tmp_path / "server_tmp"
+    server_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(server_tmp), "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env.pop("GRADIO_TEMP_DIR", None)
+    port = free_port()
+    cmd = [sys.executable, "-m", "handssca.cli", "serve", "--checkpoint", str(checkpoint), "--port", str(port)]
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen([*cmd, "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    first, facts = {}, []
+    try:
+        client = page_client(wait_for_page(proc, port, tmp_path / "server.log"), tmp_path / "downloads")
+        client.download_files = False  # the answers' JSON is enough; the files stay on the server
+        started = time.monotonic()
+        for k in range(200):
+            api_name, path, *args = requests[k % len(requests)]
+            try:
+                status, _, _, _, info = client.predict(handle_file(str(path)), *args, api_name=api_name)
+                answer = (status, json.dumps(info, sort_keys=True))
+            except AppError as e:
+                answer = ("error", str(e))
+            if k < len(requests):
+                first[k] = answer
+            else:  # the same input, the same answer (the same computation: to float noise)
+                same = first[k % len(requests)]
+                assert answer[0] == same[0], (k, answer[0], same[0])
+                if answer[0] == "error":
+                    assert answer[1] == same[1]
+                else:
+                    a, b = json.loads(answer[1]), json.loads(same[1])
+                    np.testing.assert_allclose(flat_numbers(a), flat_numbers(b), rtol=0, atol=1e-6)
+            if k in (49, 199):  # after warm-up (ten of each), at the end
+                facts.append(process_facts(proc.pid))
+        took = time.monotonic() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        log.close()
+    assert first[4][0] == "error" and first[4][1].startswith("x.png: not a readable image")
+    assert first[1][0] == "**2 hands found (right, left)**" and "3 of 3 frames" in first[3][0]
+    warm, end = facts
+    print(f"soak: 200 requests in {took:.0f} s; after 50: {warm}; after 200: {end}")
+    assert end["rss_mb"] - warm["rss_mb"] <= 50, (warm, end)
+    assert end["threads"] <= warm["threads"] + 2 and end["files"] <= warm["files"] + 2, (warm, end)
+    assert list(server_tmp.iterdir()) == []
+
+
+def flat_numbers(value) -> list[float]:
+    """Every number in a JSON value, in order (strings and names left out)."""
+    if isinstance(value, dict):
+        return [x for k in sorted(value) for x in flat_numbers(value[k])]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in flat_numbers(v)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
