@@ -1,4 +1,5 @@
 import json
+import time
 
 import numpy as np
 import pytest
@@ -194,3 +195,32 @@ def test_an_extras_key_never_replaces_a_core_field():
     for key in ("hand_side", "K", "mano", "hand_model"):
         with pytest.raises(ValueError, match=f"'{key}'"):
             prediction({key: "left"}).to_json()
+
+
+def test_the_detector_is_built_once_when_threads_ask_for_it_together(monkeypatch):
+    import threading
+
+    import handssca.detect
+
+    built = []
+
+    class SlowToBuild:
+        def __init__(self, device=None):
+            built.append(self)
+            time.sleep(0.2)  # the window in which a second thread would build another one
+
+    monkeypatch.setattr(handssca.detect, "HandDetector", SlowToBuild)
+    rec = HandReconstructor(runner=None, faces=np.zeros((1, 3), int), input_size=128)
+    got = []
+    start = threading.Barrier(4)
+
+    def ask():
+        start.wait()
+        got.append(rec.detector)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(built) == 1 and len(got) == 4 and all(d is built[0] for d in got)

@@ -81,8 +81,8 @@ def server(checkpoint, tmp_path):
     tmp.mkdir()
     env = {
         **os.environ,
-        "TMPDIR": str(tmp),  # the request folders
-        "GRADIO_TEMP_DIR": str(tmp / "gradio"),  # gradio's copies of what the page shows
+        "TMPDIR": str(tmp),
+        "GRADIO_TEMP_DIR": str(tmp / "gradio"),  # where the server's own folder is made (uploads, outputs)
         "GRADIO_ANALYTICS_ENABLED": "False",
         "HF_HUB_OFFLINE": "1",
     }
@@ -116,7 +116,8 @@ def server(checkpoint, tmp_path):
     text = (tmp_path / "server.log").read_text()
     assert code == 0, text
     assert "OUTSIDE" not in text, text
-    assert not list(tmp.glob("handssca-serve-*")), "the request folders outlived the server"
+    left = [p for p in tmp.rglob("*") if p.is_file() or p.name.startswith("handssca-serve-")]
+    assert not left, f"the server's files outlived it: {left}"
 
 
 @pytest.fixture
@@ -168,8 +169,29 @@ def test_page_reconstructs_an_uploaded_picture(server, browser, tmp_path):
     wait = WebDriverWait(browser, 120)
     browser.get(server)
     upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
+    # a file that is no picture: the package's one line, as predict says it
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.png").write_text("a text file, not a picture\n")
+    upload.send_keys(str(tmp_path / "notes" / "x.png"))
+    line = "x.png: not a readable image (UnidentifiedImageError: cannot identify image file 'x.png')"
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#status").text == line)  # said as soon as it is dropped
+    browser.find_element(By.CSS_SELECTOR, "#run").click()  # and again, as an error, when it is sent
+    wait.until(
+        lambda d: any(
+            line in t.text.splitlines() for t in d.find_elements(By.CSS_SELECTOR, "[data-testid='toast-body']")
+        )
+    )
+    assert "Traceback" not in browser.find_element(By.TAG_NAME, "body").text
+    browser.save_screenshot(str(tmp_path / "serve_error.png"))
+    for close in browser.find_elements(By.CSS_SELECTOR, "[data-testid='toast-body'] .toast-close"):
+        close.click()
+    for close in browser.find_elements(By.CSS_SELECTOR, "#input-image button[aria-label='Clear']"):
+        close.click()
+    upload = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#input-image input[type=file]"))
     upload.send_keys(str(picture))
-    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#input-image img"))
+    # the upload as the package reads it, shown before it is reconstructed
+    wait.until(lambda d: "512 x 256 pixels; press Reconstruct" in d.find_element(By.CSS_SELECTOR, "#status").text)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#overlay img"))
 
     def run(expected_status: str):
         old = {a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#files a")}

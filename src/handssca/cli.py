@@ -203,7 +203,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     from handssca.serve import serve
 
-    serve(args.checkpoint, host=args.host, port=args.port, hand_model=args.hand_model, device=args.device)
+    serve(
+        args.checkpoint,
+        host=args.host,
+        port=args.port,
+        hand_model=args.hand_model,
+        device=args.device,
+        auth=args.auth,
+        auth_file=args.auth_file,
+        max_upload_mb=args.max_upload_mb,
+    )
     return 0
 
 
@@ -340,6 +349,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--hand-model", metavar="PATH", help=HAND_MODEL_HELP)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    p.add_argument(
+        "--auth",
+        metavar="USER:PASSWORD",
+        help="ask for this name and password (visible to other users of this machine in the process list: "
+        "prefer --auth-file)",
+    )
+    p.add_argument(
+        "--auth-file", metavar="FILE", help="a file of USER:PASSWORD lines, each a name and password allowed"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=100.0,
+        metavar="MB",
+        help="the largest file accepted on any input, in megabytes (default: 100)",
+    )
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("data", help="datasets")

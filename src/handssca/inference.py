@@ -234,7 +234,7 @@ class HandReconstructor:
     @property
     def detector(self):
         """The :class:`~handssca.detect.HandDetector` used when no box is given (made on first use, on
-        the network's device)."""
+        the network's device; once, whichever threads ask for it first)."""
         with self._lock:
             if self._detector is None:
                 from handssca.detect import HandDetector

@@ -7,17 +7,27 @@ frame's hands. :func:`reconstruct_image` and :func:`reconstruct_video` are the w
 and need no browser nor gradio; :func:`build_app` wires it into a page and :func:`serve` runs
 the page on a local address. gradio is imported only inside the functions that need it, so importing
 this module costs nothing and works without it.
+
+Uploads are taken as files: the package's own loader (:meth:`HandReconstructor.load
+<handssca.inference.HandReconstructor.load>`, :func:`handssca.io_images.load_image`) is the first and
+only thing that decodes them, so the page works on the pixels ``handssca predict`` works on and says
+what it would say about a file it cannot read. Everything a running page writes (gradio's copies of
+uploads and of what it shows, each request's outputs) lives in one folder per server: a request's files
+go after :data:`KEEP_SECONDS`, the folder when the server stops.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,8 +38,19 @@ import numpy as np
 DETECT, WHOLE = "detect hands", "whole image"
 SIDES = ("right", "left")
 
-#: A request's output folder is removed after this many seconds (the page has copied what it shows).
+#: A request's files (its upload, its outputs and gradio's copies of them) are removed after this many
+#: seconds; all of them when the server stops.
 KEEP_SECONDS = 3600
+
+#: The largest file the page accepts on any of its inputs, in megabytes (``--max-upload-mb``).
+MAX_UPLOAD_MB = 100
+
+#: At most this many requests wait in the queue; more are refused ("queue is full") until one is done.
+QUEUE_SIZE = 16
+
+#: The gradio concurrency group of every event that runs the reconstructor (the image and the video
+#: buttons): one request at a time among them all, the others wait in the queue and see their place.
+RECONSTRUCTOR = "reconstructor"
 
 NO_HAND = "no hand found"
 
@@ -55,7 +76,8 @@ class ServeResult:
     ``overlay``: (H, W, 3) uint8, every hand drawn over the photo (None when no hand was found).
     ``viewer_mesh``: a .glb of all hands for the 3D view (glTF frame: y up, centred), seen from
     ``view_distance`` metres to show every hand. ``files``: what the user can download. ``info``: the
-    JSON shown, ``{"hands": [each hand's .json file, ...]}``.
+    JSON shown, ``{"hands": [each hand's .json file, ...]}``. ``left_out``: why each detected hand that
+    could not be reconstructed was left out (the others are kept, as ``handssca predict`` keeps them).
     """
 
     message: str
@@ -64,6 +86,11 @@ class ServeResult:
     view_distance: float | None = None
     files: list[Path] = field(default_factory=list)
     info: dict | None = None
+    left_out: list[str] = field(default_factory=list)
+
+
+class ServerStopping(RuntimeError):
+    """The server is stopping: the request in progress ends where it is (its files are removed)."""
 
 
 def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
@@ -95,8 +122,10 @@ def reconstruct_image(
 
     ``rec``: a :class:`~handssca.inference.HandReconstructor`. ``mode``: :data:`DETECT` finds every hand
     (``rec.reconstruct_all``), :data:`WHOLE` takes the whole image as one ``hand_side`` hand. ``render``:
-    a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). Raises
-    ValueError for an image that cannot be read or an unknown mode or side.
+    a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). A detected hand
+    that cannot be reconstructed (a degenerate box) is left out and described in ``left_out``, the
+    others are kept. Raises ValueError for an image that cannot be read (the loader's message, as
+    ``handssca predict`` gives it), an unknown mode or side, or when every detected hand was left out.
     """
     from PIL import Image
 
@@ -110,10 +139,14 @@ def reconstruct_image(
     if mode == DETECT and not hasattr(rec, "reconstruct_all"):
         raise ValueError("this reconstructor cannot detect hands: use the whole image")
     scaled = rec.load(image)  # decoded at the network's working resolution, outputs in the file's pixels
+    errors: list[str] = []
     if mode == DETECT:  # numbered left to right, as `handssca predict` numbers them
-        preds = sorted(rec.reconstruct_all(scaled, source=image), key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
+        found = rec.reconstruct_all(scaled, source=image, errors=errors)
+        preds = sorted(found, key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
     else:
         preds = [rec(scaled, hand_side=hand_side)]
+    if not preds and errors:  # every detected hand failed: said, as predict says it
+        raise ValueError("; ".join(errors))
     if not preds:
         return ServeResult(NO_HAND)
     out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
@@ -140,6 +173,7 @@ def reconstruct_image(
         view_distance=distance,
         files=[*files, view],
         info={"hands": [json.loads(f.read_text()) for f in files if f.suffix == ".json"]},  # as downloaded
+        left_out=errors,
     )
 
 
@@ -157,13 +191,16 @@ def reconstruct_video(
     render=None,
     smooth: bool = True,
     max_frames: int = MAX_VIDEO_FRAMES,
+    stopping: Callable[[], bool] | None = None,
 ) -> ServeResult:
     """Reconstruct the hands of a short video (its first ``max_frames`` frames) and write what the page
     offers into ``out_dir``: ``overlay.gif`` (shown), ``overlay.mp4`` when imageio-ffmpeg is installed,
     ``hands_per_frame.json`` (every frame's hands with their track numbers) and ``hands_view.glb`` (the
     3D view of the first frame with a hand). Hands are tracked from frame to frame and, with ``smooth``,
-    filtered (:meth:`~handssca.inference.HandReconstructor.track_video`). Raises ValueError for a video
-    that cannot be read or an unknown mode or side."""
+    filtered (:meth:`~handssca.inference.HandReconstructor.track_video`); a detected hand that cannot be
+    reconstructed is left out of its frame and described in ``left_out``. Raises ValueError for a video
+    that cannot be read or an unknown mode or side, and :class:`ServerStopping` between two frames once
+    ``stopping()`` is true."""
     from itertools import islice
 
     from handssca.io_video import OverlayVideo, has_ffmpeg, open_video
@@ -179,10 +216,15 @@ def reconstruct_video(
     videos = [OverlayVideo(out / "overlay", fps, "gif")]
     if has_ffmpeg():
         videos.append(OverlayVideo(out / "overlay", fps, "mp4"))
-    per_frame, first_hands, count, with_hands = [], None, 0, 0
+    per_frame, first_hands, count, with_hands, errors = [], None, 0, 0, []
     side = None if mode == DETECT else hand_side
     try:
-        for f in rec.track_video(islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE):
+        tracked = rec.track_video(
+            islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE, errors=errors
+        )
+        for f in tracked:
+            if stopping is not None and stopping():
+                raise ServerStopping("the server is stopping")
             count += 1
             with_hands += bool(f.hands)
             if f.hands and first_hands is None:
@@ -197,7 +239,7 @@ def reconstruct_video(
     if count == 0:
         raise ValueError(f"{Path(video).name}: no frames")
     if first_hands is None:
-        return ServeResult(f"{NO_HAND} in {count} frames")
+        return ServeResult(f"{NO_HAND} in {count} frames", left_out=errors)
     (out / "hands_per_frame.json").write_text(json.dumps({"fps": fps, "frames": per_frame}))
     view, distance = _viewer_mesh(first_hands, out / "hands_view.glb")
     files += [out / "hands_per_frame.json", view]
@@ -217,46 +259,220 @@ def reconstruct_video(
         view_distance=distance,
         files=files,
         info={"fps": fps, "frames": summary},
+        left_out=errors,
     )
 
 
-class RequestFolders:
-    """One fresh output folder per request under ``root``; folders older than ``keep_seconds`` are
-    removed when a new one is made (the page has its own copies of what it shows by then)."""
+def _last_change(path: Path) -> float:
+    """The latest modification time of ``path`` and of everything in it (a folder's files are written,
+    copied and touched after the folder is made)."""
+    try:
+        newest = path.lstat().st_mtime
+    except OSError:
+        return time.time()  # gone meanwhile: nothing to remove
+    if path.is_dir() and not path.is_symlink():
+        for folder, dirs, names in os.walk(path):
+            for name in dirs + names:
+                try:
+                    newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+                except OSError:
+                    pass
+    return newest
 
-    def __init__(self, root: str | os.PathLike, keep_seconds: float = KEEP_SECONDS) -> None:
+
+class RequestFolders:
+    """One fresh output folder per request under ``root``. What lies in ``root`` and in the ``also``
+    folders (gradio's cache: the uploads and gradio's copies of what the page shows) is removed once
+    ``keep_seconds`` have passed since it last changed: at each new request and at each :meth:`sweep`."""
+
+    def __init__(
+        self, root: str | os.PathLike, keep_seconds: float = KEEP_SECONDS, also: tuple[os.PathLike, ...] = ()
+    ) -> None:
         self.root, self.keep_seconds = Path(root), float(keep_seconds)
+        self.also = tuple(Path(p) for p in also)
         self._lock = threading.Lock()
+
+    def sweep(self) -> None:
+        """Remove what is older than ``keep_seconds``."""
+        with self._lock:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for folder in (self.root, *self.also):
+            try:
+                entries = list(folder.iterdir())
+            except OSError:
+                continue  # not made yet
+            for old in entries:
+                if now - _last_change(old) <= self.keep_seconds:
+                    continue
+                try:
+                    if old.is_dir() and not old.is_symlink():
+                        shutil.rmtree(old, ignore_errors=True)
+                    else:
+                        old.unlink(missing_ok=True)
+                except OSError:
+                    pass  # removed meanwhile
 
     def new(self) -> Path:
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
-            now = time.time()
-            for old in self.root.iterdir():
-                try:
-                    if old.is_dir() and now - old.stat().st_mtime > self.keep_seconds:
-                        shutil.rmtree(old, ignore_errors=True)
-                except OSError:
-                    pass  # removed meanwhile
+            self._sweep()
             return Path(tempfile.mkdtemp(prefix="request-", dir=self.root))
 
 
-def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandSSCA"):
-    """The gradio Blocks of the page for reconstructor ``rec``; request outputs go under ``out_root``."""
+class ServerFolder:
+    """The one folder of a running page (a context manager): ``requests/`` holds each request's outputs,
+    ``gradio/`` gradio's cache (the uploads, gradio's copies of what the page shows). While open,
+    ``GRADIO_TEMP_DIR`` names ``gradio/`` (gradio reads it when the page is built and launched), what is
+    older than ``keep_seconds`` is swept every ``sweep_every`` seconds and at each request, and on exit
+    the whole folder goes. It is made inside the ``GRADIO_TEMP_DIR`` found on entry, else the system's
+    temporary folder."""
+
+    def __init__(self, keep_seconds: float = KEEP_SECONDS, sweep_every: float = 60.0) -> None:
+        self.keep_seconds, self.sweep_every = float(keep_seconds), float(sweep_every)
+        self.root: Path | None = None
+
+    def __enter__(self) -> ServerFolder:
+        self._previous = os.environ.get("GRADIO_TEMP_DIR")
+        if self._previous:
+            Path(self._previous).mkdir(parents=True, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="handssca-serve-", dir=self._previous or None))
+        self.gradio = self.root / "gradio"
+        self.requests = RequestFolders(self.root / "requests", self.keep_seconds, also=(self.gradio,))
+        os.environ["GRADIO_TEMP_DIR"] = str(self.gradio)
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_now_and_then, name="handssca-serve-sweep", daemon=True)
+        self._sweeper.start()
+        return self
+
+    def _sweep_now_and_then(self) -> None:
+        while not self._stop.wait(self.sweep_every):
+            self.requests.sweep()
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._sweeper.join()
+        if self._previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = self._previous
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PageWork:
+    """The work behind the page's buttons on one reconstructor ``rec``: one request at a time (gradio's
+    queue sends them one by one; the lock holds for any other caller too), each in a fresh folder of
+    ``folders``. :meth:`stop` ends a video between two frames and waits for the request in progress."""
+
+    def __init__(self, rec, folders: RequestFolders, render=None) -> None:
+        self.rec, self.folders, self.render = rec, folders, render
+        self._busy = threading.Lock()
+        self._stopping = threading.Event()
+
+    def preview(self, image: str | os.PathLike):
+        """The upload decoded by the package's loader, as the reconstruction will see it (a
+        :class:`~handssca.io_images.ScaledImage`)."""
+        return self.rec.load(image)
+
+    def image(self, image: str | os.PathLike, mode: str, side: str) -> ServeResult:
+        with self._busy:
+            self._check()
+            return reconstruct_image(self.rec, image, mode, side, self.folders.new(), self.render)
+
+    def video(self, video: str | os.PathLike, mode: str, side: str, smooth: bool) -> ServeResult:
+        with self._busy:
+            self._check()
+            out = self.folders.new()
+            return reconstruct_video(
+                self.rec, video, mode, side, out, self.render, smooth, stopping=self._stopping.is_set
+            )
+
+    def _check(self) -> None:
+        if self._stopping.is_set():
+            raise ServerStopping("the server is stopping")
+
+    def stop(self) -> None:
+        """Refuse new requests and end a video at its next frame (for good)."""
+        self._stopping.set()
+
+    def wait(self, timeout: float = 60.0) -> bool:
+        """After :meth:`stop`: wait (at most ``timeout`` seconds) for the request in progress to end; True
+        when none is left running."""
+        return self._busy.acquire(timeout=timeout)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return lines[0] if lines else "out of memory (MemoryError)" if isinstance(e, MemoryError) else type(e).__name__
+
+
+def _named(text: str, upload: str | os.PathLike) -> str:
+    """``text`` about an upload, naming it as its sender knows it (its file name) rather than by the
+    server's copy: what ``handssca predict NAME`` says of the same file in its own folder."""
+    path = str(upload)
+    return text.replace(path, Path(path).name).replace(str(Path(path)), Path(path).name)
+
+
+def _markdown_text(text: str) -> str:
+    """Plain text (a file name, a reason) shown as itself in Markdown."""
+    return "".join("\\" + c if c in "\\`*_[]<>~|" else c for c in text)
+
+
+def _left_out_lines(left_out: list[str], upload: str, shown: int = 3) -> str:
+    lines = [f"left out: {_markdown_text(_named(why, upload))}" for why in left_out[:shown]]
+    if len(left_out) > shown:
+        lines.append(f"and {len(left_out) - shown} more detected hands left out")
+    return "\n\n".join(lines)
+
+
+def build_app(
+    rec,
+    out_root: str | os.PathLike | None = None,
+    render=None,
+    title: str = "HandSSCA",
+    max_upload_mb: float = MAX_UPLOAD_MB,
+    work: PageWork | None = None,
+):
+    """The gradio Blocks of the page for reconstructor ``rec``, its queue set up: the image and the video
+    requests share one :data:`RECONSTRUCTOR` concurrency group, one at a time, at most
+    :data:`QUEUE_SIZE` waiting. ``work``: the page's :class:`PageWork` (default: one with request
+    outputs under ``out_root``). ``max_upload_mb`` is stated on the page; :func:`launch` enforces it."""
     gr = import_gradio()
+    from handssca.io_images import IMAGE_SUFFIXES
 
-    folders = RequestFolders(out_root)
+    if work is None:
+        if out_root is None:
+            raise ValueError("build_app: give out_root or work")
+        work = PageWork(rec, RequestFolders(out_root), render)
     can_detect = hasattr(rec, "reconstruct_all")
+    limit = f"{max_upload_mb:g} MB"
 
-    def answer(work, shown):
-        """The page's outputs for one request: ``work()`` -> ServeResult; its errors said on the page."""
+    def said(e: BaseException, upload: str) -> str:
+        """The one line a request that failed gets: the package's own message for what it cannot work with
+        (the upload named as its sender knows it); for anything else (a bug) one line saying so, the
+        traceback in the server's log."""
+        if isinstance(e, ServerStopping):
+            return "the server is stopping; try again when it is back"
+        if isinstance(e, (ValueError, OSError, MemoryError)):  # an unreadable image or video and the like
+            return _named(_first_line(e), upload)
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
+        return f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(_first_line(e), upload)}"
+
+    def answer(task, upload, shown):
+        """The page's outputs for one request: ``task()`` -> ServeResult; its errors said on the page."""
         try:
-            result = work()
-        except (ValueError, OSError) as e:  # an unreadable image or video and the like
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            raise gr.Error(lines[0] if lines else type(e).__name__) from None
+            result = task()
+        except Exception as e:
+            raise gr.Error(said(e, upload), print_exception=False) from None
+        status = f"**{result.message}**"
+        if result.left_out:
+            status += "\n\n" + _left_out_lines(result.left_out, upload)
         return (
-            f"**{result.message}**",
+            status,
             shown(result),
             gr.update(value=str(result.viewer_mesh), camera_position=(90, 90, result.view_distance))
             if result.viewer_mesh
@@ -267,19 +483,30 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
 
     def run(image_path, mode, side):
         if not image_path:
-            raise gr.Error("drop an image first")
+            raise gr.Error("drop an image first", print_exception=False)
         side = (side or "right").lower()
-        return answer(
-            lambda: reconstruct_image(rec, image_path, mode or WHOLE, side, folders.new(), render),
-            lambda r: r.overlay,
-        )
+        return answer(lambda: work.image(image_path, mode or WHOLE, side), image_path, lambda r: r.overlay)
+
+    def show(image_path):
+        """The upload as the package reads it, in the overlay box until it is reconstructed; the previous
+        request's outputs cleared. A file it cannot read: its one line in the status, nothing shown."""
+        if not image_path:
+            return "", None, None, None, None
+        try:
+            scaled = work.preview(image_path)
+        except Exception as e:
+            return _markdown_text(said(e, image_path)), None, None, None, None
+        h, w = scaled.original_hw
+        name = _markdown_text(Path(image_path).name)
+        return f"{name}: {w} x {h} pixels; press **Reconstruct**", scaled.pixels, None, None, None
 
     def run_video(video_path, mode, side, smooth):
         if not video_path:
-            raise gr.Error("drop a video first")
+            raise gr.Error("drop a video first", print_exception=False)
         side = (side or "right").lower()
         return answer(
-            lambda: reconstruct_video(rec, video_path, mode or WHOLE, side, folders.new(), render, bool(smooth)),
+            lambda: work.video(video_path, mode or WHOLE, side, bool(smooth)),
+            video_path,
             lambda r: next((str(f) for f in r.files if f.suffix == ".gif"), None),
         )
 
@@ -292,17 +519,28 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
             elem_id=elem_id,
         )
         side = gr.Radio(["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect)
-        mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side)
+        mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side, api_visibility="private")
         return mode, side
 
+    keep = "an hour" if KEEP_SECONDS == 3600 else f"{KEEP_SECONDS / 60:g} minutes"
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as app:
         gr.Markdown(
             f"# {title}: 3D hands from a photo\nDrop an image, press **Reconstruct**. "
-            "Meshes are in metres in the camera frame (x right, y down, z forward); joints in FreiHAND order."
+            "Meshes are in metres in the camera frame (x right, y down, z forward); joints in FreiHAND order.\n\n"
+            f"Files up to {limit} each. One request runs at a time; the others wait in the queue, which "
+            f"shows their place. Uploads and results are kept on the server for {keep}, and removed when "
+            "it stops.",
+            elem_id="about",
         )
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(type="filepath", label="image", sources=["upload", "clipboard"], elem_id="input-image")
+                image = gr.File(
+                    label=f"image (up to {limit}: {', '.join(s.lstrip('.') for s in sorted(IMAGE_SUFFIXES))})",
+                    file_types=sorted(IMAGE_SUFFIXES),
+                    type="filepath",
+                    elem_id="input-image",
+                    height=120,
+                )
                 mode, side = mode_and_side("mode")
                 button = gr.Button("Reconstruct", variant="primary", elem_id="run")
                 status = gr.Markdown(elem_id="status")
@@ -312,7 +550,24 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
                     mesh = gr.Model3D(label="3D mesh (drag to rotate)", elem_id="mesh", height=420)
                 files = gr.File(label="downloads", file_count="multiple", interactive=False, elem_id="files")
                 info = gr.JSON(label="hands (JSON)", elem_id="info")
-        button.click(run, [image, mode, side], [status, overlay, mesh, files, info], api_name="reconstruct")
+        outputs = [status, overlay, mesh, files, info]
+        button.click(
+            run,
+            [image, mode, side],
+            outputs,
+            api_name="reconstruct",
+            concurrency_id=RECONSTRUCTOR,
+            concurrency_limit=1,
+        )
+        image.upload(
+            show,
+            image,
+            outputs,
+            api_visibility="private",
+            concurrency_id="preview",  # a decode at a time, beside the reconstruction
+            concurrency_limit=1,
+            show_progress="hidden",  # quick; an unreadable file is said in the status
+        )
         gr.Markdown(
             f"## A short video\nDrop a video (GIF always; mp4, mov, avi, webm with imageio-ffmpeg): its first "
             f"{MAX_VIDEO_FRAMES} frames are reconstructed, hands tracked from frame to frame."
@@ -320,10 +575,11 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
         with gr.Row():
             with gr.Column(scale=1):
                 video = gr.File(
-                    label="video",
+                    label=f"video (up to {limit})",
                     file_types=[".gif", ".mp4", ".mov", ".avi", ".webm", ".mkv"],
                     type="filepath",
                     elem_id="input-video",
+                    height=120,
                 )
                 vmode, vside = mode_and_side("video-mode")
                 smooth = gr.Checkbox(value=True, label="smooth (One-Euro filter on each tracked hand)")
@@ -341,8 +597,82 @@ def build_app(rec, out_root: str | os.PathLike, render=None, title: str = "HandS
             [video, vmode, vside, smooth],
             [vstatus, voverlay, vmesh, vfiles, vinfo],
             api_name="reconstruct_video",
+            concurrency_id=RECONSTRUCTOR,
+            concurrency_limit=1,
         )
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return app
+
+
+def launch(
+    app,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    users: list[tuple[str, str]] | None = None,
+    max_upload_mb: float = MAX_UPLOAD_MB,
+):
+    """Start ``app`` (of :func:`build_app`) on http://host:port in the background and return it: nothing
+    fetched from outside (no analytics, no version check, no share link), ``users`` (name, password)
+    asked for when given, uploads over ``max_upload_mb`` megabytes refused."""
+    gr = import_gradio()
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            footer_links=[],
+            theme=gr.themes.Default(),
+            auth=list(users) if users else None,
+            auth_message="HandSSCA: sign in with the name and password the server was started with",
+            max_file_size=int(max_upload_mb * 1_000_000),
+        )
+    except OSError as e:  # gradio's "Cannot find empty port ..."
+        why = str(e).split(". ")[0]
+        raise OSError(f"cannot listen on {host}:{port} ({why}); is it in use? choose another --port") from None
+    return app
+
+
+def read_users(auth: str | None = None, auth_file: str | os.PathLike | None = None) -> list[tuple[str, str]]:
+    """(name, password) pairs from ``--auth USER:PASSWORD`` and from an ``--auth-file`` (one USER:PASSWORD
+    a line; blank lines and lines starting with # skipped). ValueError naming the flag or the file's line
+    (never the password) for anything else."""
+
+    def pair(text: str, where: str) -> tuple[str, str]:
+        user, sep, password = text.partition(":")
+        if not (sep and user.strip() and password):
+            raise ValueError(f"{where}: expected USER:PASSWORD, both non-empty")
+        return user.strip(), password
+
+    users = [] if auth is None else [pair(auth, "--auth")]
+    if auth_file is not None:
+        path = Path(auth_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: cannot read the --auth-file ({_first_line(e)})") from None
+        found = [(n, ln.strip()) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.strip().startswith("#")]
+        if not found:
+            raise ValueError(f"{path}: no USER:PASSWORD line in the --auth-file")
+        users += [pair(ln, f"{path}: line {n}") for n, ln in found]
+    return users
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is an address only this machine reaches (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0-like: other machines may reach it
 
 
 def serve(
@@ -351,48 +681,52 @@ def serve(
     port: int = 7860,
     hand_model: str | None = None,
     device: str | None = None,
+    auth: str | None = None,
+    auth_file: str | os.PathLike | None = None,
+    max_upload_mb: float = MAX_UPLOAD_MB,
 ) -> None:
-    """Run the page on http://host:port until interrupted. Nothing is fetched from outside: no analytics,
-    no version check, no share link; the page's own files come with the gradio package."""
-    gr = import_gradio()  # before the checkpoint is read: say what is missing first
-    from handssca.inference import HandReconstructor
-
-    rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device)
-    root = Path(tempfile.mkdtemp(prefix="handssca-serve-"))
-    app = None
+    """Run the page on http://host:port until interrupted (Ctrl-C or SIGTERM). ``auth`` / ``auth_file``:
+    the page asks for a name and password (:func:`read_users`); on an address other machines reach,
+    without them, a warning says the page is open to them. Everything the page writes lives in one
+    :class:`ServerFolder`, removed on the way out."""
+    users = read_users(auth, auth_file)
+    if not max_upload_mb > 0:
+        raise ValueError(f"--max-upload-mb: expected a positive number of megabytes; got {max_upload_mb:g}")
+    app = work = None
     previous = _sigterm_interrupts()
     try:
-        app = build_app(rec, root)
-        app.queue(default_concurrency_limit=1)  # one reconstruction at a time: the CPU is shared
-        try:
-            app.launch(
-                server_name=host,
-                server_port=port,
-                share=False,
-                inbrowser=False,
-                prevent_thread_lock=True,
-                quiet=True,
-                show_error=True,
-                ssr_mode=False,
-                mcp_server=False,
-                pwa=False,
-                footer_links=[],
-                theme=gr.themes.Default(),
-            )
-        except OSError as e:  # gradio's "Cannot find empty port ..."
-            why = str(e).split(". ")[0]
-            raise OSError(f"cannot listen on {host}:{port} ({why}); is it in use? choose another --port") from None
-        print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
-        while True:
-            time.sleep(0.5)
+        with ServerFolder() as folder:  # first: gradio reads GRADIO_TEMP_DIR when imported, too
+            import_gradio()  # before the checkpoint is read: say what is missing first
+            from handssca.inference import HandReconstructor
+
+            rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device)
+            if not users and not is_loopback(host):
+                print(
+                    f"handssca serve: warning: {host} is reachable from other machines and the page asks for no "
+                    "password: anyone on the network can use it; add --auth USER:PASSWORD or --auth-file FILE",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            try:
+                work = PageWork(rec, folder.requests)
+                app = launch(build_app(rec, work=work, max_upload_mb=max_upload_mb), host, port, users, max_upload_mb)
+                print(f"handssca serve: http://{host}:{port} (Ctrl-C to stop)", flush=True)
+                while True:
+                    time.sleep(0.5)
+            finally:  # no request starts now, and the one in progress ends before its folder goes
+                if work is not None:
+                    work.stop()
+                try:
+                    if app is not None:
+                        app.close(verbose=False)
+                finally:
+                    if work is not None:
+                        work.wait()
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a normal stop
         print("handssca serve: stopped", flush=True)
     finally:
-        if app is not None:
-            app.close()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _sigterm_interrupts():

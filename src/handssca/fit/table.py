@@ -103,4 +103,6 @@ class LandmarkTable:
         table = cls.shipped()
         if getattr(hand, "is_default", False):
             return table
-        return cls(np.zeros((21, 3)), table.weights_2d, table.weights_3d, f"{table.source}: weights only", np.zeros((21, 3)))
+        return cls(
+            np.zeros((21, 3)), table.weights_2d, table.weights_3d, f"{table.source}: weights only", np.zeros((21, 3))
+        )
