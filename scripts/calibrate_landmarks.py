@@ -85,11 +85,15 @@ def _cmd_detect(args) -> None:
     path = data_file(args.hand_model)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, settings=json.dumps({**SETTINGS, "count": n}), **found)
-    print(f"{len(found['index'])} of {n} unoccluded renders with a forearm found ({len(found['index']) / n:.0%}), "
-          f"{time.perf_counter() - t:.0f} s; wrote {path}")
+    print(
+        f"{len(found['index'])} of {n} unoccluded renders with a forearm found ({len(found['index']) / n:.0%}), "
+        f"{time.perf_counter() - t:.0f} s; wrote {path}"
+    )
     if args.occluded:
         occ, m = detect_renders(args.occluded, args.hand_model, max_occluders=3, max_tilt_deg=60.0)
-        print(f"with occluders (up to 3, the dataset's): {len(occ['index'])} of {m} found ({len(occ['index']) / m:.0%})")
+        print(
+            f"with occluders (up to 3, the dataset's): {len(occ['index'])} of {m} found ({len(occ['index']) / m:.0%})"
+        )
         any_way, k = detect_renders(args.occluded, args.hand_model, max_tilt_deg=180.0)
         print(f"any orientation, no occluders: {len(any_way['index'])} of {k} found ({len(any_way['index']) / k:.0%})")
 
@@ -118,8 +122,13 @@ def make_table(hand_model: str | None = None, path: Path | None = None):
 def _cmd_table(args) -> None:
     table, stats = make_table(args.hand_model)
     out = table_file(args.hand_model)
-    data = {**table.to_json(), "calibration": {"rms_3d_mm": np.round(stats["rms_3d_mm"], 2).tolist(),
-                                               "rms_2d_mm_at_depth": np.round(stats["rms_2d_mm_at_depth"], 2).tolist()}}
+    data = {
+        **table.to_json(),
+        "calibration": {
+            "rms_3d_mm": np.round(stats["rms_3d_mm"], 2).tolist(),
+            "rms_2d_mm_at_depth": np.round(stats["rms_2d_mm_at_depth"], 2).tolist(),
+        },
+    }
     out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {out} from {stats['used']} of {stats['samples']} detections")
     print("rms 3D mm  ", np.round(stats["rms_3d_mm"], 1))
@@ -187,8 +196,10 @@ def _network_errors(checkpoint: str, hand_model: str | None, found: dict, truth:
 def _cmd_evaluate(args) -> None:
     result = evaluate(args.count, args.checkpoint, args.hand_model)
     rows = result["rows"]
-    print(f"{result['found']} of {result['renders']} test renders found; the fit {result['fit_ms_per_hand']:.1f} ms "
-          f"per hand (all {result['found']} in one batch)")
+    print(
+        f"{result['found']} of {result['renders']} test renders found; the fit {result['fit_ms_per_hand']:.1f} ms "
+        f"per hand (all {result['found']} in one batch)"
+    )
     print(f"{'':28s} {'mean':>7s} {'median':>7s}")
     for name, values in rows.items():
         print(f"{name:28s} {np.mean(values):7.2f} {np.median(values):7.2f}")

@@ -1,8 +1,9 @@
 """Calibrating a :class:`~handssca.fit.table.LandmarkTable` from detections of hands whose truth is known.
 
 For each landmark two offsets (carried by its bone, rest-pose frame) that best explain where the detector
-put it: in 3D (after a similarity: the 3D landmarks' pose and scale are the detector's own) and in 2D
-(through the camera, in metres at the hand's depth), by least squares over all samples; then each
+put it: in 2D (through the camera, in metres at the hand's depth, by least squares over all samples), then
+in 3D, after the similarity that best carries each sample's 3D landmarks onto its 2D-calibrated points (the
+3D landmarks' position, turn and scale are the detector's own: the 2D points fix them); then each
 landmark's weights from its remaining scatter: ``(1 cm)^2 / variance`` per coordinate, so that the 2D and 3D
 terms of the fit are in the same units. A few rounds, as the alignment depends on the offsets.
 """
@@ -17,8 +18,8 @@ from handssca.fit.keypoints import KEYPOINT_BONE, KeypointModel, pose_keypoints
 
 #: Weights are (this many metres)^2 / variance: a landmark scattered by 1 cm per coordinate weighs 1.
 WEIGHT_UNIT_M = 0.01
-#: The 2D offsets' pull towards the 3D ones (relative to a sample's own weight; for the depth 2D cannot see).
-RIDGE = 0.01
+#: A ridge on the 2D offsets (relative to one sample's weight), only to keep the solve proper.
+RIDGE = 1e-4
 
 
 @dataclass
@@ -83,28 +84,28 @@ def calibrate_table(model: KeypointModel, samples: CalibrationSamples, rounds: i
     miss = np.linalg.norm(proj[..., :2] / proj[..., 2:] - samples.keypoints_2d, axis=-1).mean(1)
     keep = miss <= 3 * np.median(miss)
     f = (K[:, 0, 0] + K[:, 1, 1]) / 2
-    d3, d2 = np.zeros((21, 3)), np.zeros((21, 3))
+    d2 = np.zeros((21, 3))
+    # 2D: the offset whose projection best explains each keypoint, in metres at its depth (Gauss-Newton on the
+    # linearised projection; the depth one view cannot see is seen from the others; a tiny ridge keeps it proper)
     for _ in range(max(rounds, 1)):
-        # 3D: the landmarks aligned (similarity) onto the model's offset points; each offset the mean of what
-        # is left, in its bone's frame (the bones' rotations are orthonormal)
-        Q3 = P + np.einsum("npij,pj->npi", Wb, d3)
-        r3 = similarity_align(X, Q3) - P
-        d3 = np.einsum("npji,npj->pi", Wb[keep], r3[keep]) / keep.sum()
-        # 2D: the offset whose projection best explains each keypoint, in metres at its depth (Gauss-Newton
-        # steps on the linearised projection; a weak pull to the 3D offset for the depth it cannot see)
-        for _ in range(2):
-            Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
-            z = Q2[..., 2]
-            q = np.einsum("nij,npj->npi", K, Q2)
-            e = (samples.keypoints_2d - q[..., :2] / q[..., 2:]) * (z / f[:, None])[..., None]
-            Jp = np.zeros((n, 21, 2, 3))
-            Jp[..., 0, 0] = Jp[..., 1, 1] = 1.0
-            Jp[..., 0, 2] = -Q2[..., 0] / z
-            Jp[..., 1, 2] = -Q2[..., 1] / z
-            A = np.einsum("npij,npjk->npik", Jp, Wb)[keep]  # (n, 21, 2, 3) metres of 2D per unit offset
-            lhs = np.einsum("npij,npik->pjk", A, A) + RIDGE * keep.sum() * np.eye(3)
-            rhs = np.einsum("npij,npi->pj", A, e[keep]) + RIDGE * keep.sum() * (d3 - d2)
-            d2 = d2 + np.linalg.solve(lhs, rhs[..., None])[..., 0]
+        Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
+        z = Q2[..., 2]
+        q = np.einsum("nij,npj->npi", K, Q2)
+        e = (samples.keypoints_2d - q[..., :2] / q[..., 2:]) * (z / f[:, None])[..., None]
+        Jp = np.zeros((n, 21, 2, 3))
+        Jp[..., 0, 0] = Jp[..., 1, 1] = 1.0
+        Jp[..., 0, 2] = -Q2[..., 0] / z
+        Jp[..., 1, 2] = -Q2[..., 1] / z
+        A = np.einsum("npij,npjk->npik", Jp, Wb)[keep]  # (n, 21, 2, 3) metres of 2D per unit offset
+        lhs = np.einsum("npij,npik->pjk", A, A) + RIDGE * keep.sum() * np.eye(3)
+        rhs = np.einsum("npij,npi->pj", A, e[keep]) - RIDGE * keep.sum() * d2
+        d2 = d2 + np.linalg.solve(lhs, rhs[..., None])[..., 0]
+    # 3D: the landmarks moved by a similarity onto the 2D-calibrated points (the 3D landmarks carry no
+    # position, turn or scale of their own: the 2D points fix them); each offset the mean of what is left, in
+    # its bone's frame
+    Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
+    aligned = similarity_align(X, Q2)
+    d3 = np.einsum("npji,npj->pi", Wb[keep], (aligned - P)[keep]) / keep.sum()
     Q3 = P + np.einsum("npij,pj->npi", Wb, d3)
     e3 = similarity_align(X, Q3) - Q3
     Q2 = P + np.einsum("npij,pj->npi", Wb, d2)
