@@ -5,7 +5,7 @@
     python scripts/calibrate_landmarks.py evaluate [--checkpoint runs/demo/last.pt] [--count 200]
 
 ``detect`` renders photo-like pictures of the package's synthetic hands (``SyntheticHands`` with a forearm,
-no occluders, the palm or the back towards the camera within 60 degrees; split "val"), runs the bundled
+no occluders, the palm or the back towards the camera within 40 degrees; split "val"), runs the bundled
 detector on each whole picture and keeps, for every hand it finds, its landmarks and the truth
 (``scripts/data/landmark_calibration_<model>.npz``); it prints the found rate, and the rate on occluded
 renders (the dataset's own settings). ``table`` turns those detections into the landmark table
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 #: The renders the table is calibrated on (photo-like: a forearm, no occluders, the palm or back facing the camera).
-SETTINGS = dict(split="val", seed=0, image_size=256, max_occluders=0, max_tilt_deg=60.0, forearm=True)
+SETTINGS = dict(split="val", seed=0, image_size=256, max_occluders=0, max_tilt_deg=40.0, forearm=True)
 #: A detection belongs to the rendered hand when its keypoints are on average within this fraction of the
 #: hand's 2D size from the true joints.
 MATCH = 0.3
@@ -90,7 +90,7 @@ def _cmd_detect(args) -> None:
         f"{time.perf_counter() - t:.0f} s; wrote {path}"
     )
     if args.occluded:
-        occ, m = detect_renders(args.occluded, args.hand_model, max_occluders=3, max_tilt_deg=60.0)
+        occ, m = detect_renders(args.occluded, args.hand_model, max_occluders=3)
         print(
             f"with occluders (up to 3, the dataset's): {len(occ['index'])} of {m} found ({len(occ['index']) / m:.0%})"
         )
