@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/model.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/synthetic.py
+	$(PY) benchmarks/fit.py
 
 # MediaPipe itself, in its own environment (mediapipe 0.10.21 pins numpy < 2): the detector's optional
 # whole-pipeline reference. `HANDSSCA_MEDIAPIPE_PYTHON=.venv-mediapipe/bin/python make test` uses it.

@@ -260,19 +260,11 @@ class HandReconstructor:
 
     def landmarks_in_box(self, scaled: ScaledImage, box: np.ndarray):
         """The landmark network on a hand box (x, y, w, h, original pixels) of the image: a
-        :class:`~handssca.detect.HandDetection` in original pixels, or None when it sees no hand. The
-        network runs twice: on the box (made square, x1.5, upright), then on the crop its landmarks give
-        (turned with the hand), as MediaPipe tracks a hand."""
-        from handssca.detect.rects import RotatedRect, rect_from_landmarks
-
-        x, y, w, h = (float(v) for v in scaled.box_to_working(np.asarray(box, dtype=np.float64)))
-        side = max(w, h) * 1.5
-        rect = RotatedRect(x + w / 2, y + h / 2, side, side, 0.0)
-        (first,) = self.detector.landmarks(scaled.pixels, [rect])
-        if first is None:
+        :class:`~handssca.detect.HandDetection` in original pixels, or None when it sees no hand
+        (:meth:`~handssca.detect.HandDetector.landmarks_in_box`)."""
+        hand = self.detector.landmarks_in_box(scaled.pixels, scaled.box_to_working(np.asarray(box, dtype=float)))
+        if hand is None:
             return None
-        (hand,) = self.detector.landmarks(scaled.pixels, [rect_from_landmarks(first.keypoints_2d)])
-        hand = hand or first
         if scaled.scale_xy != (1.0, 1.0):
             hand.keypoints_2d = scaled.to_original(hand.keypoints_2d)
             hand.bbox = bbox_from_points(hand.keypoints_2d, expansion=1.0)

@@ -91,16 +91,16 @@ def test_landmarks_of_the_model_itself_are_recovered(hands, kind, side):
         fitted, px = res.joints, res.residual_2d_px
         np.testing.assert_allclose(px, np.linalg.norm(project(res.landmarks_2d, K) - kp2d, axis=-1).mean(1))
     errors = [procrustes_error(fitted[b], joints[b]) for b in range(len(joints))]
-    assert max(errors) < 1e-3, errors  # measured 0.2-0.4 mm (the priors' pull)
-    assert px.max() < 0.5, px  # measured 0.1-0.35 px
+    assert max(errors) < 1e-3, errors  # measured 0.2-0.55 mm (the priors' pull)
+    assert px.max() < 0.5, px  # measured 0.1-0.41 px
     assert np.isfinite(res.pose).all() and res.converged.mean() >= 0.5
 
 
 @pytest.mark.parametrize("kind", ["default", "mano"])
 def test_noisy_landmarks_fit_no_worse_than_their_noise(hands, kind):
     """With 5 mm of noise on each 3D landmark and on the points the 2D keypoints project, the fitted joints
-    are nearer the truth than the noisy landmarks are (after a similarity; measured 4.1 vs 7.5 mm,
-    default hand; 5.9 vs 7.4 mm, MANO-format file)."""
+    are nearer the truth than the noisy landmarks are (after a similarity; measured 4.7 vs 7.5 mm,
+    default hand; 6.6 vs 7.4 mm, MANO-format file)."""
     hand = hands[kind]
     fm = FitModel.from_hand(hand, _own_keypoints())
     joints, *_ = _truth(hand, 16, seed=3)

@@ -172,6 +172,18 @@ class HandDetector:
             )
         return out
 
+    def landmarks_in_box(self, image: np.ndarray, box) -> HandDetection | None:
+        """The landmark network on a hand box (x, y, w, h pixels) of an (H, W, 3) uint8 image: the hand's
+        detection, or None when it sees no hand there. It runs twice: on the box (made square, x1.5,
+        upright), then on the crop its landmarks give (turned with the hand), as MediaPipe tracks a hand."""
+        x, y, w, h = (float(v) for v in box)
+        side = max(w, h) * 1.5
+        (first,) = self.landmarks(image, [RotatedRect(x + w / 2, y + h / 2, side, side, 0.0)])
+        if first is None:
+            return None
+        (hand,) = self.landmarks(image, [rect_from_landmarks(first.keypoints_2d)])
+        return hand or first
+
     def _unique(self, hands: list[HandDetection]) -> list[HandDetection]:
         kept: list[HandDetection] = []
         for hand in sorted(hands, key=lambda d: -d.score):

@@ -125,3 +125,65 @@ def compute_metrics(
             d = np.linalg.norm(pred["joints_img"][v2] - gt["joints_img"][v2], axis=-1) * image_size
             m["joints_img_px"] = float(d.mean())
     return m
+
+
+def fit_to_landmarks(
+    model, dataset, preds: Predictions, progress: bool = True, batch: int = 64, detector=None
+) -> tuple[dict[str, np.ndarray], dict]:
+    """The hand model fitted to the bundled detector's landmarks on each sample's crop (``handssca evaluate
+    --refine landmarks``): the landmark network runs on the crop (the hand box x1.5, as the network sees
+    it), then :func:`~handssca.fit.fit_hand` with the crop's camera, pulled weakly towards the network's
+    pose and shape. Returns (the predictions with ``joints``, ``vertices`` and ``joints_img`` of the fit where
+    it was used, the network's elsewhere; ``{"samples", "landmarks_found", "fitted"}``). A fit is used as
+    ``handssca predict`` uses it (:data:`handssca.inference.MAX_FIT_RESIDUAL` is the same 8%)."""
+    import copy
+
+    from handssca.detect import HandDetector
+    from handssca.fit import FitInit, FitModel, fit_hand
+    from handssca.frames import pixels_to_joints_img, project
+
+    detector = HandDetector() if detector is None else detector
+    mesh = copy.deepcopy(model.hand).to(device="cpu", dtype=torch.float64)
+    fm = FitModel.from_hand(mesh)
+    n = len(preds.pred["joints"])
+    size = 1
+    found = np.zeros(n, dtype=bool)
+    kp2d, kp3d = np.zeros((n, 21, 2)), np.zeros((n, 21, 3))
+    for i in tqdm(range(n), desc="landmarks", disable=not progress, leave=False, dynamic_ncols=True):
+        image = np.asarray(dataset[i]["image"])
+        S = image.shape[-1]
+        crop = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+        det = detector.landmarks_in_box(crop, (S / 6, S / 6, S / 1.5, S / 1.5))
+        if det is not None:
+            found[i], kp2d[i], kp3d[i] = True, det.keypoints_2d, det.keypoints_3d
+        size = S
+    out = {k: np.array(v, copy=True) for k, v in preds.pred.items()}
+    used = np.zeros(n, dtype=bool)
+    idx = np.nonzero(found)[0]
+    for start in range(0, len(idx), batch):
+        b = idx[start : start + batch]
+        K = preds.gt["K"][b].astype(np.float64)
+        init = FitInit(
+            preds.pred["pose_aa"][b].astype(np.float64),
+            preds.pred["betas"][b].astype(np.float64),
+            np.zeros((len(b), 3)),
+        )
+        res = fit_hand(fm, kp2d[b], K, kp3d[b], init=init)
+        side = np.ptp(kp2d[b], axis=1).max(1)
+        ok = res.valid & (res.residual_2d_px <= 0.08 * np.maximum(side, 1.0))
+        if not ok.any():
+            continue
+        with torch.no_grad():
+            posed = mesh(
+                global_orient=torch.from_numpy(res.pose[ok, :3]),
+                hand_pose=torch.from_numpy(res.pose[ok, 3:]),
+                betas=torch.from_numpy(res.betas[ok]),
+                transl=torch.from_numpy(res.transl[ok]),
+            )
+        rows = b[ok]
+        out["joints"][rows] = posed["joints"].numpy()
+        out["vertices"][rows] = posed["vertices"].numpy()
+        uv = np.stack([project(j, k) for j, k in zip(posed["joints"].numpy(), K[ok])])
+        out["joints_img"][rows] = pixels_to_joints_img(uv, size)
+        used[rows] = True
+    return out, {"samples": n, "landmarks_found": int(found.sum()), "fitted": int(used.sum())}

@@ -12,7 +12,7 @@ import numpy as np
 from handssca.config import Config, apply_overrides, build_config, load_config
 from handssca.data.factory import build_dataset
 from handssca.data.loader import make_loader
-from handssca.engine.evaluate import compute_metrics, per_sample_errors, predict
+from handssca.engine.evaluate import Predictions, compute_metrics, fit_to_landmarks, per_sample_errors, predict
 from handssca.environment import resolve_device
 from handssca.evaluation.metrics import pck_curve_mm, procrustes_align
 from handssca.evaluation.submissions import write_submission
@@ -39,12 +39,18 @@ def evaluate_checkpoint(
     hand_model: str | None = None,
     progress: bool = True,
     device: str = "auto",
+    refine: str | None = None,
 ) -> dict:
     """Evaluate ``checkpoint`` on a split and write the report files; returns metrics, folder and files.
 
     The network runs with the hand model it was trained with (:func:`model_from_checkpoint`):
     ``hand_model`` (or a ``model.hand_model=`` override) is that model's file, checked against the
-    checkpoint's record; without one, the file at the checkpoint's recorded path."""
+    checkpoint's record; without one, the file at the checkpoint's recorded path.
+
+    ``refine="landmarks"``: also the hand model fitted to the bundled detector's landmarks on each crop
+    (:func:`~handssca.engine.evaluate.fit_to_landmarks`), its metrics beside the network's
+    (``metrics["landmark_fit"]``, ``metrics.json`` and ``per_sample.csv``); the submission file stays the
+    network's, as the benchmarks define it."""
     ckpt = read_checkpoint(checkpoint)
     cfg = _config_for(ckpt, config, list(overrides))
     recorded = ckpt["config"]["model"].get("hand_model")
@@ -58,6 +64,12 @@ def evaluate_checkpoint(
     loader = make_loader(dataset, cfg.eval.batch_size, None, cfg.data.num_workers)
     preds = predict(model, loader, dev, progress, desc=f"evaluate {split}")
     metrics = compute_metrics(preds, model.hand, cfg.model.input_size)
+    fitted = None
+    if refine == "landmarks":
+        fitted, info = fit_to_landmarks(model, dataset, preds, progress)
+        metrics["landmark_fit"] = {**info, **compute_metrics(Predictions(fitted, preds.gt), None, cfg.model.input_size)}
+    elif refine is not None:
+        raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
     out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval_{split}"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
@@ -69,14 +81,20 @@ def evaluate_checkpoint(
     files.append(out_dir / "metrics.json")
     if "joints_cam" in preds.gt and preds.gt.get("valid_joints_cam", np.ones(1)).any():
         errs = per_sample_errors(preds.pred, preds.gt)
+        size = cfg.model.input_size
+        px = np.linalg.norm(preds.pred["joints_img"] - preds.gt["joints_img"], axis=-1).mean(1) * size
+        columns = {**{k: errs[k] for k in errs}, "joints_img_px": px}
+        if fitted is not None:
+            fit_errs = per_sample_errors(fitted, preds.gt)
+            columns.update({f"{k}_fit": v for k, v in fit_errs.items()})
+            columns["joints_img_px_fit"] = (
+                np.linalg.norm(fitted["joints_img"] - preds.gt["joints_img"], axis=-1).mean(1) * size
+            )
         with open(out_dir / "per_sample.csv", "w", newline="") as f:
             w = csv.writer(f)
-            keys = list(errs)
-            w.writerow(["index", *keys, "joints_img_px"])
-            size = cfg.model.input_size
-            px = np.linalg.norm(preds.pred["joints_img"] - preds.gt["joints_img"], axis=-1).mean(1) * size
+            w.writerow(["index", *columns])
             for i in range(len(px)):
-                w.writerow([int(preds.gt["index"][i]), *(f"{errs[k][i]:.3f}" for k in keys), f"{px[i]:.3f}"])
+                w.writerow([int(preds.gt["index"][i]), *(f"{v[i]:.3f}" for v in columns.values())])
         files.append(out_dir / "per_sample.csv")
         gj = preds.gt["joints_cam"].astype(np.float64)
         curves = {}

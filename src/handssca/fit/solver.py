@@ -59,11 +59,11 @@ class FitWeights:
     """Weights of the energy's terms (see the module docstring). Distances are metres; the 2D term's
     pixels are turned into metres at the hand's depth (pixels * depth / focal length)."""
 
-    keypoints_3d: float = 0.5  #: the 3D landmarks (after the free similarity)
+    keypoints_3d: float = 0.3  #: the 3D landmarks (after the free similarity)
     keypoints_2d: float = 1.0  #: the 2D keypoints
     robust_2d_m: float = 0.01  #: the 2D term's Huber threshold, metres at the hand's depth
     scale_prior: float = 0.1  #: pull of the landmarks' scale towards 1 (relative to the landmarks' spread)
-    pose_prior_m: float = 0.0015  #: metres per standard deviation of the pose prior
+    pose_prior_m: float = 0.002  #: metres per standard deviation of the pose prior
     limits_m_per_rad: float = 0.05  #: metres per radian beyond an anatomical limit
     shape_m: float = 0.002  #: metres per unit of a shape coefficient
     network_m: float = 0.0005  #: towards the network's finger pose (per prior standard deviation) and shape
