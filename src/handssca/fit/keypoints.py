@@ -85,32 +85,40 @@ class KeypointModel:
 
 def skew(v: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 3, 3) the cross-product matrix: skew(a) @ b = a x b."""
-    z = np.zeros(v.shape[:-1])
-    x, y, w = v[..., 0], v[..., 1], v[..., 2]
-    return np.stack([z, -w, y, w, z, -x, -y, x, z], -1).reshape(*v.shape, 3)
+    out = np.zeros(v.shape + (3,))
+    x, y, z = v[..., 0], v[..., 1], v[..., 2]
+    out[..., 0, 1], out[..., 0, 2] = -z, y
+    out[..., 1, 0], out[..., 1, 2] = z, -x
+    out[..., 2, 0], out[..., 2, 1] = -y, x
+    return out
+
+
+def _sin_terms(aa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(theta^2, sin(t)/t, (1 - cos t)/t^2, (t - sin t)/t^3) of axis-angles (..., 3), each (..., 1, 1), with
+    their Taylor series near 0."""
+    t2 = (aa * aa).sum(-1)[..., None, None]
+    small = t2 < 1e-10
+    safe2 = np.where(small, 1.0, t2)
+    t = np.sqrt(safe2)
+    sin, cos = np.sin(t), np.cos(t)
+    a = np.where(small, 1 - t2 / 6, sin / t)
+    b = np.where(small, 0.5 - t2 / 24, (1 - cos) / safe2)
+    c = np.where(small, 1.0 / 6 - t2 / 120, (t - sin) / (safe2 * t))
+    return t2, a, b, c
 
 
 def rodrigues(aa: np.ndarray) -> np.ndarray:
     """Axis-angle (..., 3) -> rotation matrices (..., 3, 3), exact near 0."""
-    t2 = (aa * aa).sum(-1)[..., None, None]
-    small = t2 < 1e-10
-    t = np.sqrt(np.where(small, 1.0, t2))
-    a = np.where(small, 1 - t2 / 6, np.sin(t) / t)
-    b = np.where(small, 0.5 - t2 / 24, (1 - np.cos(t)) / np.where(small, 1.0, t2))
+    _, a, b, _ = _sin_terms(aa)
     K = skew(aa)
     return np.eye(3) + a * K + b * (K @ K)
 
 
 def right_jacobian(aa: np.ndarray) -> np.ndarray:
     """(..., 3) -> (..., 3, 3) J_r of SO(3): exp(aa + d) = exp(aa) exp(J_r(aa) d) to first order."""
-    t2 = (aa * aa).sum(-1)[..., None, None]
-    small = t2 < 1e-10
-    t = np.sqrt(np.where(small, 1.0, t2))
-    safe2 = np.where(small, 1.0, t2)
-    a = np.where(small, 0.5 - t2 / 24, (1 - np.cos(t)) / safe2)
-    b = np.where(small, 1.0 / 6 - t2 / 120, (t - np.sin(t)) / (safe2 * t))
+    _, _, b, c = _sin_terms(aa)
     K = skew(aa)
-    return np.eye(3) - a * K + b * (K @ K)
+    return np.eye(3) - b * K + c * (K @ K)
 
 
 def log_rotation(R: np.ndarray) -> np.ndarray:

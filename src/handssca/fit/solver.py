@@ -269,8 +269,8 @@ class _Problem:
         return posed.keypoints + offset_points(posed, t.offsets), posed.keypoints + offset_points(posed, t.offsets_2d)
 
     def evaluate(self, x, Q, s, depth_scale, jacobian: bool, posed: Posed | None = None):
-        """(residuals (B, N), robust cost (B,), Jacobian (B, N, P) or None, extras); ``posed``: the
-        keypoints of ``x`` when known."""
+        """(residuals (B, N), robust cost (B,), Jacobian (B, N, P) or None, extras); ``depth_scale`` (B,)
+        metres per pixel of the 2D term; ``posed``: the keypoints of ``x`` when known."""
         m, w = self.m, self.w
         pose, betas, transl = self.unpack(x)
         B = x.shape[0]
@@ -312,7 +312,9 @@ class _Problem:
             u = K[:, None, 0, 0] * Xc[..., 0] / z + K[:, None, 0, 2]
             v = K[:, None, 1, 1] * Xc[..., 1] / z + K[:, None, 1, 2]
             e = np.stack([u, v], -1) - self.kp2d  # (B, 21, 2) pixels
-            em = e * depth_scale[:, None, None]  # metres at the hand's depth
+            # pixels turned into metres at the hand's depth (held while a step is tried: a per-point depth
+            # would let the fit shrink the error by bringing the hand nearer)
+            em = e * depth_scale[:, None, None]
             norm = np.linalg.norm(em, axis=-1)
             d = w.robust_2d_m
             c = w.keypoints_2d * m.table.weights_2d
@@ -372,6 +374,8 @@ class _Problem:
         if not jacobian:
             return r, None
         J = np.zeros((B, 45, self.P))
+        if not r.any():  # inside every limit: no pull, no derivative
+            return r, J
         full = pose.reshape(B, 16, 3).copy()
         full[:, 1:] += self.m.keypoints.hands_mean.reshape(15, 3)
         eps = 1e-7
@@ -418,7 +422,7 @@ def fit_hand(
     weights: FitWeights | None = None,
     previous: FitInit | None = None,
     iterations: int = 20,
-    tolerance: float = 1e-5,
+    tolerance: float = 1e-3,
 ) -> FitResult:
     """Fit B right hands to their landmarks (see the module docstring).
 
@@ -469,9 +473,10 @@ def fit_hand(
     ok_start = np.isfinite(x).all(1) & ~bad
     x[~ok_start] = 0.0
     x[~ok_start, prob.H - 1] = 0.5
+
     f = np.ones(B) if K is None else (K[:, 0, 0] + K[:, 1, 1]) / 2
 
-    def depth_scale_of(posed):
+    def depth_scale_of(posed: Posed) -> np.ndarray:
         return np.maximum(posed.keypoints[..., 2].mean(1), 1e-3) / f
 
     posed = prob.pose(x)
@@ -506,22 +511,25 @@ def fit_hand(
         delta[~active | ~np.isfinite(delta).all(1)] = 0.0
         x_new, Q_new, dlog = prob.step(x, Q, delta)
         s_new = None if s is None else s * np.exp(dlog)
-        posed_new = prob.pose(x_new)
-        _, cost_new, _, _ = prob.evaluate(x_new, Q_new, s_new, ds, False, posed_new)
+        # the trial's Jacobian too: most steps are taken, and then it is the next step's
+        r_new, cost_new, J_new, ex_new = prob.evaluate(x_new, Q_new, s_new, ds, True)
         better = active & np.isfinite(cost_new) & (cost_new < cost)
         small = better & ((cost - cost_new) < tolerance * cost + 1e-16)
         steps += active
         lam = np.where(better, np.maximum(lam / 5, 1e-9), lam * 10)
         converged |= small | (active & (lam >= 1e2))  # no step lowers the energy any more
         active &= ~converged
-        if not better.any():
-            continue
-        x[better] = x_new[better]
+        x[better], r[better], cost[better], J[better] = x_new[better], r_new[better], cost_new[better], J_new[better]
         if s is not None:
             Q[better], s[better] = Q_new[better], s_new[better]
-        posed = prob.pose(x) if not better.all() else posed_new
-        ds = np.where(better, depth_scale_of(posed), ds)
-        r, cost, J, ex = prob.evaluate(x, Q, s, ds, bool(active.any()), posed)
+        # the 2D term's metres per pixel follow the hand's depth; where it moved, the energy is measured anew
+        depth = depth_scale_of(ex_new["posed"])
+        moved = better & (np.abs(depth / ds - 1) > 0.05)
+        if moved.any():
+            ds = np.where(moved, depth, ds)
+            r2, c2, J2, _ = prob.evaluate(x, Q, s, ds, True)
+            r[moved], cost[moved], J[moved] = r2[moved], c2[moved], J2[moved]
+    ex = prob.evaluate(x, Q, s, ds, False)[3]
     pose, betas, transl = prob.unpack(x)
     posed = ex["posed"]
     joints = posed.keypoints
