@@ -157,10 +157,6 @@ class HandPrediction:
 #: default), None keeps the network's output.
 REFINE_MODES = ("landmarks", None)
 
-#: A fit whose landmarks end further than this from the 2D keypoints on average (a fraction of the hand's
-#: box side) is not used: the hand keeps the network's mesh and says why.
-MAX_FIT_RESIDUAL = 0.08
-
 #: Videos: the palm detector also runs every this many frames, to find hands that came into view while
 #: others were tracked (it always runs when a tracked hand is lost).
 REDETECT_EVERY = 10
@@ -536,8 +532,8 @@ class HandReconstructor:
         ``refine`` (default: the reconstructor's): ``"landmarks"`` fits the hand model to the hand's 21
         landmarks (``detection``, a :class:`~handssca.detect.HandDetection` in original pixels; without
         one the landmark network is run on the box), starting from and pulled weakly towards the network's
-        output; a fit that fails or ends far from the landmarks (:data:`MAX_FIT_RESIDUAL`) falls back to the
-        network's mesh, and ``extras["mesh_source"]`` and ``extras["landmark_fit"]`` say which and why.
+        output; a fit that fails or ends far from the landmarks (:func:`handssca.fit.usable`) falls back to
+        the network's mesh, and ``extras["mesh_source"]`` and ``extras["landmark_fit"]`` say which and why.
         None: the network's output. ``previous``: this hand's prediction in the frame before (video): its
         fit pulls this one (``FitWeights.temporal_m``).
 
@@ -631,7 +627,7 @@ class HandReconstructor:
     def _fit(self, net: dict, crop: RightHandCrop, scaled: ScaledImage, detection, previous):
         """(the fitted hand as :meth:`_place` gives one, or None; what the fit did (JSON); the state a
         next frame's fit starts from) for the network's right hand ``net`` and the detection's landmarks."""
-        from handssca.fit import FitInit, fit_hand
+        from handssca.fit import FitInit, fit_hand, usable
 
         if detection is None or getattr(detection, "keypoints_3d", None) is None:
             return None, {"used": False, "reason": "no landmarks (the landmark network saw no hand in the box)"}, None
@@ -651,7 +647,6 @@ class HandReconstructor:
             prev = previous.fit_state[1]
         res = fit_hand(model, kp2d[None], crop.Kw, kp3d[None], init=init, weights=self.fit_weights, previous=prev)
         px = float(max(scaled.scale_xy))  # original pixels per working pixel
-        side = float(np.ptp(kp2d, axis=0).max())
         before = float(np.linalg.norm(project(net["joints"], crop.Kw) - kp2d, axis=1).mean()) * px
         info = {
             "used": False,
@@ -665,17 +660,12 @@ class HandReconstructor:
             "temporal": prev is not None,
             "landmark_table": model.table.source,
         }
-        values = (res.pose, res.betas, res.transl, res.joints, res.residual_2d_px)
-        if not res.valid[0] or not all(np.isfinite(v).all() for v in values):
-            info["reason"] = "the landmarks or the fit are not finite numbers; the network's mesh is kept"
-            for key in ("residual_2d_px", "residual_3d_mm", "landmark_scale"):
-                info[key] = None
-            return None, info, None
-        if res.residual_2d_px[0] > MAX_FIT_RESIDUAL * max(side, 1.0):
-            info["reason"] = (
-                f"the fit ended {info['residual_2d_px']:.1f} px from the 2D landmarks on average (more than "
-                f"{MAX_FIT_RESIDUAL:.0%} of the hand's size); the network's mesh is kept"
-            )
+        ok, why = usable(res, kp2d[None])
+        if not ok[0]:
+            info["reason"] = f"{why[0]}; the network's mesh is kept"
+            if not res.valid[0]:
+                for key in ("residual_2d_px", "residual_3d_mm", "landmark_scale"):
+                    info[key] = None
             return None, info, None
         with torch.no_grad():
             posed = mesh(

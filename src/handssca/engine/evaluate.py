@@ -134,12 +134,12 @@ def fit_to_landmarks(
     --refine landmarks``): the landmark network runs on the crop (the hand box x1.5, as the network sees
     it), then :func:`~handssca.fit.fit_hand` with the crop's camera, pulled weakly towards the network's
     pose and shape. Returns (the predictions with ``joints``, ``vertices`` and ``joints_img`` of the fit where
-    it was used, the network's elsewhere; ``{"samples", "landmarks_found", "fitted"}``). A fit is used as
-    ``handssca predict`` uses it (:data:`handssca.inference.MAX_FIT_RESIDUAL` is the same 8%)."""
+    it was used, the network's elsewhere; ``{"samples", "landmarks_found", "fitted"}``). A fit is used when
+    :func:`~handssca.fit.usable`, as ``handssca predict`` uses it."""
     import copy
 
     from handssca.detect import HandDetector
-    from handssca.fit import FitInit, FitModel, fit_hand
+    from handssca.fit import FitInit, FitModel, fit_hand, usable
     from handssca.frames import pixels_to_joints_img, project
 
     detector = HandDetector() if detector is None else detector
@@ -169,8 +169,7 @@ def fit_to_landmarks(
             np.zeros((len(b), 3)),
         )
         res = fit_hand(fm, kp2d[b], K, kp3d[b], init=init)
-        side = np.ptp(kp2d[b], axis=1).max(1)
-        ok = res.valid & (res.residual_2d_px <= 0.08 * np.maximum(side, 1.0))
+        ok = usable(res, kp2d[b])[0]
         if not ok.any():
             continue
         with torch.no_grad():

@@ -2,7 +2,7 @@
 
 from handssca.fit.keypoints import KeypointModel, pose_keypoints
 from handssca.fit.prior import PosePrior
-from handssca.fit.solver import FitInit, FitModel, FitResult, FitWeights, fit_hand
+from handssca.fit.solver import FitInit, FitModel, FitResult, FitWeights, fit_hand, usable
 from handssca.fit.table import LandmarkTable
 
 __all__ = [
@@ -15,4 +15,5 @@ __all__ = [
     "PosePrior",
     "fit_hand",
     "pose_keypoints",
+    "usable",
 ]

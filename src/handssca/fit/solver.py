@@ -54,6 +54,14 @@ SWING_LEVELS = ((2, 6, 10, 14, 18), (3, 7, 11, 15, 19), (4, 8, 12, 16, 20))
 SWING_JOINT = {2: 13, 3: 14, 4: 15, 6: 1, 7: 2, 8: 3, 10: 4, 11: 5, 12: 6, 14: 10, 15: 11, 16: 12, 18: 7, 19: 8, 20: 9}
 
 
+#: A fit is used only when its landmark points end within this fraction of the hand's 2D size from the 2D
+#: keypoints on average, and within :data:`MAX_RESIDUAL_3D_M` of the aligned 3D landmarks: beyond, the
+#: landmarks disagree with each other or with any hand the model can make (a hand seen edge-on, occluded,
+#: mistaken), and the fit is worse than the network (measured on synthetic crops, docs/fitting.md).
+MAX_RESIDUAL_2D = 0.03
+MAX_RESIDUAL_3D_M = 0.010
+
+
 @dataclass(frozen=True)
 class FitWeights:
     """Weights of the energy's terms (see the module docstring). Distances are metres; the 2D term's
@@ -402,6 +410,34 @@ class _Problem:
             Jt[:, :, 48 + self.S : self.H] = np.eye(3) / 0.01
             J += [Jr, Jt]
         return weight * np.concatenate(parts, 1), weight * np.concatenate(J, 1)
+
+
+def usable(result: FitResult, keypoints_2d: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+    """((B,) bool, why not) for each fitted hand: finite, and within :data:`MAX_RESIDUAL_2D` of its 2D keypoints
+    (B, 21, 2) and :data:`MAX_RESIDUAL_3D_M` of its 3D landmarks (when it had them)."""
+    size = np.maximum(np.ptp(np.asarray(keypoints_2d, dtype=np.float64), axis=1).max(1), 1.0)
+    ok, why = [], []
+    for b in range(len(size)):
+        values = (result.pose[b], result.betas[b], result.transl[b], result.joints[b], result.residual_2d_px[b])
+        if not result.valid[b] or not all(np.isfinite(v).all() for v in values):
+            ok.append(False)
+            why.append("the landmarks or the fit are not finite numbers")
+        elif result.residual_2d_px[b] > MAX_RESIDUAL_2D * size[b]:
+            ok.append(False)
+            why.append(
+                f"the fit ended {result.residual_2d_px[b]:.1f} px from the 2D landmarks on average (more than "
+                f"{MAX_RESIDUAL_2D:.0%} of the hand's size): the landmarks disagree"
+            )
+        elif np.isfinite(result.residual_3d_m[b]) and result.residual_3d_m[b] > MAX_RESIDUAL_3D_M:
+            ok.append(False)
+            why.append(
+                f"the fit ended {result.residual_3d_m[b] * 1000:.1f} mm from the 3D landmarks on average (more than "
+                f"{MAX_RESIDUAL_3D_M * 1000:.0f} mm): the landmarks disagree"
+            )
+        else:
+            ok.append(True)
+            why.append(None)
+    return np.array(ok, dtype=bool), why
 
 
 def _kabsch_from(A: np.ndarray) -> np.ndarray:
