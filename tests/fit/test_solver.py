@@ -195,3 +195,34 @@ def test_energy_jacobian_matches_central_differences(hands, with_3d):
         rm = prob.evaluate(xm, Qm, None if s is None else s * np.exp(lm), ds, False)[0]
         numeric[..., p] = (rp - rm) / (2 * eps)
     np.testing.assert_allclose(J, numeric, atol=2e-6 * np.abs(J).max())
+
+
+def test_a_rotation_and_its_other_representation_are_the_same_to_the_fit(hands):
+    """theta about a and 2 pi - theta about -a are one global rotation: the temporal pull sees no difference
+    between them, and the fit reports each rotation once (angle <= pi)."""
+    from handssca.fit.keypoints import canonical_rotvec, nearest_rotvec, rodrigues
+
+    hand = hands["default"]
+    fm = FitModel.from_hand(hand, _own_keypoints())
+    joints, pose, betas, transl = _truth(hand, 4, seed=11)
+    axis = pose[:, :3] / np.linalg.norm(pose[:, :3], axis=1, keepdims=True)
+    pose[:, :3] = axis * 3.0  # near pi: the representation the fit lands on depends on noise
+    with torch.no_grad():
+        joints = hand(
+            global_orient=torch.tensor(pose[:, :3]),
+            hand_pose=torch.tensor(pose[:, 3:]),
+            betas=torch.tensor(betas),
+            transl=torch.tensor(transl),
+        )["joints"].numpy()
+    kp2d, kp3d = project(joints, K), joints - joints.mean(1, keepdims=True)
+    other = pose.copy()
+    other[:, :3] = -axis * (2 * np.pi - 3.0)
+    np.testing.assert_allclose(rodrigues(other[:, :3]), rodrigues(pose[:, :3]), atol=1e-12)
+    weights = FitWeights(temporal_m=0.01)
+    a = fit_hand(fm, kp2d, K, kp3d, previous=FitInit(pose, betas, transl), weights=weights)
+    b = fit_hand(fm, kp2d, K, kp3d, previous=FitInit(other, betas, transl), weights=weights)
+    np.testing.assert_allclose(a.joints, b.joints, atol=1e-6)
+    assert max(procrustes_error(b.joints[i], joints[i]) for i in range(4)) < 1e-3
+    assert (np.linalg.norm(a.pose[:, :3], axis=1) <= np.pi + 1e-12).all()
+    np.testing.assert_allclose(canonical_rotvec(other[:, :3]), canonical_rotvec(pose[:, :3]), atol=1e-12)
+    np.testing.assert_allclose(nearest_rotvec(pose[:, :3], other[:, :3]), other[:, :3], atol=1e-12)

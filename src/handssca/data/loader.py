@@ -29,6 +29,9 @@ def _exit_when_gone(pid: int, every_s: float = 1.0) -> None:
 
 
 def _worker_init(parent_pid: int, worker_id: int) -> None:
+    from handssca.allocator import tune_malloc
+
+    tune_malloc()
     info = torch.utils.data.get_worker_info()
     np.random.seed((info.seed if info else worker_id) % 2**32)
     torch.set_num_threads(1)

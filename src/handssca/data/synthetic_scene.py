@@ -468,8 +468,8 @@ def sample_forearm(
     rng: np.random.Generator, vertices: np.ndarray, joints: np.ndarray, tone: np.ndarray, look: dict
 ) -> Forearm:
     """A forearm for a hand (vertices (V, 3), joints (21, 3) FreiHAND order, camera frame) of skin ``tone``:
-    along the wrist-to-middle-knuckle line turned by up to 30 degrees (the wrist bent), its section the
-    hand's at the wrist (slightly inside it, so that the seam is hidden), 22-30 cm long, widening by
+    along the wrist-to-middle-knuckle line turned by up to 30 degrees (the wrist bent), starting just inside
+    the open end of the hand's mesh with the section of its last centimetre, 22-30 cm long, widening by
     25-50%; half of the arms wear a sleeve from 2-12 cm past the wrist."""
     wrist, knuckle = joints[0], joints[9]
     axis = wrist - knuckle
@@ -477,22 +477,23 @@ def sample_forearm(
     bend = rng.normal(size=3)
     bend -= (bend @ axis) * axis
     bend /= np.linalg.norm(bend) + 1e-12
-    c, s_ = np.cos(np.radians(rng.uniform(0, 30))), np.sin(np.radians(rng.uniform(0, 30)))
-    arm = c * axis + s_ * bend
+    angle = np.radians(rng.uniform(0, 30))
+    arm = np.cos(angle) * axis + np.sin(angle) * bend  # unit: bend is normal to axis
     across = joints[5] - joints[17]
-    across -= (across @ axis) * axis
+    across -= (across @ arm) * arm
     across /= np.linalg.norm(across) + 1e-12
-    other = np.cross(axis, across)
+    other = np.cross(arm, across)
     rel = vertices - wrist
     t = rel @ axis
-    near = np.abs(t) < 0.012  # the hand's section around the wrist joint
+    end = t.max()  # where the hand's mesh ends, past the wrist
+    near = t > end - 0.012  # its last centimetre: the section the arm continues
     if near.sum() < 8:
-        near = np.argsort(np.abs(t))[:64]
+        near = np.argsort(-t)[:64]
     pa, pb = rel[near] @ across, rel[near] @ other
     centre = wrist + across * (pa.max() + pa.min()) / 2 + other * (pb.max() + pb.min()) / 2
-    radii = np.array([(pa.max() - pa.min()) / 2, (pb.max() - pb.min()) / 2]) * 0.85
+    radii = np.array([(pa.max() - pa.min()) / 2, (pb.max() - pb.min()) / 2]) * 0.97
     radii = np.maximum(radii, 0.006)
-    start = centre - 0.01 * axis  # 1 cm inside the hand
+    start = centre + (end - 0.004) * axis  # just inside the mesh's open end: the seam is hidden
     skin = np.clip(tone * rng.uniform(0.95, 1.05, 3), 0, 1)
     sleeve_at = float(rng.uniform(0.03, 0.13)) if rng.random() < 0.5 else None
     sleeve = _object_look(rng)["colours"][0]

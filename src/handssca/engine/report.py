@@ -51,6 +51,8 @@ def evaluate_checkpoint(
     (:func:`~handssca.engine.evaluate.fit_to_landmarks`), its metrics beside the network's
     (``metrics["landmark_fit"]``, ``metrics.json`` and ``per_sample.csv``); the submission file stays the
     network's, as the benchmarks define it."""
+    if refine not in (None, "landmarks"):
+        raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
     ckpt = read_checkpoint(checkpoint)
     cfg = _config_for(ckpt, config, list(overrides))
     recorded = ckpt["config"]["model"].get("hand_model")
@@ -68,8 +70,6 @@ def evaluate_checkpoint(
     if refine == "landmarks":
         fitted, info = fit_to_landmarks(model, dataset, preds, progress)
         metrics["landmark_fit"] = {**info, **compute_metrics(Predictions(fitted, preds.gt), None, cfg.model.input_size)}
-    elif refine is not None:
-        raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
     out_dir = Path(out) if out else Path(checkpoint).resolve().parent / f"eval_{split}"
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []

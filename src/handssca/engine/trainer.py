@@ -14,6 +14,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from handssca.allocator import tune_malloc
 from handssca.config import Config, resume_differences
 from handssca.data.factory import build_dataset
 from handssca.data.loader import make_loader
@@ -344,7 +345,9 @@ class Trainer:
 
 def train(cfg: Config, resume: str | None = None, progress: bool = True, resume_anyway: bool = False) -> dict:
     """Train one run (one process of a torchrun job); returns the summary of rank 0. ``resume_anyway``:
-    continue from ``resume`` although the config differs in settings that break an exact resume."""
+    continue from ``resume`` although the config differs in settings that break an exact resume. glibc's
+    malloc keeps freed memory for the next step (:func:`handssca.allocator.tune_malloc`)."""
+    tune_malloc()
     info = init_distributed(cfg.train.device)
     try:
         return Trainer(cfg, resume, info, progress, resume_anyway).fit()

@@ -5,7 +5,8 @@ put it: in 2D (through the camera, in metres at the hand's depth, by least squar
 in 3D, after the similarity that best carries each sample's 3D landmarks onto its 2D-calibrated points (the
 3D landmarks' position, turn and scale are the detector's own: the 2D points fix them); then each
 landmark's weights from its remaining scatter: ``(1 cm)^2 / variance`` per coordinate, so that the 2D and 3D
-terms of the fit are in the same units. A few rounds, as the alignment depends on the offsets.
+terms of the fit are in the same units. The 2D offsets take a few Gauss-Newton rounds (the projection is
+not linear); the 3D ones one pass.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from handssca.fit.keypoints import KEYPOINT_BONE, KeypointModel, pose_keypoints
+from handssca.fit.keypoints import KEYPOINT_BONE, KeypointModel, pose_keypoints, rodrigues
 
 #: Weights are (this many metres)^2 / variance: a landmark scattered by 1 cm per coordinate weighs 1.
 WEIGHT_UNIT_M = 0.01
@@ -50,8 +51,6 @@ def ray_rotation(K: np.ndarray, uv: np.ndarray) -> np.ndarray:
     s = np.linalg.norm(axis, axis=1)
     angle = np.arctan2(s, ray[:, 2])
     axis = axis / np.maximum(s, 1e-12)[:, None]
-    from handssca.fit.keypoints import rodrigues
-
     return rodrigues(axis * angle[:, None])
 
 
@@ -114,8 +113,7 @@ def calibrate_table(model: KeypointModel, samples: CalibrationSamples, rounds: i
     var3 = (e3[keep] ** 2).sum(-1).mean(0) / 3
     var2 = (e2[keep] ** 2).sum(-1).mean(0) / 2
     w3, w2 = WEIGHT_UNIT_M**2 / var3, WEIGHT_UNIT_M**2 / var2
-    d = d3
-    table = LandmarkTable(d, w2, w3, f"{source}: {int(keep.sum())} of {n} detections", d2)
+    table = LandmarkTable(d3, w2, w3, f"{source}: {int(keep.sum())} of {n} detections", d2)
     stats = {
         "samples": int(n),
         "used": int(keep.sum()),

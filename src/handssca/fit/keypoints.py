@@ -121,6 +121,36 @@ def right_jacobian(aa: np.ndarray) -> np.ndarray:
     return np.eye(3) - b * K + c * (K @ K)
 
 
+def inverse_right_jacobian(w: np.ndarray) -> np.ndarray:
+    """(..., 3) -> (..., 3, 3) the inverse of :func:`right_jacobian`: d log(R0^T exp(phi)) / d phi = J_r^-1(w) J_r(phi)
+    for w = log(R0^T exp(phi))."""
+    t2 = (w * w).sum(-1)[..., None, None]
+    small = t2 < 1e-8
+    safe2 = np.where(small, 1.0, t2)
+    t = np.sqrt(safe2)
+    coef = np.where(small, 1.0 / 12 + t2 / 720, 1 / safe2 - (1 + np.cos(t)) / (2 * t * np.sin(np.where(small, 1.0, t))))
+    K = skew(w)
+    return np.eye(3) + 0.5 * K + coef * (K @ K)
+
+
+def canonical_rotvec(v: np.ndarray) -> np.ndarray:
+    """Axis-angles (..., 3) turned by at most pi: the same rotations, one representation each."""
+    v = np.asarray(v, dtype=np.float64)
+    t = np.linalg.norm(v, axis=-1, keepdims=True)
+    wrap = t > np.pi
+    return np.where(wrap, v * (t - 2 * np.pi * np.ceil((t - np.pi) / (2 * np.pi))) / np.where(wrap, t, 1.0), v)
+
+
+def nearest_rotvec(v: np.ndarray, to: np.ndarray) -> np.ndarray:
+    """The representation of the rotations ``v`` (..., 3) nearest to the axis-angles ``to`` (for filtering and
+    pulling rotations as vectors: theta about a and 2 pi - theta about -a are the same rotation)."""
+    v = canonical_rotvec(v)
+    t = np.linalg.norm(v, axis=-1, keepdims=True)
+    other = np.where(t > 1e-12, v - 2 * np.pi * v / np.maximum(t, 1e-12), v)
+    closer = np.linalg.norm(other - to, axis=-1, keepdims=True) < np.linalg.norm(v - to, axis=-1, keepdims=True)
+    return np.where(closer, other, v)
+
+
 def log_rotation(R: np.ndarray) -> np.ndarray:
     """Rotation matrices (..., 3, 3) -> axis-angle (..., 3); exact near 0 and up to pi."""
     c = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)

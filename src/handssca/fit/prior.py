@@ -28,7 +28,8 @@ class PosePrior:
     @classmethod
     def from_hand(cls, hand) -> PosePrior:
         """From a :class:`~handssca.hand.HandModel`: the Gaussian of its ``hands_coeffs`` poses (MANO's
-        captured poses; the default hand's prior draws) plus :data:`VARIANCE_FLOOR`, its limits if any."""
+        captured poses; the default hand's prior draws) plus :data:`VARIANCE_FLOOR` (a model without pose
+        samples: its mean pose, 0.5 rad standard deviations), its limits if any."""
         comps = hand.hands_components.detach().cpu().double().numpy()
         full_mean = hand.full_hands_mean.detach().cpu().double().numpy()
         own_mean = hand.hands_mean.detach().cpu().double().numpy()

@@ -29,14 +29,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from handssca.fit.calibration import ray_rotation
 from handssca.fit.keypoints import (
     KeypointModel,
     Posed,
+    canonical_rotvec,
+    inverse_right_jacobian,
     keypoint_jacobian,
     log_rotation,
     offset_jacobian,
     offset_points,
     pose_keypoints,
+    right_jacobian,
     rodrigues,
     skew,
 )
@@ -119,7 +123,9 @@ class FitResult:
     (B,) of the 3D landmarks; ``residual_2d_px`` (B,) mean distance of ``landmarks_2d``'s projections to the 2D
     keypoints, ``residual_2d_px_start`` the same at the closed-form
     start; ``residual_3d_m`` (B,) mean distance to the aligned 3D landmarks; ``iterations`` (B,) steps
-    taken; ``converged`` (B,) bool; ``cost`` (B,) final energy."""
+    taken; ``converged`` (B,) bool: stopped because a step gained less than the tolerance or none lowered
+    the energy (else the step limit stopped it); ``valid`` (B,) bool: the landmarks were finite and so is
+    the fit (an invalid hand's numbers are a stand-in); ``cost`` (B,) final energy."""
 
     pose: np.ndarray
     betas: np.ndarray
@@ -138,15 +144,9 @@ class FitResult:
     extras: dict = field(default_factory=dict)
 
 
-def _kabsch(P: np.ndarray, Q: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
-    """(B, 3, 3) rotations R minimising sum w |R p - q|^2 for centred point sets P, Q (B, N, 3)."""
-    w = np.ones(P.shape[1]) if w is None else w
-    H = np.einsum("n,bni,bnj->bij", w, Q, P)
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.broadcast_to(np.eye(3), H.shape).copy()
-    D[:, 2, 2] = d
-    return U @ D @ Vt
+def _kabsch(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """(B, 3, 3) rotations R minimising sum |R p - q|^2 for centred point sets P, Q (B, N, 3)."""
+    return _kabsch_from(np.einsum("bni,bnj->bij", Q, P))
 
 
 def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -166,14 +166,6 @@ def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return rodrigues(axis * angle[:, None])
 
 
-def _ray_rotation(K: np.ndarray, uv: np.ndarray) -> np.ndarray:
-    """(B, 3, 3) the rotation turning the optical axis onto the ray through each hand's 2D centre: the
-    3D landmarks (image axes, as seen along that ray) turned into the camera frame."""
-    centre = uv.mean(1)
-    ray = np.einsum("bij,bj->bi", np.linalg.inv(K), np.concatenate([centre, np.ones((len(uv), 1))], 1))
-    return _swing(np.broadcast_to([0.0, 0.0, 1.0], ray.shape), ray)
-
-
 def closed_form_start(
     model: FitModel,
     keypoints_3d: np.ndarray,
@@ -183,14 +175,15 @@ def closed_form_start(
 ) -> FitInit:
     """The fit's start from the landmarks alone: global rotation by Kabsch of the palm's landmarks, each
     finger bone swung (no twist) onto its landmarks' direction, root to tip, translation by least squares
-    from the 2D keypoints through K (without them: 0.5 m in front of the camera)."""
+    from the 2D keypoints through K ((3, 3) or (B, 3, 3); without keypoints: 0.5 m in front of the camera)."""
     km, table = model.keypoints, model.table
     B = keypoints_3d.shape[0]
+    K = None if K is None else np.broadcast_to(np.asarray(K, dtype=np.float64), (B, 3, 3))
     S = km.num_betas
     betas = np.zeros((B, S)) if betas is None else np.asarray(betas, dtype=np.float64)
     X = np.asarray(keypoints_3d, dtype=np.float64)
     if keypoints_2d is not None:
-        X = np.einsum("bij,bnj->bni", _ray_rotation(K, keypoints_2d), X)
+        X = np.einsum("bij,bnj->bni", ray_rotation(K, keypoints_2d), X)
     flat = np.zeros((B, 48))
     flat[:, 3:] = -km.hands_mean  # the rest pose: every local rotation the identity
     rest = pose_keypoints(km, flat, betas, np.zeros((B, 3)), table.offsets).keypoints  # (B, 21, 3)
@@ -299,7 +292,8 @@ class _Problem:
             c = np.sqrt(w.keypoints_3d * m.table.weights_3d)
             ell = self.centred(L)
             r = (ell - Y) * c[None, :, None]
-            lam = np.sqrt(w.scale_prior * self.spread * 21)  # as the closed form's prior
+            # the scale prior of :meth:`align`, weighed as the 3D term is: sum(c) |l - s Q x|^2 + lam (s - 1)^2
+            lam = np.sqrt(w.scale_prior * self.spread * w.keypoints_3d * m.table.weights_3d.sum())
             rs = (lam * (s - 1.0))[:, None]
             res += [r.reshape(B, -1), rs]
             cost += (r**2).sum((1, 2)) + (rs**2).sum(1)
@@ -403,10 +397,11 @@ class _Problem:
         J = [np.zeros((B, 45, self.P)), np.zeros((B, self.S, self.P))]
         J[0][:, :, 3:48] = pp.sqrt_precision
         J[1][:, :, 48 : 48 + self.S] = np.eye(self.S)
-        if with_root:  # global rotation (per 0.1 rad) and translation (per cm)
-            parts += [(pose[:, :3] - target.pose[:, :3]) / 0.1, (transl - target.transl) / 0.01]
+        if with_root:  # global rotation (its angle to the target's, per 0.1 rad) and translation (per cm)
+            diff = log_rotation(np.swapaxes(rodrigues(target.pose[:, :3]), -1, -2) @ rodrigues(pose[:, :3]))
+            parts += [diff / 0.1, (transl - target.transl) / 0.01]
             Jr, Jt = np.zeros((B, 3, self.P)), np.zeros((B, 3, self.P))
-            Jr[:, :, :3] = np.eye(3) / 0.1
+            Jr[:, :, :3] = inverse_right_jacobian(diff) @ right_jacobian(pose[:, :3]) / 0.1
             Jt[:, :, 48 + self.S : self.H] = np.eye(3) / 0.01
             J += [Jr, Jt]
         return weight * np.concatenate(parts, 1), weight * np.concatenate(J, 1)
@@ -567,6 +562,8 @@ def fit_hand(
             r[moved], cost[moved], J[moved] = r2[moved], c2[moved], J2[moved]
     ex = prob.evaluate(x, Q, s, ds, False)[3]
     pose, betas, transl = prob.unpack(x)
+    pose = pose.copy()
+    pose[:, :3] = canonical_rotvec(pose[:, :3])  # one representation of the global rotation (angle <= pi)
     posed = ex["posed"]
     joints = posed.keypoints
     if kp3d is not None:

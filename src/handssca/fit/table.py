@@ -94,7 +94,7 @@ class LandmarkTable:
         ref = resources.files("handssca") / "assets" / DEFAULT_TABLE_FILE
         with resources.as_file(ref) as p:
             if not Path(p).is_file():
-                return cls.identity()
+                raise ValueError(f"{p}: the packaged landmark table is missing; reinstall handssca")
             return cls.load(p)
 
     @classmethod
