@@ -171,12 +171,17 @@ def evaluate(count: int, checkpoint: str | None = None, hand_model: str | None =
     mp = pose_keypoints(fm.keypoints, mean_pose.pose, mean_pose.betas, mean_pose.transl).keypoints
     rows["mean_pose_pa_mm"] = [procrustes(mp[i], truth[i]) * 1000 for i in range(len(truth))]
     if checkpoint is not None:
-        rows["network_pa_mm"] = _network_errors(checkpoint, hand_model, found, truth)
+        rows["network_pa_mm"], rows["predict_pa_mm"], rows["predict_used_fit"] = _network_errors(
+            checkpoint, hand_model, found, truth
+        )
     return {"renders": n, "found": len(truth), "fit_ms_per_hand": fit_ms, "rows": rows}
 
 
-def _network_errors(checkpoint: str, hand_model: str | None, found: dict, truth: np.ndarray) -> list[float]:
-    """The network's joints on each found hand's detected box (as ``handssca predict`` crops it), PA-MPJPE."""
+def _network_errors(checkpoint: str, hand_model: str | None, found: dict, truth: np.ndarray):
+    """Per found hand, PA-MPJPE of (the network's joints on its detected box, as ``handssca predict`` crops
+    it; the mesh ``handssca predict`` gives for it: ``reconstruct_all`` with the known camera, the fit
+    started from and pulled towards the network, kept only when :func:`handssca.fit.usable`), and whether
+    that mesh is the fit (1) or the network's (0)."""
     from handssca.data.synthetic import SyntheticHands
     from handssca.inference import HandReconstructor
 
@@ -184,13 +189,17 @@ def _network_errors(checkpoint: str, hand_model: str | None, found: dict, truth:
     settings = {**SETTINGS}
     settings.pop("split")
     ds = SyntheticHands("test", int(found["index"].max()) + 1, hand_model=hand_model, **settings)
-    out = []
+    network, shown, used = [], [], []
     for k, i in enumerate(found["index"].astype(int)):
         image = (np.clip(ds.render_original(i)["image"], 0, 1) * 255).round().astype(np.uint8)
         lo, hi = found["keypoints_2d"][k].min(0), found["keypoints_2d"][k].max(0)
         pred = rec(image, bbox=(*lo, *(hi - lo)), K=found["K"][k], refine=None)
-        out.append(procrustes(pred.joints, truth[k]) * 1000)
-    return out
+        network.append(procrustes(pred.joints, truth[k]) * 1000)
+        hands = rec.reconstruct_all(image, K=found["K"][k])
+        best = min(hands, key=lambda h: np.abs(h.joints_2d - found["joints_2d"][k]).mean())
+        shown.append(procrustes(best.joints, truth[k]) * 1000)
+        used.append(float(best.extras["mesh_source"] == "landmark_fit"))
+    return network, shown, used
 
 
 def _cmd_evaluate(args) -> None:

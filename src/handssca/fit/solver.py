@@ -494,7 +494,7 @@ def fit_hand(
             p = np.einsum("bij,bnj->bni", K, rest.keypoints)
             kp2d = np.where(bad[:, None, None], p[..., :2] / p[..., 2:], kp2d)
     if kp3d is not None:
-        start = closed_form_start(model, kp3d, kp2d, K, None if init is None else init.betas)
+        start = closed_form_start(model, kp3d, kp2d, K)  # the landmarks decide: the mean shape to start
     elif init is not None:
         start = FitInit(*(np.array(a, dtype=np.float64) for a in (init.pose, init.betas, init.transl)))
     else:
