@@ -37,14 +37,20 @@ def _f(size: int) -> np.ndarray:
 @pytest.mark.parametrize("side", ["right", "left"])
 def test_a_detected_hand_is_fitted_to_its_landmarks(rec, side):
     """The fitted mesh's joints land on the hand (a few pixels from the true joints; the untrained network's
-    are tens of pixels off); a left hand (the mirrored picture) is fitted as the mirrored right hand."""
+    are tens of pixels off); a left hand (the mirrored picture) is fitted as the mirrored right hand. The
+    picture is padded on one side, so that its camera's principal point is off centre (mirroring moves it)."""
     image, truth = render_right_hand(size=256, roll_deg=20.0, palm=True)
+    image = np.pad(image, ((0, 0), (40, 0), (0, 0)), constant_values=140)  # 296 wide, cx 40 px right
+    K = _f(256)
+    K[0, 2] += 40
+    truth = truth + [40.0, 0.0]
     if side == "left":
         image = np.ascontiguousarray(image[:, ::-1])
         truth = truth.copy()
-        truth[:, 0] = 255 - truth[:, 0]
-    (fitted,) = rec.reconstruct_all(image, K=_f(256))
-    (network,) = rec.reconstruct_all(image, K=_f(256), refine=None)
+        truth[:, 0] = 295 - truth[:, 0]
+        K[0, 2] = 295 - K[0, 2]
+    (fitted,) = rec.reconstruct_all(image, K=K)
+    (network,) = rec.reconstruct_all(image, K=K, refine=None)
     assert fitted.hand_side == side
     assert fitted.extras["mesh_source"] == "landmark_fit" and network.extras["mesh_source"] == "network"
     fit = fitted.extras["landmark_fit"]
@@ -57,6 +63,35 @@ def test_a_detected_hand_is_fitted_to_its_landmarks(rec, side):
     data = fitted.to_json()
     json.dumps(data)
     assert data["mesh_source"] == "landmark_fit" and data["landmark_fit"]["iterations"] >= 1
+
+
+def test_a_photo_decoded_at_a_reduced_working_resolution_is_fitted_in_its_own_pixels(checkpoint, tmp_path):
+    """A picture over the working size is detected and fitted on its reduced copy: the fitted joints and the
+    fit's residuals are in the original picture's pixels, on the hand."""
+    from PIL import Image
+
+    image, truth = render_right_hand(size=512, roll_deg=-10.0, palm=True)
+    Image.fromarray(image).save(tmp_path / "big.png")
+    small = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    small.max_working_side = 256  # decoded at half size
+    (pred,) = small.reconstruct_all(tmp_path / "big.png", K=_f(512))
+    assert pred.extras["working_scale"] > 1.0 and pred.image_size == (512, 512)
+    assert pred.extras["mesh_source"] == "landmark_fit"
+    err = np.linalg.norm(pred.joints_2d - truth, axis=1).mean()
+    assert err < 16.0, err  # 512 px picture: twice the 8 px of the 256 px tests
+    fit = pred.extras["landmark_fit"]
+    kp = np.asarray(pred.extras["detection"]["keypoints_2d_px"])
+    assert np.abs(kp - truth).mean() < 20.0  # the detection, in original pixels too
+    assert fit["residual_2d_px"] < 0.03 * np.ptp(kp, axis=0).max()
+
+
+def test_video_fits_are_pulled_towards_the_previous_frame(rec):
+    """In a video each tracked hand's fit (after the first frame) is pulled towards its previous one."""
+    frames = [render_right_hand(size=192, roll_deg=4.0 * k, palm=True)[0] for k in range(3)]
+    got = list(rec.track_video(frames, fps=10.0))
+    temporal = [f.hands[0].extras["landmark_fit"]["temporal"] for f in got]
+    assert temporal == [False, True, True]
+    assert all(f.hands[0].extras["mesh_source"] == "landmark_fit" for f in got)
 
 
 def test_a_box_given_runs_the_landmark_network_on_it(rec):
