@@ -58,3 +58,22 @@ def test_mallopt_from_python_reuses_freed_memory():
     off = _run({"HANDSSCA_MALLOC": "system"}, code)
     settings, kept = off.stdout.strip().splitlines()
     assert settings == "None" and int(kept) < 50
+
+
+def test_the_module_command_starts_again_as_a_module():
+    """``python -m handssca.cli`` starts again as ``-m handssca.cli`` (as a script, the package's folder
+    would come first on sys.path and its modules would shadow others')."""
+    code = (
+        "import runpy, sys; sys.argv = ['handssca', '--version']; "
+        "runpy.run_module('handssca.cli', run_name='__main__', alter_sys=True)"
+    )
+    r = _run({}, code)
+    assert r.returncode == 0 and "handssca" in r.stdout + r.stderr, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "handssca.cli", "--version"],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "GLIBC_TUNABLES"},
+        timeout=120,
+    )
+    assert r.returncode == 0 and "handssca" in r.stdout + r.stderr, r.stderr

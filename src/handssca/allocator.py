@@ -57,7 +57,11 @@ def reexec_with_tunables(argv: list[str] | None = None) -> None:
         return
     env = dict(os.environ)
     env["GLIBC_TUNABLES"] = ":".join(t for t in (env.get("GLIBC_TUNABLES", ""), TUNABLES) if t)
-    args = sys.argv if argv is None else argv
+    args = list(sys.argv if argv is None else argv)
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if argv is None and spec is not None and spec.name:  # run as ``python -m handssca.cli``: again as a module
+        args = ["-m", spec.name.removesuffix(".__main__"), *args[1:]]
     try:
         os.execve(sys.executable, [sys.executable, *args], env)
     except OSError:  # could not start again: carry on with mallopt
