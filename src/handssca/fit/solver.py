@@ -25,7 +25,7 @@ squares through K), then a few batched Levenberg-Marquardt steps on the exact Ja
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -141,7 +141,6 @@ class FitResult:
     converged: np.ndarray
     valid: np.ndarray
     cost: np.ndarray
-    extras: dict = field(default_factory=dict)
 
 
 def _kabsch(P: np.ndarray, Q: np.ndarray) -> np.ndarray:
