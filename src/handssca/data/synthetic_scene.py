@@ -409,15 +409,21 @@ def front_object(rng: np.random.Generator, point: np.ndarray, hand_size: float) 
 
 
 # ------------------------------------------------------------------------------------------ the forearm
+#: The length over which a forearm turns from the hand's axis to its own (metres).
+BEND_M = 0.05
+
+
 @dataclass
 class Forearm:
-    """The forearm that continues a hand's wrist, in the camera frame: a tube along ``axis`` (unit, from the
-    wrist towards the elbow) from ``start`` (a point inside the hand's wrist) over ``length`` metres, with an
+    """The forearm that continues a hand's wrist, in the camera frame: a tube from ``start`` (a point inside
+    the open end of the hand's mesh) leaving along ``hand_axis`` (unit, the hand's wrist-to-elbow direction)
+    and turning to ``axis`` (the arm's) over :data:`BEND_M`, ``length`` metres long, with an
     elliptic section (``radii`` along ``across`` and ``axis x across``, growing by ``flare`` at the far
     end), skin up to ``sleeve_at`` metres (None: bare arm) and a sleeve (``sleeve_colour``) beyond."""
 
     start: np.ndarray
     axis: np.ndarray
+    hand_axis: np.ndarray
     across: np.ndarray
     radii: np.ndarray
     length: float
@@ -430,18 +436,31 @@ class Forearm:
 
     def mesh(self, segments: int = 20, rings: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(vertices (N, 3), faces (F, 3) outward, per-vertex colours (N, 3)); the far end capped."""
-        b = np.cross(self.axis, self.across)
         t = np.linspace(0, 2 * np.pi, segments, endpoint=False)
         along = np.linspace(0.0, 1.0, rings) ** 1.5 * self.length  # denser near the wrist
+        along = np.sort(np.concatenate([along, [0.01, 0.02, 0.04]]))  # the bend near the wrist
         if self.sleeve_at is not None and 0 < self.sleeve_at < self.length:  # a sharp cuff: two rings there
             along = np.sort(np.concatenate([along, [self.sleeve_at, self.sleeve_at + 1e-4]]))
         grow = 1.0 + (self.flare - 1.0) * along / self.length
         sleeve = np.zeros(len(along), bool) if self.sleeve_at is None else along > self.sleeve_at
         grow = grow * np.where(sleeve, 1.12, 1.0)
-        ring = np.cos(t)[:, None] * self.radii[0] * self.across + np.sin(t)[:, None] * self.radii[1] * b
-        v = self.start + along[:, None, None] * self.axis + grow[:, None, None] * ring[None]
+        # the centre line leaves the hand along the hand's own axis and turns to the arm's over BEND_M (a
+        # bent wrist), so that the tube fills the open end of the hand's mesh whatever the bend
+        w = np.clip(along / BEND_M, 0.0, 1.0)[:, None]
+        direction = (1 - w) * self.hand_axis + w * self.axis
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        steps = np.diff(along, prepend=0.0)[:, None] * np.vstack([direction[:1], direction[:-1]])
+        centres = self.start + np.cumsum(steps, axis=0)
+        across = self.across - (direction @ self.across)[:, None] * direction
+        across /= np.linalg.norm(across, axis=1, keepdims=True)
+        b = np.cross(direction, across)
+        ring = (
+            np.cos(t)[None, :, None] * self.radii[0] * across[:, None]
+            + np.sin(t)[None, :, None] * self.radii[1] * b[:, None]
+        )
+        v = centres[:, None] + grow[:, None, None] * ring
         n_r = len(along)
-        v = np.concatenate([v.reshape(-1, 3), [self.start + self.length * self.axis]])
+        v = np.concatenate([v.reshape(-1, 3), [centres[-1]]])
         k = np.arange(segments)
         nk = (k + 1) % segments
         faces = []
@@ -451,11 +470,12 @@ class Forearm:
         last = (n_r - 1) * segments
         faces.append(np.stack([np.full(segments, len(v) - 1), last + nk, last + k], 1))
         faces = np.concatenate(faces)
-        tri = v[faces]  # orient outwards from the axis
+        tri = v[faces]  # orient outwards from the centre line (the cap: along the arm)
         normal = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
         centre = tri.mean(1)
-        rel = centre - self.start
-        radial = rel - (rel @ self.axis)[:, None] * self.axis
+        nearest = np.argmin(np.linalg.norm(centre[:, None] - centres[None], axis=2), axis=1)
+        radial = centre - centres[nearest]
+        radial -= (radial * direction[nearest]).sum(1, keepdims=True) * direction[nearest]
         radial = np.where((np.linalg.norm(radial, axis=1) < 1e-6)[:, None], self.axis[None], radial)
         flip = (normal * radial).sum(1) < 0
         faces[flip] = faces[flip][:, ::-1]
@@ -500,6 +520,7 @@ def sample_forearm(
     return Forearm(
         start=start,
         axis=arm,
+        hand_axis=axis,
         across=across,
         radii=radii,
         length=float(rng.uniform(0.22, 0.30)),
