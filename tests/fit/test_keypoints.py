@@ -86,3 +86,30 @@ def test_rotation_helpers_against_scipy():
     lhs = rodrigues(aa + d)
     rhs = rodrigues(aa) @ rodrigues(np.einsum("bij,bj->bi", right_jacobian(aa), d))
     np.testing.assert_allclose(lhs, rhs, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["default", "mano"])
+def test_the_numba_kernel_equals_the_numpy_functions(tmp_path, kind):
+    """The fit's kernel (keypoints, both landmark sets, both Jacobians, local rotations) is the numpy
+    reference above (itself checked against the hand layer and central differences)."""
+    from handssca.fit import kernel
+    from handssca.fit.keypoints import offset_jacobian, offset_points
+
+    if not kernel.available():
+        pytest.skip("numba is not importable")
+    hand = _hands(tmp_path)[kind]
+    km = KeypointModel.from_hand(hand)
+    rng = np.random.default_rng(4)
+    pose, betas, transl = _random_params(rng, 3)
+    off3, off2 = rng.normal(0, 0.01, (21, 3)), rng.normal(0, 0.01, (21, 3))
+    kp, L3, L2, local, (J3, J2) = kernel.evaluate(km, pose, betas, transl, off3, off2, True)
+    posed = pose_keypoints(km, pose, betas, transl)
+    Jk = keypoint_jacobian(km, pose, posed)
+    np.testing.assert_allclose(kp, posed.keypoints, atol=1e-12)
+    np.testing.assert_allclose(L3, posed.keypoints + offset_points(posed, off3), atol=1e-12)
+    np.testing.assert_allclose(L2, posed.keypoints + offset_points(posed, off2), atol=1e-12)
+    np.testing.assert_allclose(local, posed.local, atol=1e-12)
+    for J, off in ((J3, off3), (J2, off2)):
+        ref = Jk.copy()
+        ref[..., :48] += offset_jacobian(km, pose, posed, off)
+        np.testing.assert_allclose(J, ref, atol=1e-10)

@@ -164,8 +164,9 @@ def test_bad_shapes_are_named(hands):
         FitModel.from_hand(HandModel.default(side="left"))
 
 
+@pytest.mark.parametrize("use_kernel", [True, False])
 @pytest.mark.parametrize("with_3d", [True, False])
-def test_energy_jacobian_matches_central_differences(hands, with_3d):
+def test_energy_jacobian_matches_central_differences(hands, with_3d, use_kernel):
     """The Jacobian of every term of the energy (3D under the similarity, 2D, priors, limits, the network and
     temporal pulls) is the derivative of its residuals (small 2D errors: inside the Huber threshold)."""
     from handssca.fit.solver import _Problem
@@ -178,7 +179,7 @@ def test_energy_jacobian_matches_central_differences(hands, with_3d):
     kp3d = joints - joints.mean(1, keepdims=True) + rng.normal(0, 0.003, joints.shape) if with_3d else None
     other = FitInit(pose + 0.1, betas + 0.5, np.tile([0.0, 0.0, 0.45], (2, 1)))
     weights = FitWeights(network_m=0.01, temporal_m=0.01, robust_2d_m=1.0)  # quadratic: IRLS weights are constants
-    prob = _Problem(fm, weights, kp2d, np.broadcast_to(K, (2, 3, 3)), kp3d, other, other)
+    prob = _Problem(fm, weights, kp2d, np.broadcast_to(K, (2, 3, 3)), kp3d, other, other, use_kernel=use_kernel)
     x = np.concatenate([pose + rng.normal(0, 0.05, pose.shape), betas, transl], 1)
     Q = np.stack([Rotation.from_rotvec(rng.normal(0, 0.1, 3)).as_matrix() for _ in range(2)]) if with_3d else None
     s = np.array([1.05, 0.95]) if with_3d else None

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from handssca.fit import kernel as fit_kernel
 from handssca.fit.calibration import ray_rotation
 from handssca.fit.keypoints import (
     KeypointModel,
-    Posed,
     canonical_rotvec,
     inverse_right_jacobian,
     keypoint_jacobian,
@@ -216,13 +216,25 @@ def closed_form_start(
     return FitInit(pose, betas, transl)
 
 
+@dataclass
+class Points:
+    """B hands' ``keypoints`` (B, 21, 3), ``landmarks_3d`` and ``landmarks_2d`` (B, 21, 3, offsets included) and
+    ``local`` rotations (B, 16, 3, 3)."""
+
+    keypoints: np.ndarray
+    landmarks_3d: np.ndarray
+    landmarks_2d: np.ndarray
+    local: np.ndarray
+
+
 class _Problem:
     """The residuals of the energy for B hands and their Jacobian (see :func:`fit_hand`). The variables
     are the hand's (pose 48, betas S, transl 3) and, with 3D landmarks, the similarity that carries the
     landmarks into the model's frame: a rotation increment (3) and the log of the scale (1)."""
 
-    def __init__(self, model, weights, kp2d, K, kp3d, init, previous):
+    def __init__(self, model, weights, kp2d, K, kp3d, init, previous, use_kernel: bool | None = None):
         self.m, self.w = model, weights
+        self.use_kernel = fit_kernel.available() if use_kernel is None else use_kernel
         self.kp2d, self.K, self.kp3d = kp2d, K, kp3d
         self.init, self.previous = init, previous
         self.S = model.keypoints.num_betas
@@ -258,33 +270,41 @@ class _Problem:
             return x, Q, None
         return x, Q @ rodrigues(delta[:, self.H : self.H + 3]), delta[:, self.H + 3]
 
-    def pose(self, x) -> Posed:
-        """The model's keypoints (no offsets) of ``x``; :meth:`landmarks` adds the table's offsets."""
+    def points(self, x, jacobian: bool = False) -> tuple[Points, tuple[np.ndarray, np.ndarray] | None]:
+        """The keypoints and landmark points of ``x`` (and with ``jacobian`` the Jacobians of the 3D landmarks
+        and of the 2D ones, (B, 21, 3, P) each, the similarity's columns zero): the numba kernel when it is
+        available (:mod:`handssca.fit.kernel`), else numpy (:mod:`handssca.fit.keypoints`)."""
         pose, betas, transl = self.unpack(x)
-        return pose_keypoints(self.m.keypoints, pose, betas, transl)
+        km, t = self.m.keypoints, self.m.table
+        if self.use_kernel:
+            kp, L3, L2, local, jac = fit_kernel.evaluate(km, pose, betas, transl, t.offsets, t.offsets_2d, jacobian)
+        else:
+            posed = pose_keypoints(km, pose, betas, transl)
+            kp, local = posed.keypoints, posed.local
+            L3, L2 = kp + offset_points(posed, t.offsets), kp + offset_points(posed, t.offsets_2d)
+            jac = None
+            if jacobian:
+                Jk = keypoint_jacobian(km, pose, posed)
+                jac = (Jk.copy(), Jk)
+                jac[0][..., :48] += offset_jacobian(km, pose, posed, t.offsets)
+                jac[1][..., :48] += offset_jacobian(km, pose, posed, t.offsets_2d)
+        if jac is not None and self.P > self.H:  # the similarity's columns
+            pad = ((0, 0), (0, 0), (0, 0), (0, self.P - self.H))
+            jac = (np.pad(jac[0], pad), np.pad(jac[1], pad))
+        return Points(kp, L3, L2, local), jac
 
-    def landmarks(self, posed: Posed) -> tuple[np.ndarray, np.ndarray]:
-        """(the 3D landmarks, the points the 2D keypoints see) (B, 21, 3) of a posing."""
-        t = self.m.table
-        return posed.keypoints + offset_points(posed, t.offsets), posed.keypoints + offset_points(posed, t.offsets_2d)
-
-    def evaluate(self, x, Q, s, depth_scale, jacobian: bool, posed: Posed | None = None):
+    def evaluate(self, x, Q, s, depth_scale, jacobian: bool, points: Points | None = None):
         """(residuals (B, N), robust cost (B,), Jacobian (B, N, P) or None, extras); ``depth_scale`` (B,)
-        metres per pixel of the 2D term; ``posed``: the keypoints of ``x`` when known."""
+        metres per pixel of the 2D term; ``points``: those of ``x`` when known (no Jacobian wanted)."""
         m, w = self.m, self.w
         pose, betas, transl = self.unpack(x)
         B = x.shape[0]
-        posed = self.pose(x) if posed is None else posed
-        L, L2 = self.landmarks(posed)
-        Jk = Jk2 = None
-        if jacobian:
-            Jk = np.zeros((B, 21, 3, self.P))
-            Jk[..., : self.H] = keypoint_jacobian(m.keypoints, pose, posed)
-            Jk2 = Jk.copy()
-            Jk[..., :48] += offset_jacobian(m.keypoints, pose, posed, m.table.offsets)
-            Jk2[..., :48] += offset_jacobian(m.keypoints, pose, posed, m.table.offsets_2d)
+        if points is None or jacobian:
+            points, jac = self.points(x, jacobian)
+        Jk, Jk2 = jac if jacobian else (None, None)
+        L, L2 = points.landmarks_3d, points.landmarks_2d
         res, jac, cost = [], [], np.zeros(B)
-        extras = {"landmarks": L, "landmarks_2d": L2, "posed": posed}
+        extras = {"landmarks": L, "landmarks_2d": L2, "points": points}
         if self.kp3d is not None:
             QX = np.einsum("bij,bnj->bni", Q, self.X)
             Y = s[:, None, None] * QX
@@ -345,7 +365,7 @@ class _Problem:
             Jp[:, :, 3:48] = sp * pp.sqrt_precision
             jac.append(Jp)
         if pp.limits is not None:
-            r, Jl = self._limits(posed, pose, jacobian)
+            r, Jl = self._limits(points.local, pose, jacobian)
             res.append(r)
             cost += (r**2).sum(1)
             if jacobian:
@@ -368,10 +388,10 @@ class _Problem:
         r = np.concatenate(res, 1)
         return r, cost, (np.concatenate(jac, 1) if jacobian else None), extras
 
-    def _limits(self, posed, pose, jacobian):
+    def _limits(self, local, pose, jacobian):
         pp, sl = self.m.prior, self.w.limits_m_per_rad
         B = pose.shape[0]
-        r = sl * limit_violation(posed.local, pp).reshape(B, 45)
+        r = sl * limit_violation(local, pp).reshape(B, 45)
         if not jacobian:
             return r, None
         J = np.zeros((B, 45, self.P))
@@ -506,13 +526,13 @@ def fit_hand(
 
     f = np.ones(B) if K is None else (K[:, 0, 0] + K[:, 1, 1]) / 2
 
-    def depth_scale_of(posed: Posed) -> np.ndarray:
-        return np.maximum(posed.keypoints[..., 2].mean(1), 1e-3) / f
+    def depth_scale_of(points: Points) -> np.ndarray:
+        return np.maximum(points.keypoints[..., 2].mean(1), 1e-3) / f
 
-    posed = prob.pose(x)
-    ds = depth_scale_of(posed)
-    Q, s = prob.align(prob.landmarks(posed)[0]) if kp3d is not None else (None, None)
-    r, cost, J, ex = prob.evaluate(x, Q, s, ds, True, posed)
+    points = prob.points(x)[0]
+    ds = depth_scale_of(points)
+    Q, s = prob.align(points.landmarks_3d) if kp3d is not None else (None, None)
+    r, cost, J, ex = prob.evaluate(x, Q, s, ds, True)
     start_2d = ex["error_2d_px"].mean(1) if kp2d is not None else np.full(B, np.nan)
     lam = np.full(B, 1e-3)
     active = ok_start & np.isfinite(cost)
@@ -553,7 +573,7 @@ def fit_hand(
         if s is not None:
             Q[better], s[better] = Q_new[better], s_new[better]
         # the 2D term's metres per pixel follow the hand's depth; where it moved, the energy is measured anew
-        depth = depth_scale_of(ex_new["posed"])
+        depth = depth_scale_of(ex_new["points"])
         moved = better & (np.abs(depth / ds - 1) > 0.05)
         if moved.any():
             ds = np.where(moved, depth, ds)
@@ -563,8 +583,7 @@ def fit_hand(
     pose, betas, transl = prob.unpack(x)
     pose = pose.copy()
     pose[:, :3] = canonical_rotvec(pose[:, :3])  # one representation of the global rotation (angle <= pi)
-    posed = ex["posed"]
-    joints = posed.keypoints
+    joints = ex["points"].keypoints
     if kp3d is not None:
         res3 = np.linalg.norm(prob.centred(ex["landmarks"]) - ex["aligned_3d"], axis=-1).mean(1)
         scale = ex["scale"]
