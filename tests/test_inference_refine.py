@@ -7,21 +7,10 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from handssca.cli import main
 from handssca.inference import HandReconstructor
-from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
-from handssca.model.handssca import build_model
 from tests.detect.hand_images import render_right_hand
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained ResNet-18 HandSSCA at 128: its meshes are nowhere near the hand."""
-    torch.manual_seed(0)
-    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
 
 
 @pytest.fixture(scope="module")

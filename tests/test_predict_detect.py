@@ -11,25 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from handssca.cli import main
 from handssca.detect.tracking import HandTracks, OneEuroFilter
 from handssca.inference import HandReconstructor
-from handssca.model import build_model
-from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 from tests.detect.hand_images import render_right_hand
 
 FILES = (".obj", ".ply", ".json", "_overlay.png", "_side.png")
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained ResNet-18 HandSSCA at 128 (predict only needs it to run)."""
-    torch.manual_seed(0)
-    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
 
 
 def two_hands() -> np.ndarray:

@@ -10,24 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from handssca.cli import main
 from handssca.data.transforms import square_bbox
 from handssca.inference import HandReconstructor, default_intrinsics
 from handssca.io_images import ImageReadError, read_image
-from handssca.model import build_model
-from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 from handssca.predict import run_predict
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained ResNet-18 HandSSCA at 128 (predict only needs it to run)."""
-    torch.manual_seed(0)
-    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
 
 
 def picture(w: int, h: int, seed: int = 0) -> np.ndarray:

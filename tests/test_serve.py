@@ -14,22 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from handssca.cli import main
 from handssca.inference import HandReconstructor
-from handssca.model import build_model
-from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
 from handssca.serve import DETECT, NO_HAND, WHOLE, RequestFolders, reconstruct_image
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained ResNet-18 HandSSCA at 128 (the page only needs it to run)."""
-    torch.manual_seed(0)
-    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
 
 
 @pytest.fixture(scope="module")

@@ -60,19 +60,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """An untrained ResNet-18 HandSSCA at 128 (the page only needs it to run)."""
-    import torch
-
-    from handssca.model import build_model
-    from handssca.model.checkpoint import checkpoint_dict, save_checkpoint
-
-    torch.manual_seed(0)
-    model = build_model({"input_size": 128, "backbone": "resnet18"}).eval()
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", checkpoint_dict(model))
-
-
 @pytest.fixture
 def server(checkpoint, tmp_path):
     """``handssca serve`` on a free port; yields its URL; stopped with SIGTERM afterwards."""

@@ -58,6 +58,11 @@ def _truth(hand: HandModel, n: int, seed: int):
     pose[:, :3] = Rotation.random(n, random_state=seed).as_rotvec()
     betas = np.clip(rng.normal(0, 1, (n, 10)), -2, 2)
     transl = np.array([0.04, -0.03, 0.5]) + rng.normal(0, [0.05, 0.05, 0.05], (n, 3))
+    return _joints(hand, pose, betas, transl), pose, betas, transl
+
+
+def _joints(hand: HandModel, pose: np.ndarray, betas: np.ndarray, transl: np.ndarray) -> np.ndarray:
+    """(B, 21, 3) the hand layer's joints (the reference every fit is compared with)."""
     with torch.no_grad():
         out = hand(
             global_orient=torch.tensor(pose[:, :3]),
@@ -65,7 +70,7 @@ def _truth(hand: HandModel, n: int, seed: int):
             betas=torch.tensor(betas),
             transl=torch.tensor(transl),
         )
-    return out["joints"].numpy(), pose, betas, transl
+    return out["joints"].numpy()
 
 
 @pytest.mark.parametrize("kind", ["default", "mano"])
@@ -208,13 +213,7 @@ def test_a_rotation_and_its_other_representation_are_the_same_to_the_fit(hands):
     joints, pose, betas, transl = _truth(hand, 4, seed=11)
     axis = pose[:, :3] / np.linalg.norm(pose[:, :3], axis=1, keepdims=True)
     pose[:, :3] = axis * 3.0  # near pi: the representation the fit lands on depends on noise
-    with torch.no_grad():
-        joints = hand(
-            global_orient=torch.tensor(pose[:, :3]),
-            hand_pose=torch.tensor(pose[:, 3:]),
-            betas=torch.tensor(betas),
-            transl=torch.tensor(transl),
-        )["joints"].numpy()
+    joints = _joints(hand, pose, betas, transl)
     kp2d, kp3d = project(joints, K), joints - joints.mean(1, keepdims=True)
     other = pose.copy()
     other[:, :3] = -axis * (2 * np.pi - 3.0)
