@@ -14,6 +14,7 @@ renders (the dataset's own settings). ``table`` turns those detections into the 
 table is what this step gives. ``evaluate`` runs the detector on the "test" split and prints, per
 hand found, the PA-MPJPE of the detector's 3D landmarks, of the fitted mesh's joints and of the network's
 (a checkpoint given), and the 2D errors of the keypoints and of the fit: the table in ``docs/fitting.md``.
+``crops --checkpoint ...`` measures what the fit's usability thresholds rest on (``docs/fitting.md``).
 """
 
 from __future__ import annotations
@@ -216,6 +217,75 @@ def _cmd_evaluate(args) -> None:
         Path(args.json).write_text(json.dumps(result, indent=1))
 
 
+def crop_fits(checkpoint: str, count: int = 150) -> dict:
+    """On ``count`` test crops of each kind (photo-like; any orientation with the dataset's occluders), the
+    landmark network run on the crop as ``evaluate --refine landmarks`` runs it: per crop, the network's and
+    the fit's PA-MPJPE (mm) and the fit's residuals (2D as a fraction of the hand's size, 3D in mm): what the
+    thresholds of :func:`handssca.fit.usable` were chosen on."""
+    import copy
+
+    import torch
+
+    from handssca.data.loader import make_loader
+    from handssca.data.synthetic import SyntheticHands
+    from handssca.detect import HandDetector
+    from handssca.engine.evaluate import per_sample_errors, predict
+    from handssca.fit import FitInit, FitModel, fit_hand
+    from handssca.model.checkpoint import load_model
+
+    model = load_model(checkpoint)
+    detector = HandDetector()
+    fm = FitModel.from_hand(copy.deepcopy(model.hand).double())
+    rows = {k: [] for k in ("hard", "network", "fit", "res2d", "res3d_mm")}
+    for hard, settings in ((False, dict(max_occluders=0, max_tilt_deg=40.0)), (True, {})):
+        ds = SyntheticHands("test", count, 0, model.config.input_size, **settings)
+        preds = predict(model, make_loader(ds, 25, None, 0), torch.device("cpu"), False)
+        net = per_sample_errors(preds.pred, preds.gt)["pa_mpjpe_mm"]
+        for i in range(len(ds)):
+            image = np.asarray(ds[i]["image"])
+            S = image.shape[-1]
+            crop = (np.clip(image.transpose(1, 2, 0), 0, 1) * 255).round().astype(np.uint8)
+            hand = detector.landmarks_in_box(crop, (S / 6, S / 6, S / 1.5, S / 1.5))
+            if hand is None:
+                continue
+            init = FitInit(
+                preds.pred["pose_aa"][i : i + 1].astype(float),
+                preds.pred["betas"][i : i + 1].astype(float),
+                np.zeros((1, 3)),
+            )
+            r = fit_hand(
+                fm, hand.keypoints_2d[None], preds.gt["K"][i : i + 1].astype(float), hand.keypoints_3d[None], init=init
+            )
+            truth = preds.gt["joints_cam"][i].astype(float)
+            rows["hard"].append(hard)
+            rows["network"].append(net[i])
+            rows["fit"].append(procrustes(r.joints[0], truth) * 1000)
+            rows["res2d"].append(r.residual_2d_px[0] / max(np.ptp(hand.keypoints_2d, axis=0).max(), 1.0))
+            rows["res3d_mm"].append(r.residual_3d_m[0] * 1000)
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def _cmd_crops(args) -> None:
+    from handssca.fit.solver import MAX_RESIDUAL_2D, MAX_RESIDUAL_3D_M
+
+    r = crop_fits(args.checkpoint, args.count)
+    print(f"{len(r['fit'])} crops with landmarks ({int(r['hard'].sum())} hard)")
+    q = np.quantile(r["res2d"], [0.25, 0.5, 0.75])
+    edges = [-np.inf, *q, np.inf]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (r["res2d"] >= lo) & (r["res2d"] < hi)
+        print(
+            f"2D residual in [{lo:.3f}, {hi:.3f}): {int(m.sum())} crops, network {r['network'][m].mean():.2f}, fit {r['fit'][m].mean():.2f} mm"
+        )
+    keep = (r["res2d"] <= MAX_RESIDUAL_2D) & (r["res3d_mm"] <= MAX_RESIDUAL_3D_M * 1000)
+    shown = np.where(keep, r["fit"], r["network"])
+    for name, m in (("all", np.ones_like(keep)), ("photo-like", ~r["hard"]), ("hard", r["hard"])):
+        print(
+            f"{name}: network {r['network'][m].mean():.2f}, every fit {r['fit'][m].mean():.2f}, fits within the "
+            f"thresholds ({keep[m].mean():.0%} kept) {shown[m].mean():.2f} mm"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -233,6 +303,10 @@ def main() -> None:
     p.add_argument("--hand-model")
     p.add_argument("--json")
     p.set_defaults(func=_cmd_evaluate)
+    p = sub.add_parser("crops", help="the fit's residuals against its error on network-sized crops")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--count", type=int, default=150)
+    p.set_defaults(func=_cmd_crops)
     args = ap.parse_args()
     args.func(args)
 

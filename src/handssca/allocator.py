@@ -49,19 +49,25 @@ def glibc_version() -> str | None:
         return None
 
 
+#: Set in the environment of the process started again: it is never started a third time (glibc may drop
+#: GLIBC_TUNABLES for a privileged process, so the tunables themselves cannot say it was done).
+REEXEC_MARK = "HANDSSCA_MALLOC_REEXEC"
+
+
 def reexec_with_tunables(argv: list[str] | None = None) -> None:
     """Start this command again with :data:`TUNABLES` in ``GLIBC_TUNABLES`` (glibc reads them only at
-    start); returns without doing anything when they are set already, when ``HANDSSCA_MALLOC=system``,
-    or when the C library is not glibc. Only for the console command (it replaces the process)."""
-    if _disabled() or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "") or glibc_version() is None:
+    start); returns without doing anything when they are set already, when this is the started-again
+    process, when ``HANDSSCA_MALLOC=system``, or when the C library is not glibc. ``argv``: the arguments
+    after the interpreter (default: the interpreter's own, ``sys.orig_argv[1:]``, so that its options
+    and ``-m`` stay). Only for the console command (it replaces the process)."""
+    if _disabled() or os.environ.get(REEXEC_MARK) or "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    if glibc_version() is None:
         return
     env = dict(os.environ)
     env["GLIBC_TUNABLES"] = ":".join(t for t in (env.get("GLIBC_TUNABLES", ""), TUNABLES) if t)
-    args = list(sys.argv if argv is None else argv)
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if argv is None and spec is not None and spec.name:  # run as ``python -m handssca.cli``: again as a module
-        args = ["-m", spec.name.removesuffix(".__main__"), *args[1:]]
+    env[REEXEC_MARK] = "1"
+    args = list(sys.orig_argv[1:] if argv is None else argv)
     try:
         os.execve(sys.executable, [sys.executable, *args], env)
     except OSError:  # could not start again: carry on with mallopt

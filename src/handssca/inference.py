@@ -681,7 +681,7 @@ class HandReconstructor:
             "temporal": prev is not None,
             "landmark_table": model.table.source,
         }
-        ok, why = usable(res, kp2d[None])
+        ok, why = usable(res, kp2d[None], px)
         if not ok[0]:
             info["reason"] = f"{why[0]}; the network's mesh is kept"
             if not res.valid[0]:

@@ -226,3 +226,29 @@ def test_a_rotation_and_its_other_representation_are_the_same_to_the_fit(hands):
     assert (np.linalg.norm(a.pose[:, :3], axis=1) <= np.pi + 1e-12).all()
     np.testing.assert_allclose(canonical_rotvec(other[:, :3]), canonical_rotvec(pose[:, :3]), atol=1e-12)
     np.testing.assert_allclose(nearest_rotvec(pose[:, :3], other[:, :3]), other[:, :3], atol=1e-12)
+
+
+def test_a_fit_far_from_its_keypoints_is_not_usable_and_says_so_in_the_pictures_pixels(hands):
+    """Keypoints scattered far from any hand the model makes: not usable, and the reason's pixels are the
+    original picture's when the fit ran at a reduced working resolution (``pixel_scale``)."""
+    from handssca.fit import usable
+
+    fm = FitModel.from_hand(hands["default"])
+    joints, *_ = _truth(hands["default"], 1, seed=12)
+    kp2d = project(joints, K) + np.random.default_rng(0).normal(0, 25.0, (1, 21, 2))
+    res = fit_hand(fm, kp2d, K, joints - joints.mean(1, keepdims=True))
+    ok, why = usable(res, kp2d)
+    assert not ok[0] and f"{res.residual_2d_px[0]:.1f} px" in why[0]
+    ok, why = usable(res, kp2d, pixel_scale=2.0)
+    assert f"{2 * res.residual_2d_px[0]:.1f} px" in why[0]
+
+
+def test_the_kernel_refuses_betas_of_another_count(hands):
+    from handssca.fit import kernel
+
+    if not kernel.available():
+        pytest.skip("numba is not importable")
+    km = FitModel.from_hand(hands["default"]).keypoints
+    z = np.zeros((1, 21, 3))[0]
+    with pytest.raises(ValueError, match="betas"):
+        kernel.evaluate(km, np.zeros((1, 48)), np.zeros((1, 12)), np.zeros((1, 3)), z, z, False)

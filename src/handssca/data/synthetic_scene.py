@@ -500,9 +500,9 @@ def sample_forearm(
     angle = np.radians(rng.uniform(0, 30))
     arm = np.cos(angle) * axis + np.sin(angle) * bend  # unit: bend is normal to axis
     across = joints[5] - joints[17]
-    across -= (across @ arm) * arm
+    across -= (across @ axis) * axis  # the section is measured across the hand's own axis
     across /= np.linalg.norm(across) + 1e-12
-    other = np.cross(arm, across)
+    other = np.cross(axis, across)
     rel = vertices - wrist
     t = rel @ axis
     end = t.max()  # where the hand's mesh ends, past the wrist

@@ -8,6 +8,9 @@ with numpy the time goes to ~60 calls' dispatch per evaluation; here it is one c
 
 from __future__ import annotations
 
+import logging
+import os
+
 import numpy as np
 
 from handssca.fit.keypoints import KEYPOINT_BONE, KeypointModel
@@ -55,6 +58,9 @@ def evaluate(model: KeypointModel, pose, betas, transl, offsets3, offsets2, jaco
     """For B hands: (keypoints (B, 21, 3), 3D landmarks, 2D landmark points (B, 21, 3), local rotations
     (B, 16, 3, 3), and with ``jacobian`` the Jacobians of the two landmark sets (B, 21, 3, 48 + S + 3) each)."""
     B, S = pose.shape[0], model.num_betas
+    if np.shape(betas) != (B, S) or np.shape(pose) != (B, 48) or np.shape(transl) != (B, 3):
+        raise ValueError(f"fit kernel: expected pose ({B}, 48), betas ({B}, {S}), transl ({B}, 3)")
+    _announce_compile()
     kp, L3, L2 = (np.empty((B, 21, 3)) for _ in range(3))
     local = np.empty((B, 16, 3, 3))
     J3 = np.zeros((B, 21, 3, 51 + S) if jacobian else (0, 21, 3, 51 + S))
@@ -230,4 +236,37 @@ def _impl(
                 J2[b, m, c, 48 + S + c] = 1.0
 
 
-_kernel = njit(cache=True, nogil=True)(_impl) if njit is not None else _impl
+def _compile(impl):
+    if njit is None:
+        return impl
+    try:
+        return njit(cache=True, nogil=True)(impl)
+    except RuntimeError:  # no writable cache folder ("no locator available"): compiled in each process
+        return njit(nogil=True)(impl)
+
+
+_kernel = _compile(_impl)
+_announced = False
+
+
+def _announce_compile() -> None:
+    """Say once, before the first call, when the kernel is about to be compiled (~15 s; once per machine)."""
+    global _announced
+    if _announced or njit is None:
+        return
+    _announced = True
+    try:
+        cache = _kernel._cache
+        cached = os.path.exists(os.path.join(cache._cache_path, cache._index_name))
+    except Exception:  # numba's private layout changed, or no cache: say nothing
+        return
+    if not cached:
+        logging.getLogger("handssca.fit").info(
+            "compiling the landmark fit's kernel (numba, ~15 s, once: it is cached on this machine)"
+        )
+
+
+def disable() -> None:
+    """Stop using the kernel in this process (it could not be compiled here)."""
+    global njit
+    njit = None

@@ -9,7 +9,8 @@ and the camera, batched over hands.
 The energy (all terms in metres, or metres per unit of a prior; :class:`FitWeights`):
 
 - the 3D landmarks after a free rotation and translation and a scale with a weak prior (the landmarks'
-  scale is a network's estimate, not a measurement): each refit in closed form at every step;
+  scale is a network's estimate, not a measurement): the rotation and scale aligned in closed form at the
+  start, then variables of the solve;
 - the 2D keypoints through K, in pixels turned into metres at the hand's depth, with a Huber loss;
 - the pose prior (:class:`~handssca.fit.prior.PosePrior`: a Gaussian over the finger pose; the default
   hand's anatomical joint limits), a shape prior (betas ~ N(0, 1));
@@ -25,6 +26,7 @@ squares through K), then a few batched Levenberg-Marquardt steps on the exact Ja
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -276,8 +278,19 @@ class _Problem:
         available (:mod:`handssca.fit.kernel`), else numpy (:mod:`handssca.fit.keypoints`)."""
         pose, betas, transl = self.unpack(x)
         km, t = self.m.keypoints, self.m.table
+        kernel_out = None
         if self.use_kernel:
-            kp, L3, L2, local, jac = fit_kernel.evaluate(km, pose, betas, transl, t.offsets, t.offsets_2d, jacobian)
+            try:
+                kernel_out = fit_kernel.evaluate(km, pose, betas, transl, t.offsets, t.offsets_2d, jacobian)
+            except Exception as e:  # numba could not compile it here: numpy from now on, said once
+                if not isinstance(e, ValueError):
+                    logging.getLogger("handssca.fit").warning("the fit's numba kernel failed (%s); using numpy", e)
+                    fit_kernel.disable()
+                    self.use_kernel = False
+                else:
+                    raise
+        if kernel_out is not None:
+            kp, L3, L2, local, jac = kernel_out
         else:
             posed = pose_keypoints(km, pose, betas, transl)
             kp, local = posed.keypoints, posed.local
@@ -293,14 +306,13 @@ class _Problem:
             jac = (np.pad(jac[0], pad), np.pad(jac[1], pad))
         return Points(kp, L3, L2, local), jac
 
-    def evaluate(self, x, Q, s, depth_scale, jacobian: bool, points: Points | None = None):
+    def evaluate(self, x, Q, s, depth_scale, jacobian: bool):
         """(residuals (B, N), robust cost (B,), Jacobian (B, N, P) or None, extras); ``depth_scale`` (B,)
-        metres per pixel of the 2D term; ``points``: those of ``x`` when known (no Jacobian wanted)."""
+        metres per pixel of the 2D term."""
         m, w = self.m, self.w
         pose, betas, transl = self.unpack(x)
         B = x.shape[0]
-        if points is None or jacobian:
-            points, jac = self.points(x, jacobian)
+        points, jac = self.points(x, jacobian)
         Jk, Jk2 = jac if jacobian else (None, None)
         L, L2 = points.landmarks_3d, points.landmarks_2d
         res, jac, cost = [], [], np.zeros(B)
@@ -426,9 +438,13 @@ class _Problem:
         return weight * np.concatenate(parts, 1), weight * np.concatenate(J, 1)
 
 
-def usable(result: FitResult, keypoints_2d: np.ndarray) -> tuple[np.ndarray, list[str | None]]:
+def usable(
+    result: FitResult, keypoints_2d: np.ndarray, pixel_scale: float = 1.0
+) -> tuple[np.ndarray, list[str | None]]:
     """((B,) bool, why not) for each fitted hand: finite, and within :data:`MAX_RESIDUAL_2D` of its 2D keypoints
-    (B, 21, 2) and :data:`MAX_RESIDUAL_3D_M` of its 3D landmarks (when it had them)."""
+    (B, 21, 2) and :data:`MAX_RESIDUAL_3D_M` of its 3D landmarks (when it had them). ``pixel_scale``: the
+    pixels of the reason's numbers per pixel of ``keypoints_2d`` (a picture fitted at a reduced working
+    resolution is reported in its own pixels)."""
     size = np.maximum(np.ptp(np.asarray(keypoints_2d, dtype=np.float64), axis=1).max(1), 1.0)
     ok, why = [], []
     for b in range(len(size)):
@@ -439,7 +455,7 @@ def usable(result: FitResult, keypoints_2d: np.ndarray) -> tuple[np.ndarray, lis
         elif result.residual_2d_px[b] > MAX_RESIDUAL_2D * size[b]:
             ok.append(False)
             why.append(
-                f"the fit ended {result.residual_2d_px[b]:.1f} px from the 2D landmarks on average (more than "
+                f"the fit ended {result.residual_2d_px[b] * pixel_scale:.1f} px from the 2D landmarks on average (more than "
                 f"{MAX_RESIDUAL_2D:.0%} of the hand's size): the landmarks disagree"
             )
         elif np.isfinite(result.residual_3d_m[b]) and result.residual_3d_m[b] > MAX_RESIDUAL_3D_M:
