@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.handssca-installed
 TORCH := torch==2.13.0
 
-.PHONY: test test-all test-triton lint format demo bench clean mediapipe-reference
+.PHONY: test test-all test-triton lint format demo bench gpu-check clean mediapipe-reference
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/synthetic.py
 	$(PY) benchmarks/fit.py
+
+# the one-command GPU check (issue #27): GPU tests, scan kernels, a bf16 training step at batch 32 and batch-1
+# inference, in under 8 minutes; writes runs/gpu_check.json and .md (a CPU dry run without CUDA). Installs
+# nothing beyond the environment (a lent GPU machine may have no network): add `.[triton]` / mamba-ssm first.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu.py $(GPU_CHECK_ARGS)
 
 # MediaPipe itself, in its own environment (mediapipe 0.10.21 pins numpy < 2): the detector's optional
 # whole-pipeline reference. `HANDSSCA_MEDIAPIPE_PYTHON=.venv-mediapipe/bin/python make test` uses it.
