@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -30,9 +31,11 @@ def gpu():
 @pytest.fixture(scope="module")
 def dry_run(gpu, tmp_path_factory):
     out = tmp_path_factory.mktemp("gpu") / "check.json"
-    start = time.monotonic()
+    threads, start = torch.get_num_threads(), time.monotonic()
     status = gpu.main(["--dry", "--out", str(out)])
-    return status, json.loads(out.read_text()), out.with_suffix(".md").read_text(), time.monotonic() - start
+    seconds = time.monotonic() - start
+    assert torch.get_num_threads() == threads  # the dry run's one thread is given back
+    return status, json.loads(out.read_text()), out.with_suffix(".md").read_text(), seconds
 
 
 def finite_positive(x) -> bool:
