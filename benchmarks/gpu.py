@@ -401,8 +401,10 @@ def scan_errors(backends: list[str], shape: dict[str, int], device: torch.device
             rows.append({"backend": backend, "error": f"{type(e).__name__}: {e}"[:500]})
             continue
         y_err = float((y.double() - y_ref).abs().max())
-        grad = {}
+        grad, missing = {}, [k for k, v in leaves.items() if v.grad is None]
         for k, ref in ref_grads.items():
+            if k in missing:
+                continue
             err = float((leaves[k].grad.double() - ref).abs().max())
             grad[k] = {"max_abs": err, "max_rel": err / max(float(ref.abs().max()), 1e-30)}
         worst = max(grad, key=lambda k: grad[k]["max_rel"])
@@ -414,6 +416,7 @@ def scan_errors(backends: list[str], shape: dict[str, int], device: torch.device
                 "grad_max_rel": grad[worst]["max_rel"],
                 "grad_worst": worst,
                 "grad": grad,
+                "grad_missing": missing,
             }
         )
         del leaves, y
@@ -561,10 +564,16 @@ def section_train(plan: Plan, budget: Budget) -> dict:
     steps = runnable({block: part[2] for block, part in parts.items()}, device, errors)
     times = interleaved(steps, device, plan, budget)
     rows: dict[str, dict] = {block: {"error": why} for block, why in errors.items()}
+    memory_errors: dict[str, str] = {}
     for block in steps:
         model, opt, step = parts[block]
         med = statistics.median(times[block])
-        extra, loss = _step_extra_gib(step, device)
+        try:
+            extra, loss = _step_extra_gib(step, device)
+        except Exception as e:  # noqa: BLE001 - the timings stand; the other variant goes on
+            extra, loss = float("nan"), float("nan")
+            memory_errors[block] = f"{type(e).__name__}: {e}"[:500]
+            _free_memory(device)
         state = _state_gib(model, opt)
         rows[block] = {
             "images_per_s": plan.train_batch / med,
@@ -583,10 +592,10 @@ def section_train(plan: Plan, budget: Budget) -> dict:
         "amp": "bf16" if plan.amp else None,
         "variants": rows,
     }
-    if not errors:
+    if "step_ms" in rows.get("ssca", {}) and "step_ms" in rows.get("none", {}):
         result["ssca_over_none_step"] = rows["ssca"]["step_ms"] / rows["none"]["step_ms"]
-    if device.type == "cuda":
-        result["max_memory_allocated_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+    if memory_errors:
+        result["memory_errors"] = memory_errors
     return result
 
 

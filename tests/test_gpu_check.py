@@ -116,3 +116,16 @@ def test_a_failing_or_hanging_section_is_recorded_and_the_others_run(gpu, monkey
     plan.deadline_s = 0.0  # out of time: skipped with the reason, nothing started
     report = gpu.run_check(plan, ["environment"], log=lambda s: None)
     assert report["sections"]["environment"] == {"status": "skipped", "reason": "deadline: 0 s left of 0 s"}
+
+
+def test_a_call_that_raises_is_left_out_of_the_timings_with_its_error(gpu):
+    plan = gpu.Plan.for_device(dry=True)
+    errors = {}
+
+    def oom():
+        raise RuntimeError("CUDA out of memory (injected)")
+
+    fns = gpu.runnable({"fine": lambda: None, "oom": oom}, torch.device("cpu"), errors)
+    times = gpu.interleaved(fns, torch.device("cpu"), plan, gpu.Budget(10))
+    assert list(times) == ["fine"] and len(times["fine"]) == plan.repeats
+    assert errors == {"oom": "RuntimeError: CUDA out of memory (injected)"}
