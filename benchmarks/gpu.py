@@ -786,6 +786,8 @@ def markdown(report: dict) -> str:
                 f"| {block}{scan} | {r['images_per_s']:.1f} | {r['step_ms']:.1f} | {ratio:.2f}x | "
                 f"{_f(r['peak_gib'], '.2f')} ({_f(r['step_extra_gib'], '.2f')} + {r['state_gib']:.2f}) |"
             )
+        for block, why in tr.get("memory_errors", {}).items():
+            lines.append(f"\n{block}: the memory step failed: {why[:200]}")
         lines.append("")
     inf = sec.get("inference", {})
     if inf.get("status") == "ok":
@@ -799,7 +801,8 @@ def markdown(report: dict) -> str:
             else:
                 m = {b: _f(r["median_ms"].get(b), ".2f") for b in VARIANTS}
                 m.update({b: f"error: {why[:80]}" for b, why in r["errors"].items()})
-                lines.append(f"| {precision} | {m['none']} | {m['ssca']} | {_f(r.get('ssca_over_none'), '.2f')}x |")
+                ratio = _f(r.get("ssca_over_none"), ".2f")
+                lines.append(f"| {precision} | {m['none']} | {m['ssca']} | {ratio}{'x' if ratio != '-' else ''} |")
         lines.append("")
     notes = [f"{n}: {e['status']} ({e.get('reason') or e.get('error')})" for n, e in sec.items() if e["status"] != "ok"]
     if notes:
