@@ -42,6 +42,7 @@ from handssca.detect.rects import (
     rect_from_palm,
     warp_crop,
 )
+from handssca.detect.second_look import second_looks
 from handssca.environment import resolve_device
 from handssca.io_images import to_rgb_uint8
 
@@ -98,7 +99,9 @@ class HandDetector:
     ``max_hands``: keep at most this many (None: all); ``min_palm_score``: palm detector threshold
     (MediaPipe: 0.5); ``min_presence``: landmark network's hand-presence threshold (MediaPipe: 0.5);
     ``nms_iou``: palms overlapping more are merged (0.3), and hands whose landmark boxes overlap more than
-    ``duplicate_iou`` are reported once.
+    ``duplicate_iou`` are reported once. ``second_look``: when a picture shows no hand, look again at it
+    contrast-stretched, then brightened (:mod:`~handssca.detect.second_look`; MediaPipe does not); the
+    landmarks found there are in the picture's own pixels.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class HandDetector:
         nms_iou: float = 0.3,
         duplicate_iou: float = 0.5,
         path: str | os.PathLike | None = None,
+        second_look: bool = True,
     ) -> None:
         self.device = resolve_device(device)
         with np.load(detector_file() if path is None else path, allow_pickle=False) as data:
@@ -121,6 +125,7 @@ class HandDetector:
         self.anchors = ssd_anchors(PALM_INPUT)
         self.max_hands, self.min_palm_score, self.min_presence = max_hands, min_palm_score, min_presence
         self.nms_iou, self.duplicate_iou = nms_iou, duplicate_iou
+        self.second_look = second_look
 
     def _run(self, net: TfliteGraph, crops: np.ndarray) -> list[np.ndarray]:
         x = torch.from_numpy(crops).permute(0, 3, 1, 2).to(self.device).contiguous(memory_format=self._format)
@@ -194,6 +199,14 @@ class HandDetector:
     def __call__(self, image: np.ndarray) -> list[HandDetection]:
         """Every hand in an (H, W[, C]) image (uint8 RGB, or anything ``to_rgb_uint8`` converts), best first."""
         image = to_rgb_uint8(image)
+        hands = self._look(image)
+        for picture in second_looks(image) if self.second_look and not hands else ():
+            hands = self._look(picture)
+            if hands:
+                break
+        return hands
+
+    def _look(self, image: np.ndarray) -> list[HandDetection]:
         palms = self.palm_rects(image)
         hands = []
         for (_, score), hand in zip(palms, self.landmarks(image, [r for r, _ in palms])):
