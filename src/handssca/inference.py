@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_image
+from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_region
 from handssca.environment import resolve_device
 from handssca.frames import (
     joints_img_to_pixels,
@@ -35,6 +35,7 @@ from handssca.frames import (
 )
 from handssca.geometry import place_in_crop
 from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
+from handssca.messages import described
 from handssca.model.handssca import OUTPUT_KEYS
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
@@ -508,8 +509,7 @@ class HandReconstructor:
         except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail ...) are not ValueErrors
             if isinstance(e, ValueError) and str(path) in str(e):
                 raise
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+            why = described(e)
             raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
         from handssca.hand.identity import load_identified
@@ -623,7 +623,8 @@ class HandReconstructor:
             Kw, boxw = mirror_intrinsics(Kw, ww), mirror_box(boxw, ww)
         S = self.input_size
         M = crop_affine(boxw, S)
-        return RightHandCrop(self._warp_region(work, M, boxw, S), M, Kw, crop_intrinsics(Kw, M, 0.0), flip, ww)
+        pixels = warp_region(work, M, boxw[:2], boxw[:2] + boxw[2:], S)
+        return RightHandCrop(pixels, M, Kw, crop_intrinsics(Kw, M, 0.0), flip, ww)
 
     def _place(self, out: dict, crop: RightHandCrop) -> dict:
         """The network's right hand in the crop's camera frame: its mesh and joints moved by the
@@ -705,17 +706,3 @@ class HandReconstructor:
         }
         state = (crop.flip, FitInit(res.pose.copy(), res.betas.copy(), res.transl.copy()))
         return fitted, info, state
-
-    @staticmethod
-    def _warp_region(image: np.ndarray, M: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-        """``warp_image`` of a uint8 image by M, converting to float only the part the square crop samples."""
-        hi, wi = image.shape[:2]
-        x0, y0 = max(0, int(np.floor(box[0])) - 2), max(0, int(np.floor(box[1])) - 2)
-        x1, y1 = min(wi, int(np.ceil(box[0] + box[2])) + 3), min(hi, int(np.ceil(box[1] + box[3])) + 3)
-        if x1 <= x0 or y1 <= y0:
-            return np.zeros((size, size, 3), np.float32)
-        region = image[y0:y1, x0:x1].astype(np.float32)
-        region *= np.float32(1.0 / 255.0)
-        Mr = M.copy()
-        Mr[:, 2] += M[:, :2] @ np.array([x0, y0], dtype=np.float64)  # region pixel p is image pixel p + (x0, y0)
-        return warp_image(region, Mr, size)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from handssca.messages import first_line
+
 #: The two ways of finding the hand: the bundled detector (every hand, each with its side) or the
 #: whole picture as one hand's box, with the side the user picks.
 DETECT, WHOLE = "detect hands", "whole image"
@@ -403,11 +405,6 @@ class PageWork:
         return self._busy.acquire(timeout=timeout)
 
 
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else "out of memory (MemoryError)" if isinstance(e, MemoryError) else type(e).__name__
-
-
 def _named(text: str, upload: str | os.PathLike) -> str:
     """``text`` about an upload, naming it as its sender knows it (its file name) rather than by the
     server's copy: what ``handssca predict NAME`` says of the same file in its own folder."""
@@ -456,11 +453,13 @@ def build_app(
         if isinstance(e, ServerStopping):
             return "the server is stopping; try again when it is back"
         if isinstance(e, (ValueError, OSError, MemoryError)):  # an unreadable image or video and the like
-            return _named(_first_line(e), upload)
+            return _named(first_line(e), upload)
         import traceback
 
         traceback.print_exception(e, file=sys.stderr)
-        return f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(_first_line(e), upload)}"
+        return (
+            f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(first_line(e), upload)}"
+        )
 
     def answer(task, upload, shown):
         """The page's outputs for one request: ``task()`` -> ServeResult; its errors said on the page."""
@@ -656,7 +655,7 @@ def read_users(auth: str | None = None, auth_file: str | os.PathLike | None = No
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the --auth-file ({_first_line(e)})") from None
+            raise ValueError(f"{path}: cannot read the --auth-file ({first_line(e)})") from None
         found = [(n, ln.strip()) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.strip().startswith("#")]
         if not found:
             raise ValueError(f"{path}: no USER:PASSWORD line in the --auth-file")

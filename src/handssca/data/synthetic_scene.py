@@ -20,6 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from handssca.frames import pixel_scale
+from handssca.messages import described
+
 log = logging.getLogger("handssca.data")
 
 SKIN_TONES = np.array(
@@ -85,10 +88,8 @@ class PhotoBank:
             try:
                 im = getattr(skdata, name)() if name != "motorcycle_left" else skdata.stereo_motorcycle()[0]
             except Exception as e:
-                lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-                why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
                 raise ValueError(
-                    f"skimage.data.{name}: the synthetic backgrounds' photo {name!r} cannot be read ({why}); "
+                    f"skimage.data.{name}: the synthetic backgrounds' photo {name!r} cannot be read ({described(e)}); "
                     "reinstall scikit-image (its wheel holds every photo)"
                 ) from None
             im = np.asarray(im)
@@ -114,7 +115,7 @@ class PhotoBank:
         k = int(np.clip(math.floor(math.log2(max(_scale_of(view_to_photo), 1e-9))), 0, 2)) if reduced else 0
         shift = np.array([[1.0, 0, self.PAD], [0, 1, self.PAD], [0, 0, 1]])
         f = 2.0**k
-        to_level = np.array([[1 / f, 0, 0.5 / f - 0.5], [0, 1 / f, 0.5 / f - 0.5], [0, 0, 1]]) @ shift
+        to_level = pixel_scale(f, f) @ shift
         A = to_level @ view_to_photo
         return ImageLayer(self.levels[index][k], A, tuple(float(g) for g in gains), blur=blur, persistent=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from handssca.frames import pixel_scale
 from handssca.pictures.draw import SIDE_COLORS, draw_boxes, draw_joints, side_view
 
 #: The longest side of a written overlay picture; larger inputs get an overlay reduced to it.
@@ -18,8 +19,7 @@ def overlay_frame(image_hw: tuple[int, int], picture_hw: tuple[int, int], max_si
     r = min(1.0, max_side / max(ph, pw))
     oh, ow = max(1, round(ph * r)), max(1, round(pw * r))
     sx, sy = W / ow, H / oh
-    A = np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
-    return (oh, ow), A
+    return (oh, ow), pixel_scale(sx, sy)
 
 
 def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 320) -> tuple[np.ndarray, np.ndarray]:
