@@ -120,7 +120,7 @@ def main() -> None:
         rows += [(k, statistics.median(v)) for k, v in samples.items()]
 
     from handssca.inference import HandReconstructor, TorchRunner
-    from handssca.io_images import ScaledImage
+    from handssca.io.images import ScaledImage
     from handssca.model import build_model
     from handssca.outputs import save_prediction
     from handssca.render.gl import make_renderer

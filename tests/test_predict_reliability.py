@@ -15,7 +15,7 @@ from PIL import Image
 from handssca.cli import main
 from handssca.data.transforms import square_bbox
 from handssca.inference import HandReconstructor, default_intrinsics
-from handssca.io_images import ImageReadError, read_image
+from handssca.io.images import ImageReadError, read_image
 from handssca.predict import run_predict
 
 

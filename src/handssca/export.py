@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from handssca.atomic import atomic_path
 from handssca.hand.identity import check_identity
+from handssca.io.atomic import atomic_path
 from handssca.model.handssca import OUTPUT_KEYS
 
 

@@ -34,7 +34,7 @@ from handssca.frames import (
     whole_image_box,
 )
 from handssca.geometry import place_in_crop
-from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
+from handssca.io.images import ScaledImage, load_image, to_rgb_uint8
 from handssca.messages import described
 from handssca.model.handssca import OUTPUT_KEYS
 
@@ -556,7 +556,7 @@ class HandReconstructor:
         fit pulls this one (``FitWeights.temporal_m``).
 
         ``image``: a file (decoded at :meth:`working_scale`), an (H, W[, C]) array, or a
-        :class:`~handssca.io_images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
+        :class:`~handssca.io.images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
         image size are always in the original image's pixels. Raises ValueError for a box that is not
         finite, has no size, or lies outside the image (:class:`BoxOutsideImageError`).
         """

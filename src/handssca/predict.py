@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from handssca.io_images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
-from handssca.io_video import OverlayVideo, open_video, video_format_for
+from handssca.io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
+from handssca.io.video import OverlayVideo, open_video, video_format_for
 
 
 @dataclass
@@ -128,7 +128,7 @@ def run_predict(
     inputs share a stem (:func:`output_names`).
 
     An input that cannot be read (missing, empty, truncated, corrupt, over
-    :data:`~handssca.io_images.MAX_DECODED_PIXELS`) or that the box does not overlap is recorded in
+    :data:`~handssca.io.images.MAX_DECODED_PIXELS`) or that the box does not overlap is recorded in
     ``summary.skipped`` with the reason, and the next input is processed. Large images are decoded at a
     reduced working resolution (:meth:`HandReconstructor.working_scale`); the JSON stays in original pixels.
 
@@ -249,6 +249,6 @@ def _predict_video(
 
 
 def _full_image(path: Path):
-    from handssca.io_images import load_image
+    from handssca.io.images import load_image
 
     return load_image(path)

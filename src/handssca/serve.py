@@ -9,7 +9,7 @@ the page on a local address. gradio is imported only inside the functions that n
 this module costs nothing and works without it.
 
 Uploads are taken as files: the package's own loader (:meth:`HandReconstructor.load
-<handssca.inference.HandReconstructor.load>`, :func:`handssca.io_images.load_image`) is the first and
+<handssca.inference.HandReconstructor.load>`, :func:`handssca.io.images.load_image`) is the first and
 only thing that decodes them, so the page works on the pixels ``handssca predict`` works on and says
 what it would say about a file it cannot read. Everything a running page writes (gradio's copies of
 uploads and of what it shows, each request's outputs) lives in one folder per server: a request's files
@@ -100,8 +100,9 @@ def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
     viewer) and centred on the hands, so the view opens on them as the photo shows them; and the camera
     distance (metres) at which the view's 0.8 rad field shows them all."""
     from handssca.frames import opengl_to_opencv
-    from handssca.outputs import write_glb
+    from handssca.io.meshes import write_glb
     from handssca.pictures.draw import SIDE_COLORS  # as the overlay's labels: right blue, left orange
+    from handssca.render.raster import vertex_normals
 
     verts = [opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)) for p in preds]  # its own inverse
     allv = np.concatenate(verts)
@@ -109,7 +110,11 @@ def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
     colors = [np.asarray(SIDE_COLORS[p.hand_side]) / 255 for p in preds]
     size = allv.max(0) - allv.min(0)
     distance = float(1.25 * max(size[0], size[1]) + size[2] / 2)
-    return write_glb(path, [(v - centre, p.faces, c) for v, p, c in zip(verts, preds, colors)]), distance
+    meshes = []
+    for v, p, c in zip(verts, preds, colors):
+        v32 = np.asarray(v - centre, dtype=np.float32)  # the normals of the points the file holds
+        meshes.append((v32, p.faces, vertex_normals(v32.astype(np.float64), np.asarray(p.faces, dtype=np.int64)), c))
+    return write_glb(path, meshes), distance
 
 
 def reconstruct_image(
@@ -205,7 +210,7 @@ def reconstruct_video(
     ``stopping()`` is true."""
     from itertools import islice
 
-    from handssca.io_video import OverlayVideo, has_ffmpeg, open_video
+    from handssca.io.video import OverlayVideo, has_ffmpeg, open_video
     from handssca.pictures.prediction import hands_overlay
 
     if mode not in (DETECT, WHOLE):
@@ -375,7 +380,7 @@ class PageWork:
 
     def preview(self, image: str | os.PathLike):
         """The upload decoded by the package's loader, as the reconstruction will see it (a
-        :class:`~handssca.io_images.ScaledImage`)."""
+        :class:`~handssca.io.images.ScaledImage`)."""
         return self.rec.load(image)
 
     def image(self, image: str | os.PathLike, mode: str, side: str) -> ServeResult:
@@ -437,7 +442,7 @@ def build_app(
     :data:`QUEUE_SIZE` waiting. ``work``: the page's :class:`PageWork` (default: one with request
     outputs under ``out_root``). ``max_upload_mb`` is stated on the page; :func:`launch` enforces it."""
     gr = import_gradio()
-    from handssca.io_images import IMAGE_SUFFIXES
+    from handssca.io.images import IMAGE_SUFFIXES
 
     if work is None:
         if out_root is None:

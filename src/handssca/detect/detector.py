@@ -43,7 +43,7 @@ from handssca.detect.rects import (
     warp_crop,
 )
 from handssca.environment import resolve_device
-from handssca.io_images import to_rgb_uint8
+from handssca.io.images import to_rgb_uint8
 
 #: The landmark network's input side, pixels.
 LANDMARK_INPUT = 224

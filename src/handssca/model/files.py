@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from handssca.atomic import atomic_path
+from handssca.io.atomic import atomic_path
 from handssca.messages import first_line
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.io_images import ImageReadError, to_rgb_uint8
+from handssca.io.images import ImageReadError, to_rgb_uint8
 from handssca.messages import described
 
 
