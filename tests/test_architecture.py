@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "handssca"
 #: Layer of each top-level unit (a subpackage or a module). An import may go to the same unit or to a
 #: unit of a LOWER layer only: units of one layer do not import each other.
 LAYERS = [
-    ("frames", "allocator", "messages"),
+    ("frames", "allocator", "messages", "results"),
     ("io",),
     ("geometry", "ops", "hand"),
     ("config", "render", "evaluation", "fit"),

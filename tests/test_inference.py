@@ -181,7 +181,7 @@ def test_torchscript_export_runs(tmp_path, tiny_checkpoint):
 
 
 def test_an_extras_key_never_replaces_a_core_field():
-    from handssca.inference import HandPrediction
+    from handssca.results import HandPrediction
 
     def prediction(extras):
         z = np.zeros

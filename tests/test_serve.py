@@ -658,8 +658,8 @@ def test_a_degenerate_detection_is_left_out_and_said_the_other_hands_kept(rec, p
 
     from gradio_client import handle_file
 
-    from handssca.detect import HandDetection
     from handssca.predict import run_predict
+    from handssca.results import HandDetection
 
     def hand(box, side):
         x, y, w, h = box

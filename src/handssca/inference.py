@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,6 +37,7 @@ from handssca.geometry import place_in_crop
 from handssca.io.images import ScaledImage, load_image, to_rgb_uint8
 from handssca.messages import described
 from handssca.model.handssca import OUTPUT_KEYS
+from handssca.results import HandPrediction, VideoFrame
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
 #: box needs more to reach the network's full input resolution (see :meth:`HandReconstructor.working_scale`).
@@ -99,61 +100,6 @@ class RightHandCrop:
     width: int
 
 
-@dataclass
-class HandPrediction:
-    """One reconstructed hand, in the original image's camera frame (OpenCV, metres)."""
-
-    vertices: np.ndarray  # (V, 3)
-    joints: np.ndarray  # (21, 3) FreiHAND order
-    joints_2d: np.ndarray  # (21, 2) pixels of the original image
-    faces: np.ndarray  # (F, 3), wound for this hand side
-    pose: np.ndarray  # (48) axis-angle relative to hands_mean, of this side's hand model
-    betas: np.ndarray  # (10)
-    transl: np.ndarray  # (3) camera translation added to the MANO-frame mesh
-    K: np.ndarray  # (3, 3)
-    K_assumed: bool
-    bbox: np.ndarray  # (4) x, y, w, h of the square crop in the original image
-    hand_side: str
-    image_size: tuple[int, int]  # (H, W)
-    #: identity of the hand model that drew the mesh (:meth:`~handssca.hand.HandModel.identity`: name,
-    #: sha256, side, flat_hand_mean, default); None when unknown (an ONNX model exported by an older handssca)
-    hand_model: dict | None = None
-    extras: dict = field(default_factory=dict)
-    #: (mirrored, :class:`~handssca.fit.FitInit`): the landmark fit's parameters in the right-hand frame it was
-    #: fitted in, for the next video frame's temporal term; None when the mesh is the network's
-    fit_state: tuple | None = field(default=None, repr=False, compare=False)
-
-    def to_json(self) -> dict:
-        """Plain JSON-able dict of everything except the mesh: the core fields, then :attr:`extras`.
-        ``hand_model`` is :attr:`hand_model` with ``mirrored`` (true when the mesh is the mirror image of
-        the model, a left hand drawn with a right-hand model). ValueError naming the key when an extras
-        key is also a core field (it would replace it)."""
-        core = {
-            "hand_side": self.hand_side,
-            "image_size_hw": list(self.image_size),
-            "bbox_xywh": self.bbox.tolist(),
-            "K": self.K.tolist(),
-            "K_assumed": self.K_assumed,
-            "joints_2d_px": self.joints_2d.tolist(),
-            "joints_3d_m": self.joints.tolist(),
-            "mano": {
-                "pose_axis_angle": self.pose.tolist(),
-                "betas": self.betas.tolist(),
-                "transl_m": self.transl.tolist(),
-                "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)",
-            },
-            "hand_model": None
-            if self.hand_model is None
-            else {**self.hand_model, "mirrored": self.hand_side != self.hand_model["side"]},
-            "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
-            "units": "metres, OpenCV camera frame (x right, y down, z forward)",
-        }
-        clash = [k for k in self.extras if k in core]
-        if clash:
-            raise ValueError(f"HandPrediction.extras: key {clash[0]!r} is a core field of the prediction's JSON")
-        return {**core, **self.extras}
-
-
 #: How a hand's mesh is made: ``"landmarks"`` fits the hand model to the detector's landmarks (the
 #: default), None keeps the network's output.
 REFINE_MODES = ("landmarks", None)
@@ -166,17 +112,6 @@ REDETECT_EVERY = 10
 SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
 #: The speed coefficient (per radian) for a fitted hand's pose and shape parameters.
 SMOOTH_BETA_RAD = 1.0
-
-
-@dataclass
-class VideoFrame:
-    """One frame of :meth:`HandReconstructor.track_video`: its index, its pixels (H, W, 3) uint8, its hands
-    and their track numbers (a hand keeps its number while it is tracked)."""
-
-    index: int
-    image: np.ndarray
-    hands: list[HandPrediction]
-    ids: list[int]
 
 
 class TorchRunner:

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from handssca.io.meshes import write_obj, write_ply
+from handssca.results import HandPrediction
 
 
 def save_prediction(
-    pred,
+    pred: HandPrediction,
     image: np.ndarray,
     out_dir: str | os.PathLike,
     stem: str,

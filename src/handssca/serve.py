@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from handssca.messages import first_line
+from handssca.results import HandPrediction
 
 #: The two ways of finding the hand: the bundled detector (every hand, each with its side) or the
 #: whole picture as one hand's box, with the side the user picks.
@@ -95,7 +96,7 @@ class ServerStopping(RuntimeError):
     """The server is stopping: the request in progress ends where it is (its files are removed)."""
 
 
-def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
+def _viewer_mesh(preds: list[HandPrediction], path: Path) -> tuple[Path, float]:
     """One .glb of every hand for the 3D view: the camera frame turned into glTF's (y up, z towards the
     viewer) and centred on the hands, so the view opens on them as the photo shows them; and the camera
     distance (metres) at which the view's 0.8 rad field shows them all."""

@@ -8,11 +8,10 @@ direction (sin r, -cos r), so a hand whose fingers point up has rotation 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from handssca.frames import sampled_region
+from handssca.results import RotatedRect
 
 #: Palm keypoints that set a palm rect's rotation (wrist centre -> middle-finger MCP), MediaPipe's choice.
 PALM_ROTATION_KEYPOINTS = (0, 2)
@@ -20,22 +19,6 @@ PALM_ROTATION_KEYPOINTS = (0, 2)
 PALM_SCALE, PALM_SHIFT_Y = 2.6, -0.5
 #: Landmarks -> hand crop for the next video frame: scale 2.0 and shift 0.1 towards the fingers.
 LANDMARK_SCALE, LANDMARK_SHIFT_Y = 2.0, -0.1
-
-
-@dataclass
-class RotatedRect:
-    """A rectangle in image pixels: centre, size (before rotation) and clockwise rotation (radians)."""
-
-    cx: float
-    cy: float
-    width: float
-    height: float
-    rotation: float
-
-    def corners(self) -> np.ndarray:
-        """(4, 2) corners: top-left, top-right, bottom-right, bottom-left in the crop's own axes."""
-        local = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) * [self.width, self.height]
-        return local @ _rot(self.rotation).T + [self.cx, self.cy]
 
 
 def _rot(r: float) -> np.ndarray:
