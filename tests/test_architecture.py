@@ -21,6 +21,7 @@ LAYERS = [
     ("engine",),
     ("export", "convert"),
     ("inference", "outputs"),
+    ("reconstruct",),
     ("predict", "demo", "serve"),
     ("cli",),
 ]

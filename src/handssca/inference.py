@@ -36,7 +36,7 @@ from handssca.frames import (
 from handssca.geometry import place_in_crop
 from handssca.io.images import ScaledImage, load_image, to_rgb_uint8
 from handssca.messages import described
-from handssca.model.handssca import OUTPUT_KEYS
+from handssca.model.runner import NetworkRunner, TorchRunner
 from handssca.results import HandPrediction, VideoFrame
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
@@ -78,12 +78,48 @@ def check_bbox_overlaps(box: np.ndarray, width: int, height: int, name: str = "i
         raise BoxOutsideImageError(f"bbox (--bbox) {_fmt_box(box)} lies outside the {width}x{height} image {name}")
 
 
+def check_hand_side(hand_side: str | None, allow_none: bool = False) -> str | None:
+    """``hand_side`` checked: "right" or "left" (or None, "the detected side", when ``allow_none``)."""
+    if hand_side in ("right", "left") or (allow_none and hand_side is None):
+        return hand_side
+    raise ValueError(f"hand_side (--hand): expected 'right' or 'left'; got {hand_side!r}")
+
+
 def check_refine(refine) -> str | None:
     """``refine`` checked against :data:`REFINE_MODES` ("none" is None)."""
     refine = None if refine in (None, "none") else refine
     if refine not in REFINE_MODES:
         raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
     return refine
+
+
+@dataclass
+class HandMesh:
+    """A posed hand in a camera frame: ``vertices`` (V, 3) and ``joints`` (21, 3) metres, ``transl`` (3)
+    metres, ``pose`` (48) axis-angle, ``betas`` (10), ``faces`` (F, 3) wound for its side."""
+
+    vertices: np.ndarray
+    joints: np.ndarray
+    transl: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    faces: np.ndarray
+
+
+def unmirror(hand: HandMesh, flip: bool) -> HandMesh:
+    """The right hand of a mirrored picture (a left hand made right, :class:`RightHandCrop`) back in the
+    original camera, a left hand: points x -> -x, faces re-wound, pose mirrored. ``hand`` itself when not
+    ``flip``."""
+    if not flip:
+        return hand
+    return HandMesh(
+        vertices=mirror_points(hand.vertices),
+        joints=mirror_points(hand.joints),
+        transl=mirror_points(hand.transl),
+        pose=mirror_pose(hand.pose),
+        betas=hand.betas,
+        faces=mirror_faces(hand.faces),
+    )
 
 
 @dataclass
@@ -114,32 +150,16 @@ SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
 SMOOTH_BETA_RAD = 1.0
 
 
-class TorchRunner:
-    """Runs a HandSSCA network on crops (B,3,S,S) -> dict of numpy arrays."""
-
-    def __init__(self, model, device: torch.device) -> None:
-        self.model, self.device = model.eval(), device
-        self.input_size = model.config.input_size
-        self.faces = model.hand.faces
-        self.hand = model.hand
-        self.hand_model = model.hand.identity()
-
-    @torch.no_grad()
-    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.model(torch.from_numpy(crops).to(self.device))
-        return {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
-
-
 class HandReconstructor:
     """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out.
 
-    ``hand_model``: the identity of the hand model the runner's meshes come from, written into every
-    prediction (default: the runner's ``hand_model`` attribute, as :class:`TorchRunner` and
-    :class:`~handssca.export.OnnxRunner` have; else None, unknown)."""
+    ``runner``: the network (a :class:`~handssca.model.runner.NetworkRunner`: :class:`TorchRunner` or
+    :class:`~handssca.export.OnnxRunner`). ``hand_model``: the identity of the hand model the runner's
+    meshes come from, written into every prediction (default: the runner's)."""
 
     def __init__(
         self,
-        runner,
+        runner: NetworkRunner,
         faces: np.ndarray,
         input_size: int,
         max_working_side: int = MAX_WORKING_SIDE,
@@ -154,10 +174,10 @@ class HandReconstructor:
         the runner's when it has one); ``refine``: the default of :meth:`__call__`'s (:data:`REFINE_MODES`);
         ``fit_weights``: :class:`~handssca.fit.FitWeights` of the landmark fit."""
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
-        self.hand_model = hand_model if hand_model is not None else getattr(runner, "hand_model", None)
+        self.hand_model = hand_model if hand_model is not None else runner.hand_model
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
-        self.hand = hand if hand is not None else getattr(runner, "hand", None)
+        self.hand = hand if hand is not None else runner.hand
         self.refine = check_refine(refine)
         self.fit_weights = fit_weights
         self._fitter = None
@@ -367,11 +387,12 @@ class HandReconstructor:
                     betas=torch.from_numpy(pose[None, 48:]),
                     transl=torch.from_numpy(transl[None]),
                 )
-            verts, joints = posed["vertices"][0].numpy(), posed["joints"][0].numpy()
-            hand.pose, hand.betas = (mirror_pose(pose[:48]) if flip else pose[:48]), pose[48:]
-            hand.vertices = mirror_points(verts) if flip else verts
-            hand.joints = mirror_points(joints) if flip else joints
-            hand.transl = mirror_points(transl) if flip else transl
+            fitted = HandMesh(
+                posed["vertices"][0].numpy(), posed["joints"][0].numpy(), transl, pose[:48], pose[48:], self.faces
+            )
+            sided = unmirror(fitted, flip)
+            hand.vertices, hand.joints, hand.transl = sided.vertices, sided.joints, sided.transl
+            hand.pose, hand.betas = sided.pose, sided.betas
             what = (
                 f"the fitted pose and shape (beta {SMOOTH_BETA_RAD:g} /rad) and translation (beta {SMOOTH_BETA:g} /m)"
                 f", mesh and joints posed from them"
@@ -495,8 +516,7 @@ class HandReconstructor:
         image size are always in the original image's pixels. Raises ValueError for a box that is not
         finite, has no size, or lies outside the image (:class:`BoxOutsideImageError`).
         """
-        if hand_side not in ("right", "left"):
-            raise ValueError(f"hand_side: expected 'right' or 'left'; got {hand_side!r}")
+        check_hand_side(hand_side)
         refine = self.refine if refine is ... else check_refine(refine)
         raw = None if bbox is None else check_bbox(bbox)
         scaled = self.load(image, raw) if isinstance(image, (str, os.PathLike)) else self._as_scaled(image)
@@ -524,19 +544,15 @@ class HandReconstructor:
             fitted, extras["landmark_fit"], fit_state = self._fit(hand, crop, scaled, detection, previous)
             if fitted is not None:
                 hand, extras["mesh_source"] = fitted, "landmark_fit"
-        verts, joints, t, pose, faces = hand["vertices"], hand["joints"], hand["transl"], hand["pose"], self.faces
-        if crop.flip:  # back to the left hand in the original camera: x -> -x, faces re-wound, pose mirrored
-            verts, joints, t = mirror_points(verts), mirror_points(joints), mirror_points(t)
-            faces = mirror_faces(self.faces)
-            pose = mirror_pose(pose)
+        sided = unmirror(HandMesh(**hand, faces=self.faces), crop.flip)
         return HandPrediction(
-            vertices=verts,
-            joints=joints,
-            joints_2d=project(joints, K),
-            faces=np.asarray(faces),
-            pose=pose,
-            betas=hand["betas"],
-            transl=np.asarray(t, dtype=np.float64),
+            vertices=sided.vertices,
+            joints=sided.joints,
+            joints_2d=project(sided.joints, K),
+            faces=np.asarray(sided.faces),
+            pose=sided.pose,
+            betas=sided.betas,
+            transl=np.asarray(sided.transl, dtype=np.float64),
             K=K,
             K_assumed=K_assumed,
             bbox=box,
