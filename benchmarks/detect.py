@@ -119,9 +119,10 @@ def main() -> None:
                 samples[k].append(1000 * (time.perf_counter() - t))
         rows += [(k, statistics.median(v)) for k, v in samples.items()]
 
-    from handssca.inference import HandReconstructor, TorchRunner
-    from handssca.io_images import ScaledImage
+    from handssca.inference import HandReconstructor
+    from handssca.io.images import ScaledImage
     from handssca.model import build_model
+    from handssca.model.runner import TorchRunner
     from handssca.outputs import save_prediction
     from handssca.render.gl import make_renderer
 

@@ -26,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 from handssca.fit import FitModel, fit_hand  # noqa: E402
 from handssca.hand import HandModel  # noqa: E402
-from handssca.inference import HandReconstructor, TorchRunner  # noqa: E402
+from handssca.inference import HandReconstructor  # noqa: E402
 from handssca.model.handssca import build_model  # noqa: E402
+from handssca.model.runner import TorchRunner  # noqa: E402
 from tests.detect.hand_images import render_right_hand  # noqa: E402
 
 

@@ -12,14 +12,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "handssca"
 #: Layer of each top-level unit (a subpackage or a module). An import may go to the same unit or to a
 #: unit of a LOWER layer only: units of one layer do not import each other.
 LAYERS = [
-    ("frames", "safe_pickle", "atomic", "allocator"),
-    ("geometry", "io_images", "ops", "hand"),
-    ("config", "render", "evaluation", "io_video", "fit"),
+    ("frames", "allocator", "messages", "results"),
+    ("io",),
+    ("geometry", "ops", "hand"),
+    ("config", "render", "evaluation", "fit"),
     ("environment", "data", "model"),
     ("losses", "pictures", "detect"),
     ("engine",),
     ("export", "convert"),
     ("inference", "outputs"),
+    ("reconstruct",),
     ("predict", "demo", "serve"),
     ("cli",),
 ]

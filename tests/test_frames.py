@@ -37,3 +37,20 @@ def test_mirrored_points_project_onto_mirrored_pixels_of_the_mirrored_image():
     np.testing.assert_allclose(F.mirror_box(mb, W), box)
     whole = F.whole_image_box(W, H)  # centred on the image: its own mirror
     np.testing.assert_allclose(F.mirror_box(whole, W), whole)
+
+
+def test_pixel_scale_keeps_the_image_edge():
+    from handssca.frames import pixel_scale
+
+    A = pixel_scale(2.0, 4.0)
+    edge = A @ [-0.5, -0.5, 1.0]
+    np.testing.assert_allclose(edge[:2], [-0.5, -0.5])
+    np.testing.assert_allclose((A @ [3.5, 7.5, 1.0])[:2], [1.5, 1.5])  # pixel 4 edge -> pixel 2 edge
+
+
+def test_sampled_region_margins_and_clip():
+    from handssca.frames import sampled_region
+
+    assert sampled_region((10.2, 5.0), (20.1, 9.5), 100, 100) == (8, 3, 24, 13)
+    assert sampled_region((-5.0, -5.0), (200.0, 50.0), 100, 60) == (0, 0, 100, 53)
+    assert sampled_region((-5.0, -5.0), (200.0, 50.0), 100, 60, clip=False) == (-7, -7, 203, 53)

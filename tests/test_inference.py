@@ -1,5 +1,6 @@
 import json
 import time
+import types
 
 import numpy as np
 import pytest
@@ -61,8 +62,11 @@ def test_solved_translation_reprojects_within_a_pixel(scene):
 class PerfectRunner:
     """Returns the ground truth of one scene for any crop: checks the reconstructor's geometry."""
 
+    hand_model = None
+
     def __init__(self, scene, hand, size, crop_fn):
         self.scene, self.hand, self.size, self.crop_fn = scene, hand, size, crop_fn
+        self.input_size, self.faces = size, hand.faces
 
     def __call__(self, crops):
         s = self.scene
@@ -153,8 +157,8 @@ def test_predict_writes_every_file_and_survives_bad_inputs(tiny_checkpoint, scen
 def test_onnx_matches_pytorch(tmp_path, size):
     pytest.importorskip("onnxruntime")
     from handssca.export import OnnxRunner, export_model
-    from handssca.inference import TorchRunner
     from handssca.model import load_model
+    from handssca.model.runner import TorchRunner
 
     torch.manual_seed(size)
     model = build_model({"input_size": size, "backbone": "resnet18"}).eval()
@@ -181,7 +185,7 @@ def test_torchscript_export_runs(tmp_path, tiny_checkpoint):
 
 
 def test_an_extras_key_never_replaces_a_core_field():
-    from handssca.inference import HandPrediction
+    from handssca.results import HandPrediction
 
     def prediction(extras):
         z = np.zeros
@@ -210,7 +214,8 @@ def test_the_detector_is_built_once_when_threads_ask_for_it_together(monkeypatch
             time.sleep(0.2)  # the window in which a second thread would build another one
 
     monkeypatch.setattr(handssca.detect, "HandDetector", SlowToBuild)
-    rec = HandReconstructor(runner=None, faces=np.zeros((1, 3), int), input_size=128)
+    runner = types.SimpleNamespace(input_size=128, faces=None, hand_model=None, hand=None)
+    rec = HandReconstructor(runner=runner, faces=np.zeros((1, 3), int), input_size=128)
     got = []
     start = threading.Barrier(4)
 

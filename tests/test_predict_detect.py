@@ -277,7 +277,8 @@ def test_a_video_without_a_hand_leaves_no_file(checkpoint, tmp_path, capsys):
 def test_a_hand_that_cannot_be_reconstructed_does_not_lose_the_others(checkpoint, tmp_path, capsys, monkeypatch):
     """A detection with a degenerate box (no area): that hand is reported by its position and side, not as a
     --bbox the user never gave, and the image's other hand is written."""
-    from handssca.detect import HandDetection, HandDetector
+    from handssca.detect import HandDetector
+    from handssca.results import HandDetection
 
     real = HandDetector.__call__
 
@@ -305,7 +306,7 @@ def test_a_hand_that_cannot_be_reconstructed_does_not_lose_the_others(checkpoint
 def test_a_tracked_hand_keeps_one_side_when_the_detector_wavers(checkpoint):
     """The detector decides the side frame by frame; along a track the side is that of the mean right-hand
     probability, so one hand keeps one number and one side (and its smoothing) through a video."""
-    from handssca.detect import HandDetection
+    from handssca.results import HandDetection
 
     p_right = [0.9, 0.4, 0.45, 0.8, 0.3]  # per frame: the detector says right, left, left, right, left
 

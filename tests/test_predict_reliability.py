@@ -15,7 +15,7 @@ from PIL import Image
 from handssca.cli import main
 from handssca.data.transforms import square_bbox
 from handssca.inference import HandReconstructor, default_intrinsics
-from handssca.io_images import ImageReadError, read_image
+from handssca.io.images import ImageReadError, read_image
 from handssca.predict import run_predict
 
 
@@ -110,8 +110,10 @@ def test_same_stem_across_folders_and_a_video_keep_every_result(checkpoint, tmp_
 class MarkerRunner:
     """A fake network that 'sees' the red disc in its crop: the 2D joints are a small hand centred on it."""
 
+    faces = hand_model = hand = None
+
     def __init__(self, size: int):
-        self.size = size
+        self.size = self.input_size = size
         g = np.random.default_rng(0)
         self.joints = np.c_[g.uniform(-0.04, 0.04, (21, 2)), g.uniform(-0.01, 0.01, 21)]
         self.joints -= self.joints.mean(0)

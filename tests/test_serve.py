@@ -18,6 +18,7 @@ from PIL import Image
 
 from handssca.cli import main
 from handssca.inference import HandReconstructor
+from handssca.reconstruct import Mode
 from handssca.serve import DETECT, NO_HAND, WHOLE, RequestFolders, reconstruct_image
 
 
@@ -35,28 +36,20 @@ def photo(tmp_path_factory):
     return path
 
 
-class WholeOnly:
-    """A reconstructor that cannot detect hands (an older one, or one built without a detector)."""
+class Detecting:
+    """A reconstructor whose detector 'finds' the given boxes, each with its side."""
 
-    def __init__(self, rec):
-        self.rec = rec
+    def __init__(self, rec, boxes):
+        self.rec, self.boxes = rec, boxes
 
-    def load(self, path):
-        return self.rec.load(path)
+    def load(self, path, bbox=None):
+        return self.rec.load(path, bbox)
 
     def __call__(self, image, **kw):
         return self.rec(image, **kw)
 
-
-class Detecting(WholeOnly):
-    """A reconstructor whose detector 'finds' the given boxes, each with its side."""
-
-    def __init__(self, rec, boxes):
-        super().__init__(rec)
-        self.boxes = boxes
-
-    def reconstruct_all(self, image, K=None, source=None, errors=None):
-        return [self.rec(image, bbox=box, hand_side=side, K=K) for box, side in self.boxes]
+    def reconstruct_all(self, image, K=None, hand_side=None, source=None, errors=None):
+        return [self.rec(image, bbox=box, hand_side=hand_side or side, K=K) for box, side in self.boxes]
 
 
 def test_import_needs_no_gradio():
@@ -78,7 +71,7 @@ def test_serve_without_gradio_is_one_line_and_exit_2(tmp_path, monkeypatch, caps
 
 def test_whole_image_writes_meshes_json_pictures_and_the_view(rec, photo, tmp_path):
     trimesh = pytest.importorskip("trimesh")
-    r = reconstruct_image(rec, photo, WHOLE, "left", tmp_path)
+    r = reconstruct_image(rec, photo, Mode.WHOLE, "left", tmp_path)
     assert r.message == "whole image as one left hand"
     names = {f.name for f in r.files}
     assert {"overlay.png", "hand1_left.obj", "hand1_left.ply", "hand1_left.json", "hands_view.glb"} <= names
@@ -97,12 +90,12 @@ def test_whole_image_writes_meshes_json_pictures_and_the_view(rec, photo, tmp_pa
 
 
 def test_detect_mode_no_hand_and_two_hands(rec, photo, tmp_path):
-    none = reconstruct_image(Detecting(rec, []), photo, DETECT, out_dir=tmp_path / "none")
+    none = reconstruct_image(Detecting(rec, []), photo, Mode.DETECT, out_dir=tmp_path / "none")
     assert none.message == NO_HAND and none.files == [] and none.overlay is None and none.info is None
     assert not (tmp_path / "none").exists()
 
     two = Detecting(rec, [((10, 20, 50, 50), "right"), ((90, 30, 50, 60), "left")])
-    r = reconstruct_image(two, photo, DETECT, out_dir=tmp_path / "two")
+    r = reconstruct_image(two, photo, Mode.DETECT, out_dir=tmp_path / "two")
     assert r.message == "2 hands found (right, left)"
     assert [h["hand_side"] for h in r.info["hands"]] == ["right", "left"]
     names = {f.name for f in r.files}
@@ -115,8 +108,6 @@ def test_detect_mode_no_hand_and_two_hands(rec, photo, tmp_path):
     np.testing.assert_array_equal(both, r.overlay)
     assert all((both != o).any() for o in own)
 
-    with pytest.raises(ValueError, match="cannot detect"):
-        reconstruct_image(WholeOnly(rec), photo, DETECT, out_dir=tmp_path / "x")  # no reconstruct_all: said so
     with pytest.raises(ValueError, match="mode"):
         reconstruct_image(rec, photo, "guess", out_dir=tmp_path / "x")
 
@@ -125,10 +116,9 @@ def test_the_pages_callback_without_a_browser(rec, photo, tmp_path):
     gr = pytest.importorskip("gradio")
     from handssca.serve import build_app
 
-    for r, modes in ((WholeOnly(rec), [WHOLE]), (Detecting(rec, []), [DETECT, WHOLE])):
-        app = build_app(r, tmp_path / "requests")
-        radio = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "mode")
-        assert [c[0] for c in radio.choices] == modes and radio.value == modes[0]
+    app = build_app(Detecting(rec, []), tmp_path / "requests")
+    radio = next(b for b in app.blocks.values() if getattr(b, "elem_id", None) == "mode")
+    assert [c[0] for c in radio.choices] == [DETECT, WHOLE] and radio.value == DETECT  # the page's labels
     run = next(f.fn for f in app.fns.values() if f.api_name == "reconstruct")  # the button's function
     status, overlay, mesh, files, info = run(str(photo), WHOLE, "right")
     assert status == "**whole image as one right hand**" and overlay.shape == (120, 160, 3)
@@ -171,9 +161,9 @@ def two_hands(tmp_path_factory):
 def test_detect_mode_with_the_bundled_detector(rec, photo, two_hands, tmp_path):
     if not hasattr(rec, "reconstruct_all"):
         pytest.skip("this HandReconstructor has no reconstruct_all")
-    r = reconstruct_image(rec, photo, DETECT, out_dir=tmp_path / "none")  # colour ramps: no hand in them
+    r = reconstruct_image(rec, photo, Mode.DETECT, out_dir=tmp_path / "none")  # colour ramps: no hand in them
     assert r.message == NO_HAND and r.files == []
-    r = reconstruct_image(rec, two_hands, DETECT, out_dir=tmp_path / "two")
+    r = reconstruct_image(rec, two_hands, Mode.DETECT, out_dir=tmp_path / "two")
     assert r.message == "2 hands found (right, left)"  # numbered left to right
     assert [h["hand_side"] for h in r.info["hands"]] == ["right", "left"]
     assert r.info["hands"][0]["bbox_xywh"][0] < 256 <= r.info["hands"][1]["bbox_xywh"][0]
@@ -206,7 +196,7 @@ def test_a_short_video_is_tracked_and_written_for_the_page(rec, tmp_path):
     from handssca.serve import reconstruct_video
 
     video = hand_gif(tmp_path / "clip.gif")
-    result = reconstruct_video(rec, video, DETECT, out_dir=tmp_path / "o", max_frames=2)
+    result = reconstruct_video(rec, video, Mode.DETECT, out_dir=tmp_path / "o", max_frames=2)
     assert result.message == "hands found in 2 of 2 frames (1 tracked)"  # max_frames: the third is not read
     names = {f.name for f in result.files}
     assert {"overlay.gif", "hands_per_frame.json", "hands_view.glb"} <= names
@@ -223,11 +213,11 @@ def test_a_short_video_is_tracked_and_written_for_the_page(rec, tmp_path):
     # a video without a hand: said, nothing offered; an unreadable one: a ValueError naming it
     blank = [Image.fromarray(np.full((64, 64, 3), v, np.uint8)) for v in (90, 110)]
     blank[0].save(tmp_path / "blank.gif", save_all=True, append_images=blank[1:], duration=100)
-    empty = reconstruct_video(rec, tmp_path / "blank.gif", DETECT, out_dir=tmp_path / "b")
+    empty = reconstruct_video(rec, tmp_path / "blank.gif", Mode.DETECT, out_dir=tmp_path / "b")
     assert empty.message == f"{NO_HAND} in 2 frames" and not empty.files
     (tmp_path / "bad.gif").write_bytes(b"GIF89a broken")
     with pytest.raises(ValueError, match="bad.gif"):
-        reconstruct_video(rec, tmp_path / "bad.gif", DETECT, out_dir=tmp_path / "c")
+        reconstruct_video(rec, tmp_path / "bad.gif", Mode.DETECT, out_dir=tmp_path / "c")
 
 
 # --- the page as a service, through its HTTP API (gradio_client talks to it as the browser does) --------
@@ -658,8 +648,8 @@ def test_a_degenerate_detection_is_left_out_and_said_the_other_hands_kept(rec, p
 
     from gradio_client import handle_file
 
-    from handssca.detect import HandDetection
     from handssca.predict import run_predict
+    from handssca.results import HandDetection
 
     def hand(box, side):
         x, y, w, h = box

@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from handssca.messages import first_line
+
 
 def _parameters_section(config: str | None = None):
     """``handssca info``: trainable parameters per module of the network a config builds (the defaults when None)."""
@@ -452,13 +454,12 @@ def one_line(e: BaseException) -> str:
     """The first non-empty line of an exception's message (its type name when it has none). An error
     re-raised from a DataLoader worker ("Caught X in DataLoader worker process 0. Original Traceback
     ...") gives the original error's own message, which names the file."""
+    line = first_line(e)
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    if not lines:
-        return "out of memory (MemoryError)" if isinstance(e, MemoryError) else type(e).__name__
-    if lines[0].startswith("Caught ") and any(ln.startswith("Original Traceback") for ln in lines):
+    if line.startswith("Caught ") and any(ln.startswith("Original Traceback") for ln in lines):
         last = lines[-1]
         return last.split(": ", 1)[1] if ": " in last and "Error" in last.split(": ", 1)[0] else last
-    return lines[0]
+    return line
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from handssca.atomic import atomic_path
 from handssca.hand.identity import check_identity
+from handssca.io.atomic import atomic_path
 from handssca.model.handssca import OUTPUT_KEYS
 
 
@@ -96,10 +96,12 @@ def export_model(
 
 
 class OnnxRunner:
-    """Runs an exported model with onnxruntime: crops (B,3,S,S) float32 -> dict of numpy arrays.
+    """Runs an exported model with onnxruntime: crops (B,3,S,S) float32 -> dict of numpy arrays (a
+    :class:`~handssca.model.runner.NetworkRunner`).
 
     ``hand_model``: the identity of the hand model in the graph (from the metadata; None for a model
-    exported by a handssca that did not record it)."""
+    exported by a handssca that did not record it); ``hand`` is None: the graph holds the hand model's
+    arrays, Python does not."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         try:
@@ -118,6 +120,7 @@ class OnnxRunner:
             np.asarray(json.loads(meta["handssca_faces"]), dtype=np.int64) if "handssca_faces" in meta else None
         )
         self.hand_model: dict | None = None
+        self.hand = None
         if "handssca_hand_model" in meta:
             where = f"{path}: metadata 'handssca_hand_model'"
             try:

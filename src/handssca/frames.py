@@ -73,6 +73,23 @@ def whole_image_box(width: int, height: int) -> np.ndarray:
     return np.array([-0.5, -0.5, float(width), float(height)])
 
 
+def pixel_scale(sx: float, sy: float) -> np.ndarray:
+    """(3, 3) map from an image's pixels to those of the same view with ``sx`` x ``sy`` times larger pixels
+    (pixel centres at integers, the image's edge -0.5 kept): p -> (p + 0.5) / s - 0.5."""
+    return np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def sampled_region(lo, hi, width: int, height: int, clip: bool = True) -> tuple[int, int, int, int]:
+    """The pixels ``[x0, x1) x [y0, y1)`` that bilinear sampling at points between ``lo`` (x, y) and ``hi``
+    reads, with a margin (2 pixels before, 3 after): the part of an image an affine crop needs.
+    ``clip``: limited to the width x height image (then empty when x1 <= x0 or y1 <= y0)."""
+    x0, y0 = int(np.floor(lo[0])) - 2, int(np.floor(lo[1])) - 2
+    x1, y1 = int(np.ceil(hi[0])) + 3, int(np.ceil(hi[1])) + 3
+    if clip:
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(width, x1), min(height, y1)
+    return x0, y0, x1, y1
+
+
 def mirror_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
     """K (3, 3) of the flipped image (principal point cx -> W - 1 - cx): it projects mirrored points
     onto mirrored pixels."""

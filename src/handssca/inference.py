@@ -16,12 +16,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_image
+from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_region
 from handssca.environment import resolve_device
 from handssca.frames import (
     joints_img_to_pixels,
@@ -34,8 +34,10 @@ from handssca.frames import (
     whole_image_box,
 )
 from handssca.geometry import place_in_crop
-from handssca.io_images import ScaledImage, load_image, to_rgb_uint8
-from handssca.model.handssca import OUTPUT_KEYS
+from handssca.io.images import ScaledImage, load_image, to_rgb_uint8
+from handssca.messages import described
+from handssca.model.runner import NetworkRunner, TorchRunner
+from handssca.results import HandPrediction, VideoFrame
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
 #: box needs more to reach the network's full input resolution (see :meth:`HandReconstructor.working_scale`).
@@ -76,12 +78,48 @@ def check_bbox_overlaps(box: np.ndarray, width: int, height: int, name: str = "i
         raise BoxOutsideImageError(f"bbox (--bbox) {_fmt_box(box)} lies outside the {width}x{height} image {name}")
 
 
+def check_hand_side(hand_side: str | None, allow_none: bool = False) -> str | None:
+    """``hand_side`` checked: "right" or "left" (or None, "the detected side", when ``allow_none``)."""
+    if hand_side in ("right", "left") or (allow_none and hand_side is None):
+        return hand_side
+    raise ValueError(f"hand_side (--hand): expected 'right' or 'left'; got {hand_side!r}")
+
+
 def check_refine(refine) -> str | None:
     """``refine`` checked against :data:`REFINE_MODES` ("none" is None)."""
     refine = None if refine in (None, "none") else refine
     if refine not in REFINE_MODES:
         raise ValueError(f"refine (--refine): expected 'landmarks' or 'none'; got {refine!r}")
     return refine
+
+
+@dataclass
+class HandMesh:
+    """A posed hand in a camera frame: ``vertices`` (V, 3) and ``joints`` (21, 3) metres, ``transl`` (3)
+    metres, ``pose`` (48) axis-angle, ``betas`` (10), ``faces`` (F, 3) wound for its side."""
+
+    vertices: np.ndarray
+    joints: np.ndarray
+    transl: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    faces: np.ndarray
+
+
+def unmirror(hand: HandMesh, flip: bool) -> HandMesh:
+    """The right hand of a mirrored picture (a left hand made right, :class:`RightHandCrop`) back in the
+    original camera, a left hand: points x -> -x, faces re-wound, pose mirrored. ``hand`` itself when not
+    ``flip``."""
+    if not flip:
+        return hand
+    return HandMesh(
+        vertices=mirror_points(hand.vertices),
+        joints=mirror_points(hand.joints),
+        transl=mirror_points(hand.transl),
+        pose=mirror_pose(hand.pose),
+        betas=hand.betas,
+        faces=mirror_faces(hand.faces),
+    )
 
 
 @dataclass
@@ -98,61 +136,6 @@ class RightHandCrop:
     width: int
 
 
-@dataclass
-class HandPrediction:
-    """One reconstructed hand, in the original image's camera frame (OpenCV, metres)."""
-
-    vertices: np.ndarray  # (V, 3)
-    joints: np.ndarray  # (21, 3) FreiHAND order
-    joints_2d: np.ndarray  # (21, 2) pixels of the original image
-    faces: np.ndarray  # (F, 3), wound for this hand side
-    pose: np.ndarray  # (48) axis-angle relative to hands_mean, of this side's hand model
-    betas: np.ndarray  # (10)
-    transl: np.ndarray  # (3) camera translation added to the MANO-frame mesh
-    K: np.ndarray  # (3, 3)
-    K_assumed: bool
-    bbox: np.ndarray  # (4) x, y, w, h of the square crop in the original image
-    hand_side: str
-    image_size: tuple[int, int]  # (H, W)
-    #: identity of the hand model that drew the mesh (:meth:`~handssca.hand.HandModel.identity`: name,
-    #: sha256, side, flat_hand_mean, default); None when unknown (an ONNX model exported by an older handssca)
-    hand_model: dict | None = None
-    extras: dict = field(default_factory=dict)
-    #: (mirrored, :class:`~handssca.fit.FitInit`): the landmark fit's parameters in the right-hand frame it was
-    #: fitted in, for the next video frame's temporal term; None when the mesh is the network's
-    fit_state: tuple | None = field(default=None, repr=False, compare=False)
-
-    def to_json(self) -> dict:
-        """Plain JSON-able dict of everything except the mesh: the core fields, then :attr:`extras`.
-        ``hand_model`` is :attr:`hand_model` with ``mirrored`` (true when the mesh is the mirror image of
-        the model, a left hand drawn with a right-hand model). ValueError naming the key when an extras
-        key is also a core field (it would replace it)."""
-        core = {
-            "hand_side": self.hand_side,
-            "image_size_hw": list(self.image_size),
-            "bbox_xywh": self.bbox.tolist(),
-            "K": self.K.tolist(),
-            "K_assumed": self.K_assumed,
-            "joints_2d_px": self.joints_2d.tolist(),
-            "joints_3d_m": self.joints.tolist(),
-            "mano": {
-                "pose_axis_angle": self.pose.tolist(),
-                "betas": self.betas.tolist(),
-                "transl_m": self.transl.tolist(),
-                "pose_convention": "global orientation + 15 joints relative to hands_mean (flat_hand_mean=False)",
-            },
-            "hand_model": None
-            if self.hand_model is None
-            else {**self.hand_model, "mirrored": self.hand_side != self.hand_model["side"]},
-            "joint_order": "FreiHAND (wrist, thumb1-4, index1-4, middle1-4, ring1-4, pinky1-4)",
-            "units": "metres, OpenCV camera frame (x right, y down, z forward)",
-        }
-        clash = [k for k in self.extras if k in core]
-        if clash:
-            raise ValueError(f"HandPrediction.extras: key {clash[0]!r} is a core field of the prediction's JSON")
-        return {**core, **self.extras}
-
-
 #: How a hand's mesh is made: ``"landmarks"`` fits the hand model to the detector's landmarks (the
 #: default), None keeps the network's output.
 REFINE_MODES = ("landmarks", None)
@@ -167,43 +150,16 @@ SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
 SMOOTH_BETA_RAD = 1.0
 
 
-@dataclass
-class VideoFrame:
-    """One frame of :meth:`HandReconstructor.track_video`: its index, its pixels (H, W, 3) uint8, its hands
-    and their track numbers (a hand keeps its number while it is tracked)."""
-
-    index: int
-    image: np.ndarray
-    hands: list[HandPrediction]
-    ids: list[int]
-
-
-class TorchRunner:
-    """Runs a HandSSCA network on crops (B,3,S,S) -> dict of numpy arrays."""
-
-    def __init__(self, model, device: torch.device) -> None:
-        self.model, self.device = model.eval(), device
-        self.input_size = model.config.input_size
-        self.faces = model.hand.faces
-        self.hand = model.hand
-        self.hand_model = model.hand.identity()
-
-    @torch.no_grad()
-    def __call__(self, crops: np.ndarray) -> dict[str, np.ndarray]:
-        out = self.model(torch.from_numpy(crops).to(self.device))
-        return {k: out[k].float().cpu().numpy() for k in OUTPUT_KEYS}
-
-
 class HandReconstructor:
     """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out.
 
-    ``hand_model``: the identity of the hand model the runner's meshes come from, written into every
-    prediction (default: the runner's ``hand_model`` attribute, as :class:`TorchRunner` and
-    :class:`~handssca.export.OnnxRunner` have; else None, unknown)."""
+    ``runner``: the network (a :class:`~handssca.model.runner.NetworkRunner`: :class:`TorchRunner` or
+    :class:`~handssca.export.OnnxRunner`). ``hand_model``: the identity of the hand model the runner's
+    meshes come from, written into every prediction (default: the runner's)."""
 
     def __init__(
         self,
-        runner,
+        runner: NetworkRunner,
         faces: np.ndarray,
         input_size: int,
         max_working_side: int = MAX_WORKING_SIDE,
@@ -218,10 +174,10 @@ class HandReconstructor:
         the runner's when it has one); ``refine``: the default of :meth:`__call__`'s (:data:`REFINE_MODES`);
         ``fit_weights``: :class:`~handssca.fit.FitWeights` of the landmark fit."""
         self.runner, self.faces, self.input_size = runner, np.asarray(faces), int(input_size)
-        self.hand_model = hand_model if hand_model is not None else getattr(runner, "hand_model", None)
+        self.hand_model = hand_model if hand_model is not None else runner.hand_model
         self.max_working_side = int(max_working_side)
         self._detector, self._detector_device = detector, device
-        self.hand = hand if hand is not None else getattr(runner, "hand", None)
+        self.hand = hand if hand is not None else runner.hand
         self.refine = check_refine(refine)
         self.fit_weights = fit_weights
         self._fitter = None
@@ -431,11 +387,12 @@ class HandReconstructor:
                     betas=torch.from_numpy(pose[None, 48:]),
                     transl=torch.from_numpy(transl[None]),
                 )
-            verts, joints = posed["vertices"][0].numpy(), posed["joints"][0].numpy()
-            hand.pose, hand.betas = (mirror_pose(pose[:48]) if flip else pose[:48]), pose[48:]
-            hand.vertices = mirror_points(verts) if flip else verts
-            hand.joints = mirror_points(joints) if flip else joints
-            hand.transl = mirror_points(transl) if flip else transl
+            fitted = HandMesh(
+                posed["vertices"][0].numpy(), posed["joints"][0].numpy(), transl, pose[:48], pose[48:], self.faces
+            )
+            sided = unmirror(fitted, flip)
+            hand.vertices, hand.joints, hand.transl = sided.vertices, sided.joints, sided.transl
+            hand.pose, hand.betas = sided.pose, sided.betas
             what = (
                 f"the fitted pose and shape (beta {SMOOTH_BETA_RAD:g} /rad) and translation (beta {SMOOTH_BETA:g} /m)"
                 f", mesh and joints posed from them"
@@ -508,8 +465,7 @@ class HandReconstructor:
         except Exception as e:  # onnxruntime's own errors (InvalidProtobuf, Fail ...) are not ValueErrors
             if isinstance(e, ValueError) and str(path) in str(e):
                 raise
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            why = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+            why = described(e)
             raise ValueError(f"{path}: not a handssca ONNX model that onnxruntime can load ({why})") from None
         from handssca.hand import HandModel
         from handssca.hand.identity import load_identified
@@ -556,12 +512,11 @@ class HandReconstructor:
         fit pulls this one (``FitWeights.temporal_m``).
 
         ``image``: a file (decoded at :meth:`working_scale`), an (H, W[, C]) array, or a
-        :class:`~handssca.io_images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
+        :class:`~handssca.io.images.ScaledImage`. Box, ``K`` and the returned 2D joints, box, camera and
         image size are always in the original image's pixels. Raises ValueError for a box that is not
         finite, has no size, or lies outside the image (:class:`BoxOutsideImageError`).
         """
-        if hand_side not in ("right", "left"):
-            raise ValueError(f"hand_side: expected 'right' or 'left'; got {hand_side!r}")
+        check_hand_side(hand_side)
         refine = self.refine if refine is ... else check_refine(refine)
         raw = None if bbox is None else check_bbox(bbox)
         scaled = self.load(image, raw) if isinstance(image, (str, os.PathLike)) else self._as_scaled(image)
@@ -589,19 +544,15 @@ class HandReconstructor:
             fitted, extras["landmark_fit"], fit_state = self._fit(hand, crop, scaled, detection, previous)
             if fitted is not None:
                 hand, extras["mesh_source"] = fitted, "landmark_fit"
-        verts, joints, t, pose, faces = hand["vertices"], hand["joints"], hand["transl"], hand["pose"], self.faces
-        if crop.flip:  # back to the left hand in the original camera: x -> -x, faces re-wound, pose mirrored
-            verts, joints, t = mirror_points(verts), mirror_points(joints), mirror_points(t)
-            faces = mirror_faces(self.faces)
-            pose = mirror_pose(pose)
+        sided = unmirror(HandMesh(**hand, faces=self.faces), crop.flip)
         return HandPrediction(
-            vertices=verts,
-            joints=joints,
-            joints_2d=project(joints, K),
-            faces=np.asarray(faces),
-            pose=pose,
-            betas=hand["betas"],
-            transl=np.asarray(t, dtype=np.float64),
+            vertices=sided.vertices,
+            joints=sided.joints,
+            joints_2d=project(sided.joints, K),
+            faces=np.asarray(sided.faces),
+            pose=sided.pose,
+            betas=sided.betas,
+            transl=np.asarray(sided.transl, dtype=np.float64),
             K=K,
             K_assumed=K_assumed,
             bbox=box,
@@ -623,7 +574,8 @@ class HandReconstructor:
             Kw, boxw = mirror_intrinsics(Kw, ww), mirror_box(boxw, ww)
         S = self.input_size
         M = crop_affine(boxw, S)
-        return RightHandCrop(self._warp_region(work, M, boxw, S), M, Kw, crop_intrinsics(Kw, M, 0.0), flip, ww)
+        pixels = warp_region(work, M, boxw[:2], boxw[:2] + boxw[2:], S)
+        return RightHandCrop(pixels, M, Kw, crop_intrinsics(Kw, M, 0.0), flip, ww)
 
     def _place(self, out: dict, crop: RightHandCrop) -> dict:
         """The network's right hand in the crop's camera frame: its mesh and joints moved by the
@@ -705,17 +657,3 @@ class HandReconstructor:
         }
         state = (crop.flip, FitInit(res.pose.copy(), res.betas.copy(), res.transl.copy()))
         return fitted, info, state
-
-    @staticmethod
-    def _warp_region(image: np.ndarray, M: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
-        """``warp_image`` of a uint8 image by M, converting to float only the part the square crop samples."""
-        hi, wi = image.shape[:2]
-        x0, y0 = max(0, int(np.floor(box[0])) - 2), max(0, int(np.floor(box[1])) - 2)
-        x1, y1 = min(wi, int(np.ceil(box[0] + box[2])) + 3), min(hi, int(np.ceil(box[1] + box[3])) + 3)
-        if x1 <= x0 or y1 <= y0:
-            return np.zeros((size, size, 3), np.float32)
-        region = image[y0:y1, x0:x1].astype(np.float32)
-        region *= np.float32(1.0 / 255.0)
-        Mr = M.copy()
-        Mr[:, 2] += M[:, :2] @ np.array([x0, y0], dtype=np.float64)  # region pixel p is image pixel p + (x0, y0)
-        return warp_image(region, Mr, size)

@@ -6,11 +6,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from handssca.io_images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
-from handssca.io_video import OverlayVideo, open_video, video_format_for
+from handssca.io.images import IMAGE_SUFFIXES, VIDEO_SUFFIXES, ImageReadError
+from handssca.io.video import OverlayVideo, open_video, video_format_for
+
+if TYPE_CHECKING:  # imported when used: the reconstruction brings torch
+    from handssca.reconstruct import Reconstruction
 
 
 @dataclass
@@ -128,7 +132,7 @@ def run_predict(
     inputs share a stem (:func:`output_names`).
 
     An input that cannot be read (missing, empty, truncated, corrupt, over
-    :data:`~handssca.io_images.MAX_DECODED_PIXELS`) or that the box does not overlap is recorded in
+    :data:`~handssca.io.images.MAX_DECODED_PIXELS`) or that the box does not overlap is recorded in
     ``summary.skipped`` with the reason, and the next input is processed. Large images are decoded at a
     reduced working resolution (:meth:`HandReconstructor.working_scale`); the JSON stays in original pixels.
 
@@ -139,19 +143,15 @@ def run_predict(
     reconstructed (or there was nothing to do) even if others were skipped or had no hand — the summary
     lists them; 1 when no input was reconstructed; 2 for a bad argument (``--bbox``, the model file).
     """
-    from handssca.inference import BoxOutsideImageError, check_bbox
+    from handssca.inference import BoxOutsideImageError
+    from handssca.reconstruct import Mode, Reconstruction
     from handssca.render.gl import make_renderer
 
-    if bbox is not None:
-        bbox = tuple(float(v) for v in check_bbox(bbox))
-    if hand_side not in (None, "right", "left"):
-        raise ValueError(f"hand side (--hand): expected right or left; got {hand_side!r}")
+    mode = Mode.BOX if bbox is not None else Mode.WHOLE if whole_image else Mode.DETECT
+    run = Reconstruction(reconstructor, mode, hand_side, bbox, smooth)  # the box and side checked: before any work
     if video_format not in ("auto", "mp4", "gif"):
         raise ValueError(f"video format: expected auto, mp4 or gif; got {video_format!r}")
     video_format_for(Path("x.mp4"), video_format)  # --video-format mp4 without an encoder: before any work
-    mode = "bbox" if bbox is not None else "whole" if whole_image else "detect"
-    if mode == "detect" and not hasattr(reconstructor, "reconstruct_all"):
-        mode = "whole"
     render = make_renderer("auto")
     out = Path(out_dir)
     summary = PredictSummary()
@@ -162,11 +162,9 @@ def run_predict(
     ):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                found = _predict_video(
-                    reconstructor, path, name, out, mode, bbox, hand_side, smooth, video_format, render, summary
-                )
+                found = _predict_video(run, path, name, out, video_format, render, summary)
             else:
-                found = _predict_image(reconstructor, path, name, out, mode, bbox, hand_side, render, summary)
+                found = _predict_image(run, path, name, out, render, summary)
             (summary.ok if found else summary.no_hand).append(str(path))
         except BoxOutsideImageError as e:
             box_errors.append(e)
@@ -180,64 +178,54 @@ def run_predict(
     return summary
 
 
-def _left_to_right(preds: list) -> list:
-    return sorted(preds, key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
-
-
-def _predict_image(rec, path: Path, name: str, out: Path, mode: str, bbox, hand_side, render, summary) -> bool:
+def _predict_image(run: Reconstruction, path: Path, name: str, out: Path, render, summary) -> bool:
     """Write one image's files; False when no hand was found (nothing written)."""
     from PIL import Image
 
     from handssca.outputs import save_prediction
     from handssca.pictures.prediction import hands_overlay
+    from handssca.reconstruct import Mode
 
-    side = hand_side or "right"
-    if mode != "detect":
-        image = rec.load(path, bbox) if hasattr(rec, "load") else _full_image(path)
-        pred = rec(image, bbox=bbox, hand_side=side)
-        summary.add(save_prediction(pred, image.pixels, out, name, render, source=path))
-        summary.count(str(path), [pred])
+    found = run.image(path)
+    preds, pixels = found.hands, found.image.pixels
+    if run.mode is not Mode.DETECT:
+        summary.add(save_prediction(preds[0], pixels, out, name, render, source=path))
+        summary.count(str(path), preds)
         return True
-    scaled, found = rec.detect(path)
-    if not found:
+    if not preds:
         return False
-    errors: list[str] = []
-    preds = rec.reconstruct_all(scaled, hand_side=hand_side, detections=found, errors=errors, source=path)
-    preds = _left_to_right(preds)
-    if not preds:  # every detected hand failed: the input is skipped, once, with the reasons
-        raise ValueError("; ".join(errors))
-    summary.hands_left_out += [(str(path), why) for why in errors]  # those hands only; the others are written
+    summary.hands_left_out += [(str(path), why) for why in found.left_out]  # those hands only; the others are written
     for k, pred in enumerate(preds, 1):
-        summary.add(save_prediction(pred, scaled.pixels, out, f"{name}_hand{k}", render, source=path))
+        summary.add(save_prediction(pred, pixels, out, f"{name}_hand{k}", render, source=path))
     overlay_path = out / f"{name}_overlay.png"
-    Image.fromarray(hands_overlay(preds, scaled.pixels, render)).save(overlay_path)
+    Image.fromarray(hands_overlay(preds, pixels, render)).save(overlay_path)
     summary.add([overlay_path])
     summary.count(str(path), preds)
     return True
 
 
-def _predict_video(
-    rec, path: Path, name: str, out: Path, mode: str, bbox, hand_side, smooth: bool, video_format: str, render, summary
-) -> bool:
+def _predict_video(run: Reconstruction, path: Path, name: str, out: Path, video_format: str, render, summary) -> bool:
     """Write one video's per-frame files and its overlay video, frame by frame; False when no frame had a
     hand. A frame that cannot be decoded ends the video: what was written is kept (the overlay video
     included) and the error is raised naming the frame."""
     from handssca.outputs import save_prediction
     from handssca.pictures.prediction import hands_overlay
+    from handssca.reconstruct import Mode
 
+    detect = run.mode is Mode.DETECT
     frames, fps = open_video(path)
     video = OverlayVideo(out / f"{name}_overlay", fps, video_format_for(path, video_format))
     any_hand, count = False, 0
     errors: list[str] = []
     try:
-        for f in rec.track_video(frames, fps, hand_side, smooth, bbox=bbox, whole_image=mode == "whole", errors=errors):
+        for f in run.video(frames, fps, errors):
             count += 1
             for tid, hand in zip(f.ids, f.hands):
-                stem = f"frame_{f.index:05d}" if mode != "detect" else f"frame_{f.index:05d}_hand{tid}"
+                stem = f"frame_{f.index:05d}_hand{tid}" if detect else f"frame_{f.index:05d}"
                 summary.add(save_prediction(hand, f.image, out / name, stem, render, source=path))
             summary.count(f"{path} frame {f.index}", f.hands)
             any_hand |= bool(f.hands)
-            video.add(hands_overlay(f.hands, f.image, render, labels=mode == "detect", numbers=f.ids))
+            video.add(hands_overlay(f.hands, f.image, render, labels=detect, numbers=f.ids))
     finally:  # always closed (an ffmpeg process); removed when no frame had a hand
         written = video.close(keep=any_hand)
         if written is not None:
@@ -246,9 +234,3 @@ def _predict_video(
     if count == 0:
         raise ImageReadError(f"{path}: no frames")
     return any_hand
-
-
-def _full_image(path: Path):
-    from handssca.io_images import load_image
-
-    return load_image(path)

@@ -9,7 +9,7 @@ the page on a local address. gradio is imported only inside the functions that n
 this module costs nothing and works without it.
 
 Uploads are taken as files: the package's own loader (:meth:`HandReconstructor.load
-<handssca.inference.HandReconstructor.load>`, :func:`handssca.io_images.load_image`) is the first and
+<handssca.inference.HandReconstructor.load>`, :func:`handssca.io.images.load_image`) is the first and
 only thing that decodes them, so the page works on the pixels ``handssca predict`` works on and says
 what it would say about a file it cannot read. Everything a running page writes (gradio's copies of
 uploads and of what it shows, each request's outputs) lives in one folder per server: a request's files
@@ -30,13 +30,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-#: The two ways of finding the hand: the bundled detector (every hand, each with its side) or the
-#: whole picture as one hand's box, with the side the user picks.
+from handssca.messages import first_line
+from handssca.reconstruct import Mode, Reconstruction
+
+if TYPE_CHECKING:  # imported when the page is served: it brings torch
+    from handssca.inference import HandReconstructor
+from handssca.results import HandPrediction
+
+#: The page's labels of the two ways of finding the hand (:class:`~handssca.reconstruct.Mode`): the bundled
+#: detector (every hand, each with its side) or the whole picture as one hand's box, with the side the user
+#: picks. Labels only: the page maps them to the modes as a request comes in (:data:`PAGE_MODES`).
 DETECT, WHOLE = "detect hands", "whole image"
-SIDES = ("right", "left")
+PAGE_MODES = {DETECT: Mode.DETECT, WHOLE: Mode.WHOLE}
 
 #: A request's files (its upload, its outputs and gradio's copies of them) are removed after this many
 #: seconds; all of them when the server stops.
@@ -93,13 +102,14 @@ class ServerStopping(RuntimeError):
     """The server is stopping: the request in progress ends where it is (its files are removed)."""
 
 
-def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
+def _viewer_mesh(preds: list[HandPrediction], path: Path) -> tuple[Path, float]:
     """One .glb of every hand for the 3D view: the camera frame turned into glTF's (y up, z towards the
     viewer) and centred on the hands, so the view opens on them as the photo shows them; and the camera
     distance (metres) at which the view's 0.8 rad field shows them all."""
     from handssca.frames import opengl_to_opencv
-    from handssca.outputs import write_glb
+    from handssca.io.meshes import write_glb
     from handssca.pictures.draw import SIDE_COLORS  # as the overlay's labels: right blue, left orange
+    from handssca.render.raster import vertex_normals
 
     verts = [opengl_to_opencv(np.asarray(p.vertices, dtype=np.float64)) for p in preds]  # its own inverse
     allv = np.concatenate(verts)
@@ -107,46 +117,41 @@ def _viewer_mesh(preds, path: Path) -> tuple[Path, float]:
     colors = [np.asarray(SIDE_COLORS[p.hand_side]) / 255 for p in preds]
     size = allv.max(0) - allv.min(0)
     distance = float(1.25 * max(size[0], size[1]) + size[2] / 2)
-    return write_glb(path, [(v - centre, p.faces, c) for v, p, c in zip(verts, preds, colors)]), distance
+    meshes = []
+    for v, p, c in zip(verts, preds, colors):
+        v32 = np.asarray(v - centre, dtype=np.float32)  # the normals of the points the file holds
+        meshes.append((v32, p.faces, vertex_normals(v32.astype(np.float64), np.asarray(p.faces, dtype=np.int64)), c))
+    return write_glb(path, meshes), distance
 
 
 def reconstruct_image(
-    rec,
+    rec: HandReconstructor,
     image: str | os.PathLike,
-    mode: str = DETECT,
-    hand_side: str = "right",
+    mode: Mode | str = Mode.DETECT,
+    hand_side: str | None = None,
     out_dir: str | os.PathLike | None = None,
     render=None,
 ) -> ServeResult:
     """Reconstruct the hands of one image file and write what the page offers into ``out_dir``.
 
-    ``rec``: a :class:`~handssca.inference.HandReconstructor`. ``mode``: :data:`DETECT` finds every hand
-    (``rec.reconstruct_all``), :data:`WHOLE` takes the whole image as one ``hand_side`` hand. ``render``:
-    a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). A detected hand
-    that cannot be reconstructed (a degenerate box) is left out and described in ``left_out``, the
-    others are kept. Raises ValueError for an image that cannot be read (the loader's message, as
-    ``handssca predict`` gives it), an unknown mode or side, or when every detected hand was left out.
+    ``rec``: a :class:`~handssca.inference.HandReconstructor`. ``mode``: :attr:`Mode.DETECT
+    <handssca.reconstruct.Mode.DETECT>` finds every hand, :attr:`~handssca.reconstruct.Mode.WHOLE` takes
+    the whole image as one hand (:class:`~handssca.reconstruct.Reconstruction`, as ``handssca predict``);
+    ``hand_side``: the side of every hand (default: the detected side; right for the whole image).
+    ``render``: a renderer of :func:`handssca.render.gl.make_renderer` (None: the numpy rasteriser). A
+    detected hand that cannot be reconstructed (a degenerate box) is left out and described in
+    ``left_out``, the others are kept. Raises ValueError for an image that cannot be read (the loader's
+    message, as ``handssca predict`` gives it), an unknown mode or side, or when every detected hand was
+    left out.
     """
     from PIL import Image
 
     from handssca.outputs import save_prediction
     from handssca.pictures.prediction import hands_overlay, prediction_pictures
 
-    if mode not in (DETECT, WHOLE):
-        raise ValueError(f"mode: expected {DETECT!r} or {WHOLE!r}; got {mode!r}")
-    if hand_side not in SIDES:
-        raise ValueError(f"hand side: expected 'right' or 'left'; got {hand_side!r}")
-    if mode == DETECT and not hasattr(rec, "reconstruct_all"):
-        raise ValueError("this reconstructor cannot detect hands: use the whole image")
-    scaled = rec.load(image)  # decoded at the network's working resolution, outputs in the file's pixels
-    errors: list[str] = []
-    if mode == DETECT:  # numbered left to right, as `handssca predict` numbers them
-        found = rec.reconstruct_all(scaled, source=image, errors=errors)
-        preds = sorted(found, key=lambda p: float(p.bbox[0] + p.bbox[2] / 2))
-    else:
-        preds = [rec(scaled, hand_side=hand_side)]
-    if not preds and errors:  # every detected hand failed: said, as predict says it
-        raise ValueError("; ".join(errors))
+    run = Reconstruction(rec, mode, hand_side)
+    found = run.image(image)  # decoded at the network's working resolution, outputs in the file's pixels
+    scaled, preds, errors = found.image, found.hands, found.left_out
     if not preds:
         return ServeResult(NO_HAND)
     out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
@@ -157,13 +162,13 @@ def reconstruct_image(
         stem = f"hand{k}_{p.hand_side}"
         files += save_prediction(p, scaled.pixels, out, stem, render, source=Path(image).name, pictures=pictures)
     # every hand on one picture, numbered with its side; one hand in the whole image: its own overlay
-    overlay = pictures[0] if mode == WHOLE else hands_overlay(preds, scaled.pixels, render)
+    overlay = pictures[0] if run.mode is Mode.WHOLE else hands_overlay(preds, scaled.pixels, render)
     Image.fromarray(overlay).save(files[0])
     sides = ", ".join(p.hand_side for p in preds)
     message = (
         f"{len(preds)} hand{'s' if len(preds) > 1 else ''} found ({sides})"
-        if mode == DETECT
-        else f"whole image as one {hand_side} hand"
+        if run.mode is Mode.DETECT
+        else f"whole image as one {preds[0].hand_side} hand"
     )
     view, distance = _viewer_mesh(preds, out / "hands_view.glb")
     return ServeResult(
@@ -183,10 +188,10 @@ MAX_VIDEO_FRAMES = 300
 
 
 def reconstruct_video(
-    rec,
+    rec: HandReconstructor,
     video: str | os.PathLike,
-    mode: str = DETECT,
-    hand_side: str = "right",
+    mode: Mode | str = Mode.DETECT,
+    hand_side: str | None = None,
     out_dir: str | os.PathLike | None = None,
     render=None,
     smooth: bool = True,
@@ -198,18 +203,16 @@ def reconstruct_video(
     ``hands_per_frame.json`` (every frame's hands with their track numbers) and ``hands_view.glb`` (the
     3D view of the first frame with a hand). Hands are tracked from frame to frame and, with ``smooth``,
     filtered (:meth:`~handssca.inference.HandReconstructor.track_video`); a detected hand that cannot be
-    reconstructed is left out of its frame and described in ``left_out``. Raises ValueError for a video
-    that cannot be read or an unknown mode or side, and :class:`ServerStopping` between two frames once
-    ``stopping()`` is true."""
+    reconstructed is left out of its frame and described in ``left_out``. ``mode`` and ``hand_side``: as
+    :func:`reconstruct_image`. Raises ValueError for a video that cannot be read or an unknown mode or side,
+    and :class:`ServerStopping` between two frames once ``stopping()`` is true."""
     from itertools import islice
 
-    from handssca.io_video import OverlayVideo, has_ffmpeg, open_video
+    from handssca.io.video import OverlayVideo, has_ffmpeg, open_video
     from handssca.pictures.prediction import hands_overlay
 
-    if mode not in (DETECT, WHOLE):
-        raise ValueError(f"mode: expected {DETECT!r} or {WHOLE!r}; got {mode!r}")
-    if hand_side not in SIDES:
-        raise ValueError(f"hand side: expected 'right' or 'left'; got {hand_side!r}")
+    run = Reconstruction(rec, mode, hand_side, smooth=smooth)
+    detect = run.mode is Mode.DETECT
     frames, fps = open_video(Path(video))
     out = Path(out_dir if out_dir is not None else tempfile.mkdtemp(prefix="handssca-serve-"))
     out.mkdir(parents=True, exist_ok=True)
@@ -217,12 +220,8 @@ def reconstruct_video(
     if has_ffmpeg():
         videos.append(OverlayVideo(out / "overlay", fps, "mp4"))
     per_frame, first_hands, count, with_hands, errors = [], None, 0, 0, []
-    side = None if mode == DETECT else hand_side
     try:
-        tracked = rec.track_video(
-            islice(frames, max_frames), fps, side, smooth, whole_image=mode == WHOLE, errors=errors
-        )
-        for f in tracked:
+        for f in run.video(islice(frames, max_frames), fps, errors):
             if stopping is not None and stopping():
                 raise ServerStopping("the server is stopping")
             count += 1
@@ -231,7 +230,7 @@ def reconstruct_video(
                 first_hands = f.hands
             hands = [{"track_id": t, **h.to_json()} for t, h in zip(f.ids, f.hands)]
             per_frame.append({"frame": f.index, "hands": hands})
-            picture = hands_overlay(f.hands, f.image, render, labels=mode == DETECT, numbers=f.ids)
+            picture = hands_overlay(f.hands, f.image, render, labels=detect, numbers=f.ids)
             for v in videos:
                 v.add(picture)
     finally:  # the writers are always closed (an ffmpeg process each); nothing is kept without a hand
@@ -246,8 +245,8 @@ def reconstruct_video(
     tracks = sorted({t for fr in per_frame for t in (h["track_id"] for h in fr["hands"])})
     message = (
         f"hands found in {with_hands} of {count} frames ({len(tracks)} tracked)"
-        if mode == DETECT
-        else f"{count} frames, the whole image as one {hand_side} hand"
+        if detect
+        else f"{count} frames, the whole image as one {first_hands[0].hand_side} hand"
     )
     summary = [
         {"frame": fr["frame"], "hands": [(h["track_id"], h["hand_side"]) for h in fr["hands"]]} for fr in per_frame
@@ -366,22 +365,22 @@ class PageWork:
     queue sends them one by one; the lock holds for any other caller too), each in a fresh folder of
     ``folders``. :meth:`stop` ends a video between two frames and waits for the request in progress."""
 
-    def __init__(self, rec, folders: RequestFolders, render=None) -> None:
+    def __init__(self, rec: HandReconstructor, folders: RequestFolders, render=None) -> None:
         self.rec, self.folders, self.render = rec, folders, render
         self._busy = threading.Lock()
         self._stopping = threading.Event()
 
     def preview(self, image: str | os.PathLike):
         """The upload decoded by the package's loader, as the reconstruction will see it (a
-        :class:`~handssca.io_images.ScaledImage`)."""
+        :class:`~handssca.io.images.ScaledImage`)."""
         return self.rec.load(image)
 
-    def image(self, image: str | os.PathLike, mode: str, side: str) -> ServeResult:
+    def image(self, image: str | os.PathLike, mode: Mode, side: str | None) -> ServeResult:
         with self._busy:
             self._check()
             return reconstruct_image(self.rec, image, mode, side, self.folders.new(), self.render)
 
-    def video(self, video: str | os.PathLike, mode: str, side: str, smooth: bool) -> ServeResult:
+    def video(self, video: str | os.PathLike, mode: Mode, side: str | None, smooth: bool) -> ServeResult:
         with self._busy:
             self._check()
             out = self.folders.new()
@@ -401,11 +400,6 @@ class PageWork:
         """After :meth:`stop`: wait (at most ``timeout`` seconds) for the request in progress to end; True
         when none is left running."""
         return self._busy.acquire(timeout=timeout)
-
-
-def _first_line(e: BaseException) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return lines[0] if lines else "out of memory (MemoryError)" if isinstance(e, MemoryError) else type(e).__name__
 
 
 def _named(text: str, upload: str | os.PathLike) -> str:
@@ -428,7 +422,7 @@ def _left_out_lines(left_out: list[str], upload: str, shown: int = 3) -> str:
 
 
 def build_app(
-    rec,
+    rec: HandReconstructor,
     out_root: str | os.PathLike | None = None,
     render=None,
     title: str = "HandSSCA",
@@ -440,13 +434,12 @@ def build_app(
     :data:`QUEUE_SIZE` waiting. ``work``: the page's :class:`PageWork` (default: one with request
     outputs under ``out_root``). ``max_upload_mb`` is stated on the page; :func:`launch` enforces it."""
     gr = import_gradio()
-    from handssca.io_images import IMAGE_SUFFIXES
+    from handssca.io.images import IMAGE_SUFFIXES
 
     if work is None:
         if out_root is None:
             raise ValueError("build_app: give out_root or work")
         work = PageWork(rec, RequestFolders(out_root), render)
-    can_detect = hasattr(rec, "reconstruct_all")
     limit = f"{max_upload_mb:g} MB"
 
     def said(e: BaseException, upload: str) -> str:
@@ -456,11 +449,13 @@ def build_app(
         if isinstance(e, ServerStopping):
             return "the server is stopping; try again when it is back"
         if isinstance(e, (ValueError, OSError, MemoryError)):  # an unreadable image or video and the like
-            return _named(_first_line(e), upload)
+            return _named(first_line(e), upload)
         import traceback
 
         traceback.print_exception(e, file=sys.stderr)
-        return f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(_first_line(e), upload)}"
+        return (
+            f"internal error (a bug in handssca, please report it): {type(e).__name__}: {_named(first_line(e), upload)}"
+        )
 
     def answer(task, upload, shown):
         """The page's outputs for one request: ``task()`` -> ServeResult; its errors said on the page."""
@@ -481,11 +476,17 @@ def build_app(
             result.info,
         )
 
+    def request(label: str | None, side: str | None) -> tuple[Mode | str, str | None]:
+        """The page's choices as the reconstruction takes them: the label's mode (an unknown label as it
+        is, said by the mode's check), the side only for the whole image (detected hands keep theirs)."""
+        mode = PAGE_MODES.get(label or WHOLE, label)
+        return mode, (side or "right").lower() if mode is Mode.WHOLE else None
+
     def run(image_path, mode, side):
         if not image_path:
             raise gr.Error("drop an image first", print_exception=False)
-        side = (side or "right").lower()
-        return answer(lambda: work.image(image_path, mode or WHOLE, side), image_path, lambda r: r.overlay)
+        mode, side = request(mode, side)
+        return answer(lambda: work.image(image_path, mode, side), image_path, lambda r: r.overlay)
 
     def show(image_path):
         """The upload as the package reads it, in the overlay box until it is reconstructed; the previous
@@ -503,22 +504,17 @@ def build_app(
     def run_video(video_path, mode, side, smooth):
         if not video_path:
             raise gr.Error("drop a video first", print_exception=False)
-        side = (side or "right").lower()
+        mode, side = request(mode, side)
         return answer(
-            lambda: work.video(video_path, mode or WHOLE, side, bool(smooth)),
+            lambda: work.video(video_path, mode, side, bool(smooth)),
             video_path,
             lambda r: next((str(f) for f in r.files if f.suffix == ".gif"), None),
         )
 
     def mode_and_side(elem_id: str):
         """The 'hand box' choice and the side choice it shows for the whole image."""
-        mode = gr.Radio(
-            [DETECT, WHOLE] if can_detect else [WHOLE],
-            value=DETECT if can_detect else WHOLE,
-            label="hand box",
-            elem_id=elem_id,
-        )
-        side = gr.Radio(["right", "left"], value="right", label="hand side (whole image)", visible=not can_detect)
+        mode = gr.Radio(list(PAGE_MODES), value=DETECT, label="hand box", elem_id=elem_id)
+        side = gr.Radio(["right", "left"], value="right", label="hand side (whole image)", visible=False)
         mode.change(lambda m: gr.update(visible=m == WHOLE), mode, side, api_visibility="private")
         return mode, side
 
@@ -656,7 +652,7 @@ def read_users(auth: str | None = None, auth_file: str | os.PathLike | None = No
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the --auth-file ({_first_line(e)})") from None
+            raise ValueError(f"{path}: cannot read the --auth-file ({first_line(e)})") from None
         found = [(n, ln.strip()) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.strip().startswith("#")]
         if not found:
             raise ValueError(f"{path}: no USER:PASSWORD line in the --auth-file")

@@ -167,7 +167,7 @@ def test_a_mano_format_model_renders(tmp_path):
 
 def test_crop_labels_are_make_samples():
     from handssca.data.sample import make_sample
-    from handssca.data.synthetic import crop_labels
+    from handssca.data.synthetic.composition import crop_labels
     from handssca.data.transforms import Augment, bbox_from_points, crop_affine, square_bbox
 
     ds = SyntheticHands("train", 2, seed=9, image_size=64)
@@ -267,7 +267,7 @@ def _same(a, b, where="scene") -> None:
 def test_a_sample_draws_the_same_numbers_with_or_without_photos():
     """Sample i is a function of (seed, split, i): whether scikit-image's photos are there changes the
     backgrounds (procedural textures stand in), nothing else."""
-    from handssca.data.synthetic_scene import PHOTOS, PhotoBank
+    from handssca.data.synthetic.photos import PHOTOS, PhotoBank
 
     ds = SyntheticHands("test", 12, seed=5, image_size=128, max_occluders=3)
     ds._setup()
@@ -292,7 +292,7 @@ def test_a_sample_draws_the_same_numbers_with_or_without_photos():
 def test_a_photo_that_cannot_be_read_is_an_error_naming_it(monkeypatch, tmp_path, capsys):
     skdata = pytest.importorskip("skimage.data")
     from handssca.cli import main
-    from handssca.data.synthetic_scene import PhotoBank
+    from handssca.data.synthetic.photos import PhotoBank
 
     def missing():
         raise OSError("[Errno 2] No such file or directory: '.../skimage/data/coffee.png'")
@@ -303,3 +303,21 @@ def test_a_photo_that_cannot_be_read_is_an_error_naming_it(monkeypatch, tmp_path
     code = main(["data", "preview", "--dataset", "synthetic", "--count", "1", "--out", str(tmp_path / "g.png")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "coffee" in err
+
+
+def test_a_sample_is_pinned_to_its_pixels_and_labels():
+    """Sample 2 of (val, seed 7) drawn by the numpy renderer, byte for byte as it was before the synthetic
+    code became a package (issue #26): moving code must not move a pixel. Regenerate only for a deliberate
+    change of the pictures (or a numpy / Pillow whose arithmetic differs)."""
+    import hashlib
+
+    s = SyntheticHands("val", 3, seed=7, image_size=128, renderer="numpy")[2]
+    pinned = {
+        "image": "c95c82bb91dae8aa3a61432b6b901883571cc88360481ae915a774ed55e3c36d",
+        "joints_img": "168c3a382dab0f2851895310cfba19efed28803c2d89d9e2bd8a3315d1902f8c",
+        "joints_cam": "b3a2b7d5fbf40916fa837a24008fa1a783f777795c9c46e1af312026cb163a5d",
+        "pose": "aea7d138b6c693f903f394f69318db1601d2a467396fe3e7a3cd4f14831e7a1f",
+        "mask_full": "a3faea34b322f8daf821ad3c70fd4ccae39baabf028734161fa54dd0a0e3e928",
+    }
+    got = {k: hashlib.sha256(np.ascontiguousarray(s[k]).tobytes()).hexdigest() for k in pinned}
+    assert got == pinned

@@ -13,7 +13,7 @@ import torch
 
 from handssca.hand import HandModel
 from handssca.hand.loader import HandModelFileError, load_hand_model_data
-from handssca.safe_pickle import PickleFileError, safe_pickle_load
+from handssca.io.safe_pickle import PickleFileError, safe_pickle_load
 
 from . import mano_files
 from .mano_files import plain_arrays, random_model_arrays

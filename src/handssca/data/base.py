@@ -21,7 +21,7 @@ from handssca.frames import (
     project,
     whole_image_box,
 )
-from handssca.io_images import ImageReadError, read_image
+from handssca.io.images import ImageReadError, read_image
 
 
 class DatasetLayoutError(ValueError):

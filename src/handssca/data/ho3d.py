@@ -30,7 +30,7 @@ from handssca.data.base import DatasetLayoutError, Record, RecordDataset, as_arr
 from handssca.data.mano_labels import opengl_to_opencv, relative_to_mean, require_hand_model
 from handssca.frames import opengl_to_opencv as opengl_to_opencv_points
 from handssca.hand.joint_orders import HO3D_TO_FREIHAND
-from handssca.safe_pickle import safe_pickle_load
+from handssca.io.safe_pickle import safe_pickle_load
 
 log = logging.getLogger("handssca.data")
 #: Fingertip vertices (thumb..pinky) of HO3D's ``handJoints3D`` (its toolkit's patched MANO layer).

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from handssca.frames import sampled_region
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -99,6 +101,21 @@ def warp_image(image: np.ndarray, M: np.ndarray, out_size: int) -> np.ndarray:
             image[..., ch], mat, offset, (out_size, out_size), order=1, mode="constant", cval=0.0
         )
     return out
+
+
+def warp_region(image: np.ndarray, M: np.ndarray, lo, hi, out_size: int) -> np.ndarray:
+    """:func:`warp_image` of a uint8 (H, W, 3) image by M into (out_size, out_size, 3) float32 in [0, 1],
+    converting to float only the part the crop samples: the pixels between ``lo`` and ``hi`` (x, y; the
+    crop's window in the image) with a margin (:func:`~handssca.frames.sampled_region`)."""
+    hi_, wi = image.shape[:2]
+    x0, y0, x1, y1 = sampled_region(lo, hi, wi, hi_)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((out_size, out_size, 3), np.float32)
+    region = image[y0:y1, x0:x1].astype(np.float32)
+    region *= np.float32(1.0 / 255.0)
+    Mr = M.copy()
+    Mr[:, 2] += M[:, :2] @ np.array([x0, y0], dtype=np.float64)  # region pixel p is image pixel p + (x0, y0)
+    return warp_image(region, Mr, out_size)
 
 
 def crop_intrinsics(K: np.ndarray, M: np.ndarray, rot: float) -> np.ndarray:

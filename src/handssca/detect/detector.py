@@ -25,7 +25,6 @@ the side of the hand as it is seen in the image given, unmirrored: a photo of a 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -44,7 +43,8 @@ from handssca.detect.rects import (
 )
 from handssca.detect.second_look import second_looks
 from handssca.environment import resolve_device
-from handssca.io_images import to_rgb_uint8
+from handssca.io.images import to_rgb_uint8
+from handssca.results import HandDetection
 
 #: The landmark network's input side, pixels.
 LANDMARK_INPUT = 224
@@ -62,35 +62,6 @@ def world_to_image_axes(world: np.ndarray, rotation: float) -> np.ndarray:
 def detector_file() -> str:
     """Path of the bundled ``hand_detector.npz``."""
     return str(resources.files("handssca") / "assets" / "hand_detector.npz")
-
-
-@dataclass
-class HandDetection:
-    """One hand found in an image; pixels of that image."""
-
-    bbox: np.ndarray  # (4,) x, y, w, h: the axis-aligned box of the 21 landmarks
-    score: float  # hand-presence probability from the landmark network, in [0, 1]
-    hand_side: str  # "left" or "right", as seen in the image (not selfie-mirrored)
-    keypoints_2d: np.ndarray  # (21, 2) x, y pixels, FreiHAND / MediaPipe order
-    keypoints_3d: np.ndarray | None = None  # (21, 3) metres about the hand's centre, the image's axes (x right, y down)
-    side_score: float = 1.0  # probability of ``hand_side``, in [0.5, 1]
-    palm_score: float | None = None  # the palm detector's score, None when the crop came from tracking
-    rect: RotatedRect | None = None  # the landmark network's crop
-
-    def to_json(self) -> dict:
-        return {
-            "bbox_xywh": [float(v) for v in self.bbox],
-            "score": float(self.score),
-            "hand_side": self.hand_side,
-            "side_score": float(self.side_score),
-            "palm_score": None if self.palm_score is None else float(self.palm_score),
-            "keypoints_2d_px": np.asarray(self.keypoints_2d, dtype=float).tolist(),
-            "keypoints_3d_m": None
-            if self.keypoints_3d is None or not np.isfinite(self.keypoints_3d).all()
-            else np.asarray(self.keypoints_3d, dtype=float).tolist(),
-            "keypoints_3d_frame": "metres about the hand's centre, the image's axes (x right, y down, z away); "
-            "MediaPipe's world landmarks",
-        }
 
 
 class HandDetector:

@@ -8,9 +8,10 @@ direction (sin r, -cos r), so a hand whose fingers point up has rotation 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from handssca.frames import sampled_region
+from handssca.results import RotatedRect
 
 #: Palm keypoints that set a palm rect's rotation (wrist centre -> middle-finger MCP), MediaPipe's choice.
 PALM_ROTATION_KEYPOINTS = (0, 2)
@@ -18,22 +19,6 @@ PALM_ROTATION_KEYPOINTS = (0, 2)
 PALM_SCALE, PALM_SHIFT_Y = 2.6, -0.5
 #: Landmarks -> hand crop for the next video frame: scale 2.0 and shift 0.1 towards the fingers.
 LANDMARK_SCALE, LANDMARK_SHIFT_Y = 2.0, -0.1
-
-
-@dataclass
-class RotatedRect:
-    """A rectangle in image pixels: centre, size (before rotation) and clockwise rotation (radians)."""
-
-    cx: float
-    cy: float
-    width: float
-    height: float
-    rotation: float
-
-    def corners(self) -> np.ndarray:
-        """(4, 2) corners: top-left, top-right, bottom-right, bottom-left in the crop's own axes."""
-        local = np.array([[-0.5, -0.5], [0.5, -0.5], [0.5, 0.5], [-0.5, 0.5]]) * [self.width, self.height]
-        return local @ _rot(self.rotation).T + [self.cx, self.cy]
 
 
 def _rot(r: float) -> np.ndarray:
@@ -112,15 +97,13 @@ def warp_crop(image: np.ndarray, M: np.ndarray, out_w: int, out_h: int, border: 
     h, w = image.shape[:2]
     corners = np.array([[0, 0], [out_w, 0], [0, out_h], [out_w, out_h]], dtype=np.float64) - 0.5
     src = corners @ Ai.T + ti
-    x0, y0 = np.floor(src.min(axis=0)).astype(int) - 2
-    x1, y1 = np.ceil(src.max(axis=0)).astype(int) + 3
+    x0, y0, x1, y1 = sampled_region(src.min(axis=0), src.max(axis=0), w, h, clip=border == "constant")
     if border == "nearest" and x0 >= 0 and y0 >= 0 and x1 <= w and y1 <= h:  # inside the image: a view
         region = image[y0:y1, x0:x1]
     elif border == "nearest":  # the region with edge pixels repeated beyond the image
         xs, ys = np.clip(np.arange(x0, x1), 0, w - 1), np.clip(np.arange(y0, y1), 0, h - 1)
         region = image[ys[:, None], xs[None, :]]
     elif border == "constant":  # the region inside the image; Pillow fills the rest with black
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if x1 <= x0 or y1 <= y0:
             return np.zeros((out_h, out_w, 3), np.float32)
         region = image[y0:y1, x0:x1]

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.atomic import atomic_path, atomic_write_bytes
 from handssca.frames import opengl_to_opencv
 from handssca.hand.joint_orders import FREIHAND_TO_HO3D
+from handssca.io.atomic import atomic_path, atomic_write_bytes
 
 #: HO3D's OpenCV <-> OpenGL conversion (a 180 degree rotation about x).
 

@@ -49,12 +49,13 @@ from handssca.fit.keypoints import (
 from handssca.fit.prior import PosePrior, limit_violation
 from handssca.fit.table import LandmarkTable
 from handssca.geometry import solve_translation
+from handssca.hand.joint_orders import FREIHAND_PARENTS
 
 #: Landmarks of the palm (FreiHAND order: wrist, index/middle/ring/pinky MCPs) for the global rotation.
 PALM = (0, 5, 9, 13, 17)
-#: Each landmark's parent landmark along its finger (FreiHAND order; the MCPs and the thumb's CMC hang
-#: from the wrist), and the MANO joint whose local rotation swings the bone between them.
-LANDMARK_PARENT = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+#: Each landmark's parent landmark along its finger (:data:`~handssca.hand.joint_orders.FREIHAND_PARENTS`),
+#: and (:data:`SWING_JOINT`) the MANO joint whose local rotation swings the bone between them.
+LANDMARK_PARENT = FREIHAND_PARENTS
 #: The landmarks whose bone is swung, level by level from the palm (each level one per finger).
 SWING_LEVELS = ((2, 6, 10, 14, 18), (3, 7, 11, 15, 19), (4, 8, 12, 16, 20))
 SWING_JOINT = {2: 13, 3: 14, 4: 15, 6: 1, 7: 2, 8: 3, 10: 4, 11: 5, 12: 6, 14: 10, 15: 11, 16: 12, 18: 7, 19: 8, 20: 9}

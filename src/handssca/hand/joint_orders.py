@@ -41,3 +41,12 @@ MANO_TO_FREIHAND = np.array([0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11
 HO3D_TO_FREIHAND = MANO_TO_FREIHAND
 #: FreiHAND order -> HO3D order (the inverse permutation of ``HO3D_TO_FREIHAND``).
 FREIHAND_TO_HO3D = np.argsort(MANO_TO_FREIHAND)
+
+#: Each of the 21 joints' parent in FreiHAND order (-1 for the wrist): along its finger, the MCPs and the
+#: thumb's CMC hanging from the wrist.
+FREIHAND_PARENTS: tuple[int, ...] = (-1, 0, 1, 2, 3, 0, 5, 6, 7, 0, 9, 10, 11, 0, 13, 14, 15, 0, 17, 18, 19)
+#: The 20 bones (parent, child) of the 21 FreiHAND-order joints, finger by finger: for drawing skeletons.
+FREIHAND_BONES: tuple[tuple[int, int], ...] = tuple((p, j) for j, p in enumerate(FREIHAND_PARENTS) if p >= 0)
+
+#: MANO joint (16, MANO order) -> its finger in FreiHAND's thumb..pinky numbering (0-4), -1 for the wrist / palm.
+MANO_JOINT_FINGER = np.array([-1, 1, 1, 1, 2, 2, 2, 4, 4, 4, 3, 3, 3, 0, 0, 0])

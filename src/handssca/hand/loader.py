@@ -1,6 +1,6 @@
 """Safe loading of MANO-format hand models: official pickles (chumpy inside), plain pickles, .npz.
 
-Pickles can run code, so they are read with the allow-list unpickler of ``safe_pickle.py``: only the classes
+Pickles can run code, so they are read with the allow-list unpickler of ``io/safe_pickle.py``: only the classes
 that the official MANO files (and plain numpy pickles, protocols 2 to 5) use can be constructed;
 chumpy and scipy objects are replaced by inert holders that keep their state and are evaluated here
 with numpy. Neither chumpy nor scipy is needed.
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.safe_pickle import _BadValue, _ChumpyCh, _ChumpySelect, _CscMatrix, _Inert, _int_shape, unpickle_bytes
+from handssca.io.safe_pickle import _BadValue, _ChumpyCh, _ChumpySelect, _CscMatrix, _Inert, _int_shape, unpickle_bytes
 
 
 class HandModelFileError(ValueError):

@@ -28,12 +28,12 @@ import math
 import numpy as np
 import torch
 
+from handssca.hand.joint_orders import MANO_PARENTS
 from handssca.hand.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 # Indices into the 15 finger joints (MANO joints 1-15) of each chain (MCP, PIP, DIP), thumb (CMC, MCP, IP)
 FINGER_CHAINS = {"index": (0, 1, 2), "middle": (3, 4, 5), "pinky": (6, 7, 8), "ring": (9, 10, 11)}
 THUMB_CHAIN = (12, 13, 14)
-MANO_PARENTS = (-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14)
 #: MANO joint (1-15) ending at each fingertip, in the tip order of ``tip_ids`` (thumb, index, middle, ring, pinky)
 TIP_PARENT_JOINTS = (15, 3, 6, 12, 9)
 

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from handssca.hand.identity import check_identity, load_identified
-from handssca.model.files import first_line, load_torch_file, save_torch_file
+from handssca.messages import first_line
+from handssca.model.files import load_torch_file, save_torch_file
 from handssca.model.handssca import HandSSCA, build_model
 
 CHECKPOINT_FORMAT = "handssca-checkpoint"

@@ -8,12 +8,8 @@ from pathlib import Path
 
 import torch
 
-from handssca.atomic import atomic_path
-
-
-def first_line(text: str, default: str = "") -> str:
-    """The first non-empty line of ``text`` (``default`` when there is none)."""
-    return next((ln.strip() for ln in text.splitlines() if ln.strip()), default)
+from handssca.io.atomic import atomic_path
+from handssca.messages import first_line
 
 
 def load_torch_file(path: str | os.PathLike, what: str = "checkpoint"):

@@ -4,29 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Bones of the 21 FreiHAND-order joints, for drawing skeletons.
-BONES = [
-    (0, 1),
-    (1, 2),
-    (2, 3),
-    (3, 4),
-    (0, 5),
-    (5, 6),
-    (6, 7),
-    (7, 8),
-    (0, 9),
-    (9, 10),
-    (10, 11),
-    (11, 12),
-    (0, 13),
-    (13, 14),
-    (14, 15),
-    (15, 16),
-    (0, 17),
-    (17, 18),
-    (18, 19),
-    (19, 20),
-]
+from handssca.hand.joint_orders import FREIHAND_BONES
+
+#: Bones of the 21 FreiHAND-order joints, for drawing skeletons (:data:`~handssca.hand.joint_orders.FREIHAND_BONES`).
+BONES = list(FREIHAND_BONES)
 
 
 #: Box colours of hand sides in pictures: right hands blue, left hands orange (as in the web demo's 3D view).

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from handssca.frames import pixel_scale
 from handssca.pictures.draw import SIDE_COLORS, draw_boxes, draw_joints, side_view
+from handssca.results import HandPrediction
 
 #: The longest side of a written overlay picture; larger inputs get an overlay reduced to it.
 OVERLAY_MAX_SIDE = 2048
@@ -18,12 +20,13 @@ def overlay_frame(image_hw: tuple[int, int], picture_hw: tuple[int, int], max_si
     r = min(1.0, max_side / max(ph, pw))
     oh, ow = max(1, round(ph * r)), max(1, round(pw * r))
     sx, sy = W / ow, H / oh
-    A = np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5], [0.0, 0.0, 1.0]])
-    return (oh, ow), A
+    return (oh, ow), pixel_scale(sx, sy)
 
 
-def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 320) -> tuple[np.ndarray, np.ndarray]:
-    """(overlay, side view) uint8 RGB images of a :class:`~handssca.inference.HandPrediction`.
+def prediction_pictures(
+    pred: HandPrediction, image: np.ndarray, render=None, side_size: int = 320
+) -> tuple[np.ndarray, np.ndarray]:
+    """(overlay, side view) uint8 RGB images of a :class:`~handssca.results.HandPrediction`.
 
     ``image``: the picture the hand was found in, at its original size (``pred.image_size``) or reduced
     (a working copy of a large file); the overlay is drawn at that size, at most :data:`OVERLAY_MAX_SIDE`
@@ -33,7 +36,7 @@ def prediction_pictures(pred, image: np.ndarray, render=None, side_size: int = 3
     return prediction_overlay(pred, image, render), (np.clip(side, 0, 1) * 255).astype(np.uint8)
 
 
-def prediction_overlay(pred, image: np.ndarray, render=None) -> np.ndarray:
+def prediction_overlay(pred: HandPrediction, image: np.ndarray, render=None) -> np.ndarray:
     """The overlay of :func:`prediction_pictures` alone: mesh and joints over the image."""
     from PIL import Image
 
@@ -50,7 +53,7 @@ def prediction_overlay(pred, image: np.ndarray, render=None) -> np.ndarray:
 
 
 def hands_overlay(
-    preds: list, image: np.ndarray, render=None, labels: bool = True, numbers: list[int] | None = None
+    preds: list[HandPrediction], image: np.ndarray, render=None, labels: bool = True, numbers: list[int] | None = None
 ) -> np.ndarray:
     """(h, w, 3) uint8: every hand of one image drawn over it (each over the picture of those before it);
     ``image`` as for :func:`prediction_pictures`. ``labels``: each hand's crop box, numbered left to

@@ -1,6 +1,6 @@
 import pytest
 
-from handssca.atomic import atomic_path, atomic_write_bytes
+from handssca.io.atomic import atomic_path, atomic_write_bytes
 
 
 def test_a_complete_write_replaces_the_file(tmp_path):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from handssca.io_images import ImageReadError, to_rgb_uint8
+from handssca.io.images import ImageReadError, to_rgb_uint8
+from handssca.messages import described
 
 
 def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
@@ -42,8 +43,8 @@ def open_video(path: Path) -> tuple[Iterator[np.ndarray], float]:
 
 def _why(e: BaseException) -> str:
     """One line for a decoder's exception: its first line, and ffmpeg's own last line when it printed one."""
+    text = described(e)
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    text = f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
     if "=== stderr ===" in str(e) and lines[-1] != lines[0]:
         text += f": {lines[-1]}"
     return text

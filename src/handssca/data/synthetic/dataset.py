@@ -3,7 +3,7 @@
 Sample i of (split, seed) is a pure function of (seed, split, i) (and of the epoch for the training
 split's augmentation and camera effects), whatever a machine has installed: without scikit-image's
 photos, procedural textures stand in for the photo backgrounds and every other draw is the same
-(:func:`~handssca.data.synthetic_scene.sample_background`). Hands from the hand layer with
+(:func:`~handssca.data.synthetic.photos.sample_background`). Hands from the hand layer with
 poses from its prior and random shapes, any orientation (``max_tilt_deg=180``) or one whose palm
 or back faces the camera within ``max_tilt_deg`` (at an in-plane angle within ``max_roll_deg`` of
 fingers pointing sideways; 180 = any), a camera that makes the hand's box 50-85% of the crop size
@@ -26,11 +26,15 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
 from torch.utils.data import Dataset
 
-from handssca.data import synthetic_scene as sc
-from handssca.data.synthetic_scene import SKIN_TONES
+from handssca.data.synthetic.camera import CameraEffects, apply_effects, sample_effects
+from handssca.data.synthetic.composition import crop_labels, darken, paint_flat, skin_data
+from handssca.data.synthetic.forearm import sample_forearm
+from handssca.data.synthetic.lighting import SKIN_TONES, ambient_occlusion, sample_lighting
+from handssca.data.synthetic.occluders import front_object, held_object, polygon_mask, shape_polygon
+from handssca.data.synthetic.photos import PhotoBank, background_layer, sample_background
+from handssca.data.synthetic.views import affine3, scale_of
 from handssca.data.transforms import (
     Augment,
     AugmentConfig,
@@ -39,11 +43,10 @@ from handssca.data.transforms import (
     crop_affine,
     crop_intrinsics,
     rot_z,
-    rotate_root,
     sample_augment,
     square_bbox,
 )
-from handssca.frames import pixels_to_joints_img, project
+from handssca.frames import project
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 MAX_OCCLUSION = 0.72  # occluders are added while the hand stays at least 28% visible
@@ -87,7 +90,7 @@ class SyntheticHands(Dataset):
         self._hand = None
         self._render = None
         self._reduce_layers = False
-        self._photos: sc.PhotoBank | None = None
+        self._photos: PhotoBank | None = None
         self._skin: dict | None = None
         self.epoch = 0  # augmentation of sample i depends on (seed, epoch, i): set by the trainer
 
@@ -104,7 +107,7 @@ class SyntheticHands(Dataset):
             from handssca.hand import HandModel
 
             self._hand = HandModel.load(self.hand_model_path, dtype=torch.float64)
-            self._skin = _skin_data(self._hand)
+            self._skin = skin_data(self._hand)
         if self._render is None:
             from handssca.render.gl import make_scene_renderer
 
@@ -112,7 +115,7 @@ class SyntheticHands(Dataset):
             # numpy samples photos itself: give it the prepared reductions (GL mipmaps the full photo)
             self._reduce_layers = getattr(self._render, "__self__", None) is None
         if self._photos is None:
-            self._photos = sc.PhotoBank()
+            self._photos = PhotoBank()
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -189,15 +192,15 @@ class SyntheticHands(Dataset):
         look = dict(
             colors=np.clip(variation * (1.0 if textured else tone[None]), 0, 1.2),
             tint=tuple(tone / skin["reference"]) if textured else (1.0, 1.0, 1.0),
-            ao=sc.ambient_occlusion(verts_cam, joints_cam, skin["vertex_finger"])
+            ao=ambient_occlusion(verts_cam, joints_cam, skin["vertex_finger"])
             if skin["vertex_finger"] is not None
             else None,
             wrap=float(rng.uniform(0.2, 0.5)),
             specular=float(rng.uniform(0.02, 0.12)),
             shininess=float(rng.uniform(8, 30)),
         )
-        lighting = sc.sample_lighting(rng)
-        background = sc.sample_background(rng, self._photos, canvas)
+        lighting = sample_lighting(rng)
+        background = sample_background(rng, self._photos, canvas)
         key = np.asarray(lighting.lights[0][0], dtype=np.float64)
         hand_px = max(np.ptp(project(verts_cam, K), axis=0).max(), 1.0)
         shadow = dict(
@@ -213,17 +216,17 @@ class SyntheticHands(Dataset):
         for _ in range(n_occ):
             kind = rng.choice(3, p=[0.35, 0.2, 0.45])
             if kind == 0 and not held:
-                held.append(sc.held_object(rng, joints_cam))
+                held.append(held_object(rng, joints_cam))
             elif kind == 1:
-                front.append(sc.front_object(rng, verts_cam[rng.integers(len(verts_cam))], hand_size))
+                front.append(front_object(rng, verts_cam[rng.integers(len(verts_cam))], hand_size))
             else:
                 trials = []
                 for _ in range(6):
                     vid = int(rng.integers(len(verts_cam)))
                     scale = math.sqrt(target_ratio / n_occ / math.pi) * rng.uniform(0.8, 1.6)
-                    trials.append((vid, scale, sc.shape_polygon(rng, np.zeros(2), 1.0)))
+                    trials.append((vid, scale, shape_polygon(rng, np.zeros(2), 1.0)))
                 if rng.random() < 0.5:
-                    texture, colour = sc.sample_background(rng, self._photos, canvas, blur_prob=0.0), None
+                    texture, colour = sample_background(rng, self._photos, canvas, blur_prob=0.0), None
                 else:
                     texture, colour = None, rng.uniform(0, 1, 3)
                 shade = (float(rng.uniform(0.7, 1.0)), float(rng.uniform(0.9, 1.2)))
@@ -247,11 +250,11 @@ class SyntheticHands(Dataset):
             flats=flats,
             flat_shadow=dict(strength=float(rng.uniform(0.2, 0.5)), offset=shadow["offset"], blur=shadow["blur"]),
             # drawn last so that every draw above is as it was before forearms
-            forearm=sc.sample_forearm(rng, verts_cam, joints_cam, tone, look) if self.forearm else None,
+            forearm=sample_forearm(rng, verts_cam, joints_cam, tone, look) if self.forearm else None,
         )
 
     # ------------------------------------------------------------------------------------------ a view of it
-    def draw(self, s: dict, M: np.ndarray, rot: float, size: int, effects: sc.CameraEffects | None) -> dict:
+    def draw(self, s: dict, M: np.ndarray, rot: float, size: int, effects: CameraEffects | None) -> dict:
         """Render the view of scene ``s`` through the crop map M (2x3, canvas -> view pixels; the scene
         turned by ``rot`` about the optical axis) at ``size`` pixels: image (size, size, 3) float32,
         mask_full, mask_visible (size, size) bool, occlusion."""
@@ -260,8 +263,8 @@ class SyntheticHands(Dataset):
         skin = self._skin
         R = rot_z(rot)
         K = crop_intrinsics(s["K"], M, rot)
-        A = sc.affine3(M)
-        scale = sc._scale_of(A)
+        A = affine3(M)
+        scale = scale_of(A)
         view_to_canvas = np.linalg.inv(A)
         light = s["lighting"]
         lighting = Lighting(
@@ -292,7 +295,7 @@ class SyntheticHands(Dataset):
         for obj in s["held"] + s["front"]:
             v, faces, colours = obj.mesh()
             parts.append(MeshPart(v @ R.T, faces, colours, specular=obj.specular, shininess=obj.shininess))
-        layer = sc.background_layer(
+        layer = background_layer(
             s["background"], self._photos, view_to_canvas, s["canvas"], reduced=self._reduce_layers
         )
         rend = self._render(parts, K, (size, size), lighting, layer)
@@ -301,30 +304,30 @@ class SyntheticHands(Dataset):
         if len(parts) > scenery and 1 - rend.hand_visible.sum() / area > MAX_OCCLUSION:
             rend = self._render(parts[:scenery], K, (size, size), lighting, layer)  # the solids hid too much: none
         image = rend.rgb
-        _darken(image, rend.coverage, s["shadow"], M, scale, keep=rend.coverage)  # the shadow falls behind
+        darken(image, rend.coverage, s["shadow"], M, scale, keep=rend.coverage)  # the shadow falls behind
         occ = np.zeros_like(full)
         verts_px = apply_affine(project(s["vertices_cam"], s["K"]), M)
         for flat in s["flats"]:
             for vid, radius, unit in flat["trials"]:
                 poly = unit * radius * math.sqrt(area) + verts_px[vid]
-                shape = sc.polygon_mask(poly, size)
+                shape = polygon_mask(poly, size)
                 trial = occ | shape
                 # the flats and the solids together keep the hand at least 1 - MAX_OCCLUSION visible
                 if 1 - (rend.hand_visible & ~trial).sum() / area <= MAX_OCCLUSION:
                     occ = trial
-                    _darken(image, shape, s["flat_shadow"], M, scale)
-                    _paint_flat(image, shape, flat, self._photos, view_to_canvas, s["canvas"])
+                    darken(image, shape, s["flat_shadow"], M, scale)
+                    paint_flat(image, shape, flat, self._photos, view_to_canvas, s["canvas"])
                     break
         visible = rend.hand_visible & ~occ
         if effects is not None:
-            image = sc.apply_effects(image, effects)
+            image = apply_effects(image, effects)
         return {"image": image, "mask_full": full, "mask_visible": visible, "occlusion": 1.0 - visible.sum() / area}
 
-    def _effects(self, index: int) -> sc.CameraEffects | None:
+    def _effects(self, index: int) -> CameraEffects | None:
         if not self.camera_effects:
             return None
         epoch = self.epoch if self.augment else 0
-        return sc.sample_effects(np.random.default_rng([self.seed, SPLITS[self.split], int(index), 2, epoch]))
+        return sample_effects(np.random.default_rng([self.seed, SPLITS[self.split], int(index), 2, epoch]))
 
     def render_original(self, index: int) -> dict[str, np.ndarray]:
         """The whole canvas of sample ``index`` (no augmentation) and its labels in the canvas' camera."""
@@ -347,87 +350,9 @@ class SyntheticHands(Dataset):
         np.clip(image, 0, 1, out=image)
         effects = self._effects(index)
         if effects is not None:
-            image = sc.apply_effects(image, effects)
+            image = apply_effects(image, effects)
         sample = crop_labels(s, M, aug.rot, self.image_size, bbox, joints_px)
         sample["image"] = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32)
         sample["mask_full"], sample["mask_visible"] = view["mask_full"], view["mask_visible"]
         sample["occlusion"] = np.float32(view["occlusion"])
         return sample
-
-
-def crop_labels(s: dict, M: np.ndarray, rot: float, size: int, bbox: np.ndarray, joints_px: np.ndarray) -> dict:
-    """The labels :func:`handssca.data.sample.make_sample` gives a crop (same keys, types and maths),
-    without warping an image: the synthetic crop is rendered directly."""
-    R = rot_z(rot)
-    pose = np.array(s["pose"], dtype=np.float64)
-    pose[:3] = rotate_root(pose[:3], R)
-    return {
-        "joints_img": pixels_to_joints_img(apply_affine(joints_px, M), size).astype(np.float32),
-        "valid_joints_img": np.float32(1.0),
-        "K": crop_intrinsics(s["K"], M, rot).astype(np.float32),
-        "joints_cam": (s["joints_cam"] @ R.T).astype(np.float32),
-        "valid_joints_cam": np.float32(1.0),
-        "vertices_cam": (s["vertices_cam"] @ R.T).astype(np.float32),
-        "valid_vertices": np.float32(1.0),
-        "pose": pose.astype(np.float32),
-        "betas": np.asarray(s["betas"], dtype=np.float32),
-        "transl": (R @ (s["root_rest"] + s["transl"]) - s["root_rest"]).astype(np.float32),
-        "valid_mano": np.float32(1.0),
-        "hand_side": "right",
-        "bbox": np.asarray(bbox, dtype=np.float32),
-        "index": s["index"],
-    }
-
-
-def _skin_data(hand) -> dict:
-    """What drawing a hand needs once per process: faces, its texture (or None: per-vertex colours),
-    the texture's mean skin colour (the reference the tone is a tint of) and each vertex's finger."""
-    texture = getattr(hand, "texture", None)
-    uv, faces_uv = getattr(hand, "uv", None), getattr(hand, "faces_uv", None)
-    reference = np.ones(3)
-    if texture is not None and uv is not None and faces_uv is not None:
-        t = np.asarray(texture)
-        on_skin = t[..., 3] > 127 if t.shape[2] == 4 else np.ones(t.shape[:2], bool)
-        reference = t[..., :3][on_skin].reshape(-1, 3).mean(0) / (255.0 if t.dtype == np.uint8 else 1.0)
-        reference = np.maximum(reference, 0.05)
-    else:
-        texture = uv = faces_uv = None
-    weights = hand.lbs_weights.detach().cpu().numpy()
-    finger = sc.MANO_JOINT_FINGER[weights.argmax(1)] if weights.shape[1] == 16 else None
-    return dict(faces=hand.faces, texture=texture, uv=uv, faces_uv=faces_uv, reference=reference, vertex_finger=finger)
-
-
-def _darken(image: np.ndarray, mask: np.ndarray, shadow: dict, M: np.ndarray, scale: float, keep=None) -> None:
-    """A soft shadow of ``mask`` (shifted by ``shadow['offset']`` canvas px, blurred) darkens image in place,
-    except at ``keep`` (H, W) bool when given. The blur runs at a quarter of the resolution."""
-    if not mask.any():
-        return
-    h, w = mask.shape
-    dx, dy = (int(round(x)) for x in M[:, :2] @ shadow["offset"])
-    shifted = np.zeros((h, w), np.uint8)
-    ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
-    shifted[ys, xs] = mask[max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)] * np.uint8(255)
-    im = Image.fromarray(shifted).reduce(4)
-    im = im.filter(ImageFilter.GaussianBlur(float(max(shadow["blur"] * scale / 4, 0.5)))).resize((w, h), Image.BILINEAR)
-    factor = np.asarray(im, dtype=np.float32) * np.float32(-shadow["strength"] / 255.0)
-    factor += 1.0
-    if keep is not None:
-        factor[keep] = 1.0
-    image *= factor[..., None]
-
-
-def _paint_flat(image, shape, flat, photos, view_to_canvas, canvas) -> None:
-    """Fill ``shape`` with a flat occluder's texture or colour, shaded along canvas x."""
-    from handssca.render.raster import sample_layer
-
-    ys, xs = np.nonzero(shape)
-    points = np.stack([xs, ys], 1).astype(np.float64)
-    if flat["texture"] is not None:
-        layer = sc.background_layer(flat["texture"], photos, view_to_canvas, canvas, reduced=True)
-        tex = sample_layer(layer, points)
-    else:
-        tex = flat["colour"].astype(np.float32)[None]
-    u = (points @ view_to_canvas[0, :2] + view_to_canvas[0, 2]) / canvas
-    a, b = flat["shade"]
-    shade = (a + (b - a) * np.clip(u, 0, 1)).astype(np.float32)[:, None]
-    image[ys, xs] = np.clip(tex * shade, 0, 1)

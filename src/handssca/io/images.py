@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from handssca.frames import pixel_scale
+from handssca.messages import described
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif"}
 
@@ -88,8 +91,7 @@ class ScaledImage:
 
     def affine_to_working(self) -> np.ndarray:
         """(2, 3) affine from original pixel coordinates to working pixel coordinates."""
-        sx, sy = self.scale_xy
-        return np.array([[1 / sx, 0.0, 0.5 / sx - 0.5], [0.0, 1 / sy, 0.5 / sy - 0.5]])
+        return pixel_scale(*self.scale_xy)[:2]
 
     def to_working(self, points: np.ndarray) -> np.ndarray:
         """(N, 2) original pixels -> working pixels."""
@@ -110,11 +112,6 @@ class ScaledImage:
         x, y, w, h = (float(v) for v in box)
         (x2, y2), sx, sy = self.to_working(np.array([[x, y]]))[0], *self.scale_xy
         return np.array([x2, y2, w / sx, h / sy])
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
 def _megapixels(w: int, h: int) -> str:
@@ -183,7 +180,7 @@ def load_image(
     except Image.DecompressionBombError as e:
         raise ImageReadError(_bomb_message(path, e)) from None
     except Exception as e:  # any decoder failure on a damaged file is this file's problem
-        raise ImageReadError(f"{path}: not a readable image ({_describe(e)})") from None
+        raise ImageReadError(f"{path}: not a readable image ({described(e)})") from None
     with im:
         W, H = im.size
         if W <= 0 or H <= 0:
@@ -233,7 +230,7 @@ def load_image(
         except ImageReadError:
             raise
         except Exception as e:  # truncated or corrupt data, a decoder error, no memory for this one file
-            raise ImageReadError(f"{path}: not a readable image ({_describe(e)})") from None
+            raise ImageReadError(f"{path}: not a readable image ({described(e)})") from None
         scale_xy = (k * dw / target[0], k * dh / target[1])
     if swap:
         (W, H), scale_xy = (H, W), scale_xy[::-1]

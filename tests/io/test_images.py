@@ -1,7 +1,7 @@
 import pytest
 from PIL import Image
 
-from handssca.io_images import ImageReadError, load_image
+from handssca.io.images import ImageReadError, load_image
 
 
 def test_a_huge_jpeg_with_a_small_box_decodes_reduced_instead_of_refused(tmp_path):
@@ -67,7 +67,7 @@ def test_a_dark_16_bit_image_is_scaled_as_16_bit(tmp_path, suffix):
     """16-bit pixels are 0-65535 whatever the brightest one is: a dark picture (max 200) stays dark."""
     import numpy as np
 
-    from handssca.io_images import read_image, to_rgb_uint8
+    from handssca.io.images import read_image, to_rgb_uint8
 
     grey = (np.arange(40 * 30).reshape(30, 40) % 201).astype(np.uint16)  # 0..200 out of 65535
     expected = np.floor(grey.astype(np.float64) * 255.0 / 65535.0 + 0.5).astype(np.uint8)  # 0 or 1
@@ -85,7 +85,7 @@ def test_a_dark_16_bit_image_is_scaled_as_16_bit(tmp_path, suffix):
 def test_integer_arrays_of_undeclared_depth():
     import numpy as np
 
-    from handssca.io_images import to_rgb_uint8
+    from handssca.io.images import to_rgb_uint8
 
     eight_bit = np.array([[0, 128, 255]], dtype=np.int64)  # e.g. a list of 8-bit values
     np.testing.assert_array_equal(to_rgb_uint8(eight_bit)[0, :, 0], [0, 128, 255])
