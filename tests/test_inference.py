@@ -229,3 +229,30 @@ def test_the_detector_is_built_once_when_threads_ask_for_it_together(monkeypatch
     for t in threads:
         t.join()
     assert len(built) == 1 and len(got) == 4 and all(d is built[0] for d in got)
+
+
+def test_from_checkpoint_runs_the_inference_copy_in_the_precision_asked(tiny_checkpoint):
+    from handssca.model import load_model
+    from handssca.model.inference_copy import InferenceNetwork
+
+    x = np.random.default_rng(5).random((2, 3, 128, 128), dtype=np.float32)
+    with torch.no_grad():
+        ref = load_model(tiny_checkpoint)(torch.from_numpy(x))
+    f32 = HandReconstructor.from_checkpoint(tiny_checkpoint, device="cpu", precision="float32")
+    assert isinstance(f32.runner.model, InferenceNetwork) and f32.runner.model.dtype == torch.float32
+    out = f32.runner(x)
+    for k in ("joints", "joints_img", "pose_aa", "betas"):
+        np.testing.assert_allclose(out[k], ref[k].numpy(), atol=1e-4, rtol=1e-4, err_msg=k)
+    bf16 = HandReconstructor.from_checkpoint(tiny_checkpoint, device="cpu", precision="bfloat16")
+    assert bf16.runner.model.dtype == torch.bfloat16
+    out = bf16.runner(x)
+    assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in out.values())
+    assert np.abs(out["joints_img"] - ref["joints_img"].numpy()).max() < 0.02  # of the crop
+    with pytest.raises(ValueError, match="precision: expected one of auto, float32, bfloat16; got 'half'"):
+        HandReconstructor.from_checkpoint(tiny_checkpoint, device="cpu", precision="half")
+
+
+def test_predict_refuses_an_unknown_precision(tiny_checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", str(tmp_path / "x.png"), "--checkpoint", str(tiny_checkpoint), "--precision", "half"])
+    assert e.value.code == 2 and "--precision" in capsys.readouterr().err

@@ -176,7 +176,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if (args.checkpoint is None) == (args.onnx is None):
         raise ValueError("give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
     rec = (
-        HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model)
+        HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model, precision=args.precision)
         if args.checkpoint
         else HandReconstructor.from_onnx(args.onnx, args.hand_model)
     )
@@ -228,6 +228,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         auth=args.auth,
         auth_file=args.auth_file,
         max_upload_mb=args.max_upload_mb,
+        precision=args.precision,
     )
     return 0
 
@@ -350,6 +351,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help=HAND_MODEL_HELP + "; with --onnx: optional, checked against the model's record",
     )
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the network's arithmetic with --checkpoint (default auto: bfloat16 on a CPU with native bf16, "
+        "AVX512-BF16 or AMX, else float32)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_predict)
 
@@ -372,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--hand-model", metavar="PATH", help=HAND_MODEL_HELP)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: a GPU when there is one)")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="the network's arithmetic (default auto: bfloat16 on a CPU with native bf16, "
+        "AVX512-BF16 or AMX, else float32)",
+    )
     p.add_argument(
         "--auth",
         metavar="USER:PASSWORD",

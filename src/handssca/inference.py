@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from handssca.data.transforms import bbox_from_points, crop_affine, crop_intrinsics, square_bbox, warp_region
-from handssca.environment import resolve_device
+from handssca.environment import cpu_has_bf16, resolve_device
 from handssca.frames import (
     joints_img_to_pixels,
     mirror_box,
@@ -437,16 +437,24 @@ class HandReconstructor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike, hand_model: str | None = None, device: str | torch.device | None = None
+        cls,
+        path: str | os.PathLike,
+        hand_model: str | None = None,
+        device: str | torch.device | None = None,
+        precision: str = "auto",
     ) -> HandReconstructor:
         """The network of a checkpoint with the hand model it was trained with. ``hand_model``: that
         model's MANO file (checked against the checkpoint's record); needed for a MANO-trained
         checkpoint unless the file is at the path recorded at training (see
-        :func:`~handssca.model.checkpoint.model_from_checkpoint`)."""
+        :func:`~handssca.model.checkpoint.model_from_checkpoint`). ``precision``: "auto" (bf16 on a CPU
+        that computes in bf16, else float32), "float32" or "bfloat16": the network runs as
+        :func:`~handssca.model.inference_copy.inference_copy` makes it (BatchNorm folded, channels-last)."""
         from handssca.model.checkpoint import load_model
+        from handssca.model.inference_copy import inference_copy, resolve_precision
 
         dev = resolve_device(device)
-        model = load_model(path, hand_model).to(dev)
+        dtype = resolve_precision(precision, dev, cpu_has_bf16())
+        model = inference_copy(load_model(path, hand_model).to(dev), dtype)
         runner = TorchRunner(model, dev)
         return cls(runner, model.hand.faces, model.config.input_size, device=dev, hand_model=runner.hand_model)
 

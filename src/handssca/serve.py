@@ -680,8 +680,10 @@ def serve(
     auth: str | None = None,
     auth_file: str | os.PathLike | None = None,
     max_upload_mb: float = MAX_UPLOAD_MB,
+    precision: str = "auto",
 ) -> None:
-    """Run the page on http://host:port until interrupted (Ctrl-C or SIGTERM). ``auth`` / ``auth_file``:
+    """Run the page on http://host:port until interrupted (Ctrl-C or SIGTERM). ``precision``: the network's
+    (:meth:`~handssca.inference.HandReconstructor.from_checkpoint`). ``auth`` / ``auth_file``:
     the page asks for a name and password (:func:`read_users`); on an address other machines reach,
     without them, a warning says the page is open to them. Everything the page writes lives in one
     :class:`ServerFolder`, removed on the way out."""
@@ -695,7 +697,7 @@ def serve(
             import_gradio()  # before the checkpoint is read: say what is missing first
             from handssca.inference import HandReconstructor
 
-            rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device)
+            rec = HandReconstructor.from_checkpoint(checkpoint, hand_model, device, precision)
             if not users and not is_loopback(host):
                 print(
                     f"handssca serve: warning: {host} is reachable from other machines and the page asks for no "
