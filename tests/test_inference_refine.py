@@ -110,6 +110,50 @@ def test_a_fit_far_from_its_landmarks_keeps_the_network_mesh_and_says_why(rec):
     json.dumps(pred.to_json(), allow_nan=False)
 
 
+def test_a_hand_whose_fit_is_rejected_is_fitted_as_the_other_side(checkpoint, monkeypatch):
+    """A hand the detector gave one side whose fit on that side is rejected is fitted as the other side; that
+    side's fit is used and the prediction says why (the detection's own side stays on record). Here the left
+    side's fits are made to fail (a flat hand's mirror image can fit its landmarks too, so a real wrong-side
+    detection is not always rejected). A side the user gives is kept as given; a rejected fit whose other
+    side fails as well keeps the detected side."""
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    image, truth = render_right_hand(size=256, roll_deg=10.0, palm=True)
+    K = _f(256)
+    scaled, (det,) = rec.detect(image)
+    fit = rec._fit
+    rejected = {"left"}
+
+    def fit_failing_on(net, crop, *args):
+        if ("left" if crop.flip else "right") in rejected:
+            return (
+                None,
+                {"used": False, "reason": "made to fail; the network's mesh is kept", "residual_2d_px_network": 1.0},
+                None,
+            )
+        return fit(net, crop, *args)
+
+    monkeypatch.setattr(rec, "_fit", fit_failing_on)
+    wrong = dataclasses.replace(det, hand_side="left")
+    (pred,) = rec.reconstruct_all(scaled, K=K, detections=[wrong])
+    assert pred.hand_side == "right" and pred.extras["mesh_source"] == "landmark_fit"
+    assert pred.extras["side_check"] == {
+        "from": "landmark_fit",
+        "detected": "left",
+        "detected_fit": "made to fail; the network's mesh is kept",
+    }
+    assert np.linalg.norm(pred.joints_2d - truth, axis=1).mean() < 8.0
+    assert pred.to_json()["detection"]["hand_side"] == "left"
+    (forced,) = rec.reconstruct_all(scaled, K=K, detections=[wrong], hand_side="left")
+    assert forced.hand_side == "left" and forced.extras["mesh_source"] == "network"
+    assert "side_check" not in forced.extras
+    (right,) = rec.reconstruct_all(scaled, K=K, detections=[det])  # its fit is used: no second fit
+    assert right.extras["mesh_source"] == "landmark_fit" and "side_check" not in right.extras
+    rejected.add("right")
+    (both,) = rec.reconstruct_all(scaled, K=K, detections=[wrong])
+    assert both.hand_side == "left" and both.extras["mesh_source"] == "network"
+    assert both.extras["side_check"]["from"] == "detector"
+
+
 def test_predict_refines_by_default_and_says_so(checkpoint, tmp_path, capsys):
     from PIL import Image
 

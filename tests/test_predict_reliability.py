@@ -274,3 +274,26 @@ def test_summary_add_stays_linear_in_the_files_written():
     hashed[0] = 0
     summary.add([CountingPath("last.json")])
     assert hashed[0] <= 2  # not one per file already written (6001 before the fix)
+
+
+def test_summary_names_the_hands_whose_side_came_from_their_fit():
+    from types import SimpleNamespace
+
+    from handssca.predict import PredictSummary
+
+    summary = PredictSummary()
+    summary.ok.append("a.png")
+    corrected = SimpleNamespace(
+        hand_side="right",
+        extras={
+            "mesh_source": "landmark_fit",
+            "landmark_fit": {"used": True, "reason": None},
+            "side_check": {"from": "landmark_fit", "detected": "left", "detected_fit": "far; kept"},
+        },
+    )
+    kept = SimpleNamespace(hand_side="left", extras={"mesh_source": "landmark_fit", "landmark_fit": {"used": True}})
+    summary.count("a.png", [corrected, kept])
+    text = summary.text()
+    assert "2 hand(s) fitted to their landmarks" in text
+    assert "a.png: the hand detected as left is a right hand (only that side fits its landmarks)" in text
+    assert text.count("detected as") == 1

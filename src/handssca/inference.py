@@ -150,6 +150,13 @@ SMOOTH_MIN_CUTOFF, SMOOTH_BETA = 1.0, 20.0
 SMOOTH_BETA_RAD = 1.0
 
 
+def _fit_rejected(pred: HandPrediction) -> bool:
+    """Whether ``pred``'s landmark fit ran and was not used (rejected for its residuals or a failure; not
+    for want of landmarks or of the hand model's file)."""
+    fit = pred.extras.get("landmark_fit")
+    return bool(fit) and not fit["used"] and "residual_2d_px_network" in fit
+
+
 class HandReconstructor:
     """Image + optional box and hand side -> :class:`HandPrediction`. Left hands are mirrored in and out.
 
@@ -287,6 +294,8 @@ class HandReconstructor:
                     refine=refine,
                     previous=before,
                 )
+                if hand_side is None and _fit_rejected(pred):
+                    pred = self._other_side(pred, own, det, K, refine, before)
             except ValueError as e:
                 why = f"{scaled.name}: the {det.hand_side} hand detected at x={x:.0f}, y={y:.0f}: {e}"
                 if errors is None:
@@ -296,6 +305,23 @@ class HandReconstructor:
             pred.extras["detection"] = det.to_json()
             out.append(pred)
         return out
+
+    def _other_side(self, pred: HandPrediction, image: ScaledImage, det, K, refine, before) -> HandPrediction:
+        """A detected hand whose landmark fit was rejected, fitted again as the other side: a right hand's
+        landmarks fitted as a left hand's (the side the detector gave wrong) end far from them, the right
+        side's fit does not. The other side's prediction is taken when its fit is used; ``extras["side_check"]``
+        says so either way."""
+        other = "left" if pred.hand_side == "right" else "right"
+        alt = self(image, bbox=det.bbox, hand_side=other, K=K, detection=det, refine=refine, previous=before)
+        if alt.extras["mesh_source"] != "landmark_fit":
+            pred.extras["side_check"] = {"from": "detector", "other_side_fit": alt.extras["landmark_fit"]["reason"]}
+            return pred
+        alt.extras["side_check"] = {
+            "from": "landmark_fit",
+            "detected": pred.hand_side,
+            "detected_fit": pred.extras["landmark_fit"]["reason"],
+        }
+        return alt
 
     def track_video(
         self,

@@ -34,6 +34,8 @@ class PredictSummary:
     network_meshes: list[tuple[str, str]] = field(default_factory=list)
     #: hands whose mesh is the hand model fitted to their landmarks
     fitted: int = 0
+    #: (input, what) of hands whose side is not the detector's: only the other side's fit matched their landmarks
+    sides_from_fit: list[tuple[str, str]] = field(default_factory=list)
     _seen: set[Path] = field(default_factory=set, repr=False)  # the paths of ``written``, for add's test
 
     def count(self, name: str, preds: list) -> None:
@@ -45,6 +47,10 @@ class PredictSummary:
                 self.fitted += 1
             elif fit is not None and fit.get("reason"):
                 self.network_meshes.append((name, fit["reason"]))
+            side = pred.extras.get("side_check") or {}
+            if side.get("from") == "landmark_fit":
+                what = f"the hand detected as {side['detected']} is a {pred.hand_side} hand (only that side fits its landmarks)"
+                self.sides_from_fit.append((name, what))
 
     def add(self, files: list[Path]) -> None:
         """Append the files not yet in :attr:`written` (in their order; constant time per file)."""
@@ -66,6 +72,7 @@ class PredictSummary:
         if self.network_meshes:
             lines[0] += f", {len(self.network_meshes)} kept the network's mesh"
         lines += [f"  no hand found in {name}" for name in self.no_hand]
+        lines += [f"  {name}: {what}" for name, what in self.sides_from_fit]
         lines += [f"  left out a hand of {name}: {why}" for name, why in self.hands_left_out]
         lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
         lines += [f"  the network's mesh for a hand of {name}: {why}" for name, why in self.network_meshes]
