@@ -74,7 +74,7 @@ class FitWeights:
     """Weights of the energy's terms (see the module docstring). Distances are metres; the 2D term's
     pixels are turned into metres at the hand's depth (pixels * depth / focal length)."""
 
-    keypoints_3d: float = 0.3  #: the 3D landmarks (after the free similarity)
+    keypoints_3d: float = 0.2  #: the 3D landmarks (after the free similarity)
     keypoints_2d: float = 1.0  #: the 2D keypoints
     robust_2d_m: float = 0.01  #: the 2D term's Huber threshold, metres at the hand's depth
     scale_prior: float = 0.1  #: pull of the landmarks' scale towards 1 (relative to the landmarks' spread)
