@@ -252,3 +252,23 @@ def test_the_kernel_refuses_betas_of_another_count(hands):
     z = np.zeros((1, 21, 3))[0]
     with pytest.raises(ValueError, match="betas"):
         kernel.evaluate(km, np.zeros((1, 48)), np.zeros((1, 12)), np.zeros((1, 3)), z, z, False)
+
+
+def test_numpys_blas_runs_on_one_thread_during_the_fit_only(hands, monkeypatch):
+    """Left spinning after the fit's small products, BLAS worker threads slowed the network run next."""
+    from threadpoolctl import threadpool_info
+
+    from handssca.fit import solver
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    seen = []
+    inner = solver._fit_hand
+    monkeypatch.setattr(solver, "_fit_hand", lambda *a: seen.append(blas_threads()) or inner(*a))
+    before = blas_threads()
+    hand = hands["default"]
+    joints, *_ = _truth(hand, 2, seed=7)
+    res = solver.fit_hand(FitModel.from_hand(hand, _own_keypoints()), project(joints, K), K, joints)
+    assert res.converged.all()
+    assert seen and seen[0] and all(n == 1 for n in seen[0]) and blas_threads() == before

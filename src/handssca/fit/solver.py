@@ -26,6 +26,7 @@ squares through K), then a few batched Levenberg-Marquardt steps on the exact Ja
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -480,6 +481,23 @@ def _kabsch_from(A: np.ndarray) -> np.ndarray:
     return U @ D @ Vt
 
 
+_blas_pools = None
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on the calling thread only (threadpoolctl). The fit's matrices
+    are small: BLAS worker threads gain nothing there, and left spinning after a call they slowed the
+    detector and the network that ran next by ~24 ms on 2 cores (``benchmarks/README.md``)."""
+    global _blas_pools
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - a declared dependency
+        return contextlib.nullcontext()
+    if _blas_pools is None:
+        _blas_pools = ThreadpoolController()
+    return _blas_pools.limit(limits=1, user_api="blas")
+
+
 def fit_hand(
     model: FitModel,
     keypoints_2d: np.ndarray | None,
@@ -498,7 +516,24 @@ def fit_hand(
     ``init``: the network's parameters: the start when there are no 3D landmarks, and the target of the
     ``network_m`` pull. ``previous``: the last frame's fit, the target of the ``temporal_m`` pull.
     ``iterations``: at most this many Levenberg-Marquardt steps; a hand stops when a step lowers its energy
-    by less than ``tolerance`` (relative). Returns :class:`FitResult`; never NaN (a hand whose fit fails keeps its start, ``converged`` False)."""
+    by less than ``tolerance`` (relative). Returns :class:`FitResult`; never NaN (a hand whose fit fails keeps its start, ``converged`` False).
+    numpy's BLAS runs on one thread meanwhile (:func:`one_blas_thread`)."""
+    with one_blas_thread():
+        return _fit_hand(model, keypoints_2d, K, keypoints_3d, init, weights, previous, iterations, tolerance)
+
+
+def _fit_hand(
+    model: FitModel,
+    keypoints_2d: np.ndarray | None,
+    K: np.ndarray | None,
+    keypoints_3d: np.ndarray | None,
+    init: FitInit | None = None,
+    weights: FitWeights | None = None,
+    previous: FitInit | None = None,
+    iterations: int = 20,
+    tolerance: float = 1e-3,
+) -> FitResult:
+    """:func:`fit_hand` without the BLAS thread limit."""
     weights = FitWeights() if weights is None else weights
     if keypoints_2d is None and keypoints_3d is None:
         raise ValueError("fit_hand: give keypoints_2d (with K) or keypoints_3d")
