@@ -256,3 +256,9 @@ def test_predict_refuses_an_unknown_precision(tiny_checkpoint, tmp_path, capsys)
     with pytest.raises(SystemExit) as e:
         main(["predict", str(tmp_path / "x.png"), "--checkpoint", str(tiny_checkpoint), "--precision", "half"])
     assert e.value.code == 2 and "--precision" in capsys.readouterr().err
+
+
+def test_predict_refuses_precision_with_an_onnx_model(tmp_path, capsys):
+    code = main(["predict", str(tmp_path / "x.png"), "--onnx", str(tmp_path / "m.onnx"), "--precision", "float32"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--precision: only with --checkpoint" in err and len(err.strip().splitlines()) == 1

@@ -15,7 +15,7 @@ from tests.detect.hand_images import render_right_hand
 
 @pytest.fixture(scope="module")
 def rec(checkpoint):
-    return HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    return HandReconstructor.from_checkpoint(checkpoint, device="cpu", precision="float32")
 
 
 def _f(size: int) -> np.ndarray:
@@ -116,7 +116,7 @@ def test_a_hand_whose_fit_is_rejected_is_fitted_as_the_other_side(checkpoint, mo
     side's fits are made to fail (a flat hand's mirror image can fit its landmarks too, so a real wrong-side
     detection is not always rejected). A side the user gives is kept as given; a rejected fit whose other
     side fails as well keeps the detected side."""
-    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu")
+    rec = HandReconstructor.from_checkpoint(checkpoint, device="cpu", precision="float32")
     image, truth = render_right_hand(size=256, roll_deg=10.0, palm=True)
     K = _f(256)
     scaled, (det,) = rec.detect(image)
@@ -136,11 +136,10 @@ def test_a_hand_whose_fit_is_rejected_is_fitted_as_the_other_side(checkpoint, mo
     wrong = dataclasses.replace(det, hand_side="left")
     (pred,) = rec.reconstruct_all(scaled, K=K, detections=[wrong])
     assert pred.hand_side == "right" and pred.extras["mesh_source"] == "landmark_fit"
-    assert pred.extras["side_check"] == {
-        "from": "landmark_fit",
-        "detected": "left",
-        "detected_fit": "made to fail; the network's mesh is kept",
-    }
+    check = pred.extras["side_check"]
+    assert check["side"] == "right" and check["from"] == "landmark_fit" and check["detected"] == "left"
+    assert check["reason"] == "the left side's fit was not used (made to fail; the network's mesh is kept)"
+    assert check["residual_2d_px"]["left"] is None and 0 < check["residual_2d_px"]["right"] < 3.0
     assert np.linalg.norm(pred.joints_2d - truth, axis=1).mean() < 8.0
     assert pred.to_json()["detection"]["hand_side"] == "left"
     (forced,) = rec.reconstruct_all(scaled, K=K, detections=[wrong], hand_side="left")
@@ -151,7 +150,38 @@ def test_a_hand_whose_fit_is_rejected_is_fitted_as_the_other_side(checkpoint, mo
     rejected.add("right")
     (both,) = rec.reconstruct_all(scaled, K=K, detections=[wrong])
     assert both.hand_side == "left" and both.extras["mesh_source"] == "network"
-    assert both.extras["side_check"]["from"] == "detector"
+    assert both.extras["side_check"]["from"] == "detector" and both.extras["side_check"]["side"] == "left"
+    assert both.extras["side_check"]["residual_2d_px"] == {"left": None, "right": None}
+    rejected.discard("right")
+
+    def other_side_fails(image, bbox, hand_side, **kw):
+        if hand_side == "right":
+            raise ValueError("its box lies outside the image\nsecond line")
+        return call(image, bbox=bbox, hand_side=hand_side, **kw)
+
+    call = rec.__call__
+    monkeypatch.setattr(type(rec), "__call__", lambda self, *a, **kw: other_side_fails(*a, **kw))
+    (kept,) = rec.reconstruct_all(scaled, K=K, detections=[wrong])  # the other side's error keeps the hand
+    assert kept.hand_side == "left" and kept.extras["side_check"]["reason"] == (
+        "the right side's fit was not used (its box lies outside the image)"
+    )
+
+
+def test_a_tracked_hand_keeps_its_voted_side_without_a_side_check(rec, monkeypatch):
+    """In a video the track's vote decides a hand's side: no frame is fitted as the other side (which could
+    flip the side from frame to frame), even where a photo's hand would be."""
+    from handssca import inference
+
+    monkeypatch.setattr(inference, "SIDE_CHECK_BELOW", 1.01)  # every detected hand is "unsure" now
+    calls = []
+    other = rec._other_side
+    monkeypatch.setattr(rec, "_other_side", lambda *a: calls.append(1) or other(*a))
+    frames = [render_right_hand(size=256, roll_deg=r, palm=True)[0] for r in (0.0, 5.0, 10.0)]
+    tracked = [f for f in rec.track_video(frames, fps=10.0)]
+    assert [len(f.hands) for f in tracked] == [1, 1, 1] and calls == []
+    assert all(f.hands[0].extras["mesh_source"] == "landmark_fit" for f in tracked)
+    (photo,) = rec.reconstruct_all(frames[0], K=_f(256))  # the same picture as a photo: checked
+    assert calls == [1] and "side_check" in photo.extras
 
 
 def test_an_uncertain_side_is_decided_by_the_fits(rec):
@@ -164,7 +194,9 @@ def test_an_uncertain_side_is_decided_by_the_fits(rec):
     (pred,) = rec.reconstruct_all(scaled, K=_f(256), detections=[unsure])
     assert pred.hand_side == "right" and pred.extras["mesh_source"] == "landmark_fit"
     check = pred.extras["side_check"]
-    assert check["from"] == "landmark_fit" and "the right side's fit ends nearer the keypoints" in check["detected_fit"]
+    assert check["from"] == "landmark_fit" and check["side_score"] == 0.6
+    assert check["reason"].startswith("the right side's fit ends nearer the keypoints")
+    assert check["residual_2d_px"]["right"] < check["residual_2d_px"]["left"]
     assert np.linalg.norm(pred.joints_2d - truth, axis=1).mean() < 8.0
     sure = dataclasses.replace(det, hand_side="left", side_score=0.95)
     (kept,) = rec.reconstruct_all(scaled, K=_f(256), detections=[sure])

@@ -288,12 +288,12 @@ def test_summary_names_the_hands_whose_side_came_from_their_fit():
         extras={
             "mesh_source": "landmark_fit",
             "landmark_fit": {"used": True, "reason": None},
-            "side_check": {"from": "landmark_fit", "detected": "left", "detected_fit": "far; kept"},
+            "side_check": {"side": "right", "from": "landmark_fit", "detected": "left", "reason": "nearer"},
         },
     )
     kept = SimpleNamespace(hand_side="left", extras={"mesh_source": "landmark_fit", "landmark_fit": {"used": True}})
     summary.count("a.png", [corrected, kept])
     text = summary.text()
     assert "2 hand(s) fitted to their landmarks" in text
-    assert "a.png: the hand detected as left is a right hand (only that side fits its landmarks)" in text
+    assert "a.png: the hand detected as left is given as a right hand: nearer" in text
     assert text.count("detected as") == 1

@@ -175,8 +175,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     if (args.checkpoint is None) == (args.onnx is None):
         raise ValueError("give exactly one of --checkpoint CKPT or --onnx MODEL.onnx")
+    if args.onnx is not None and args.precision is not None:
+        raise ValueError("--precision: only with --checkpoint (an ONNX model runs in the precision it was exported in)")
     rec = (
-        HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model, precision=args.precision)
+        HandReconstructor.from_checkpoint(args.checkpoint, args.hand_model, precision=args.precision or "auto")
         if args.checkpoint
         else HandReconstructor.from_onnx(args.onnx, args.hand_model)
     )
@@ -354,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16"),
-        default="auto",
+        default=None,
         help="the network's arithmetic with --checkpoint (default auto: bfloat16 on a CPU with native bf16, "
         "AVX512-BF16 or AMX, else float32)",
     )

@@ -14,6 +14,7 @@ through the camera and its 3D landmarks; :mod:`handssca.fit`), starting from the
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from handssca.frames import (
 )
 from handssca.geometry import place_in_crop
 from handssca.io.images import ScaledImage, load_image, to_rgb_uint8
-from handssca.messages import described
+from handssca.messages import described, first_line
 from handssca.model.runner import NetworkRunner, TorchRunner
 from handssca.results import HandPrediction, VideoFrame
+
+log = logging.getLogger(__name__)
 
 #: The longest side, in pixels, at which a large image file is decoded for reconstruction, unless the hand
 #: box needs more to reach the network's full input resolution (see :meth:`HandReconstructor.working_scale`).
@@ -263,6 +266,7 @@ class HandReconstructor:
         source: str | os.PathLike | None = None,
         refine: str | None | object = ...,
         previous: list | None = None,
+        side_check: bool = True,
     ) -> list[HandPrediction]:
         """Find every hand with :attr:`detector` and reconstruct each in its detected box with its
         detected side (``hand_side`` overrides the side for all). ``detections``: hands found already
@@ -276,7 +280,10 @@ class HandReconstructor:
         full input resolution from it is cropped from the file decoded again for its own box (as with a
         box given). ``source``: that file, when ``image`` is its already decoded :class:`ScaledImage`.
         ``refine``: as :meth:`__call__` (each hand fitted to its own landmarks); ``previous``: per detection,
-        that hand's prediction in the frame before (video), or None."""
+        that hand's prediction in the frame before (video), or None. ``side_check``: a hand whose fit is
+        rejected, or whose side the detector is unsure of (:data:`SIDE_CHECK_BELOW`), is fitted as the other
+        side too, and the side whose fit ends nearer its keypoints is taken (``extras["side_check"]``;
+        never when ``hand_side`` is given; it costs one more network run and fit for such a hand)."""
         if isinstance(image, (str, os.PathLike)):
             source = image
         if detections is None:
@@ -305,7 +312,7 @@ class HandReconstructor:
                     refine=refine,
                     previous=before,
                 )
-                if hand_side is None and (_fit_rejected(pred) or _side_uncertain(pred, det)):
+                if side_check and hand_side is None and (_fit_rejected(pred) or _side_uncertain(pred, det)):
                     pred = self._other_side(pred, own, det, K, refine, before)
             except ValueError as e:
                 why = f"{scaled.name}: the {det.hand_side} hand detected at x={x:.0f}, y={y:.0f}: {e}"
@@ -321,26 +328,46 @@ class HandReconstructor:
         """A detected hand fitted again as the other side, when its fit on the detected side was rejected or
         the detector was unsure of the side (:data:`SIDE_CHECK_BELOW`): a hand's landmarks fitted as the
         wrong side end farther from them (or are rejected). The other side's prediction is taken when its
-        fit is used and the detected side's was not, or ends nearer the 2D keypoints; ``extras["side_check"]``
-        says which and why."""
+        fit is used and the detected side's was not, or ends nearer the 2D keypoints. Either way the
+        prediction's ``extras["side_check"]`` says: ``side`` (the one taken), ``from`` ("landmark_fit" when it
+        is not the detector's, else "detector"), ``detected`` and ``side_score`` (the detector's), and per
+        side ``residual_2d_px`` (None where that side's fit was not used) and ``reason``."""
         other = "left" if pred.hand_side == "right" else "right"
-        alt = self(image, bbox=det.bbox, hand_side=other, K=K, detection=det, refine=refine, previous=before)
-        mine, theirs = pred.extras["landmark_fit"], alt.extras["landmark_fit"]
-        if alt.extras["mesh_source"] == "landmark_fit" and (
-            not mine["used"] or theirs["residual_2d_px"] < mine["residual_2d_px"]
-        ):
-            why = mine["reason"] or (
-                f"the {other} side's fit ends nearer the keypoints ({theirs['residual_2d_px']:.2f} px against "
-                f"{mine['residual_2d_px']:.2f} px; the detector's side probability {det.side_score:.2f})"
-            )
-            alt.extras["side_check"] = {"from": "landmark_fit", "detected": pred.hand_side, "detected_fit": why}
-            return alt
-        pred.extras["side_check"] = {
-            "from": "detector",
-            "other_side_fit": theirs["reason"]
-            or f"{theirs['residual_2d_px']:.2f} px from the keypoints (this side {mine['residual_2d_px']:.2f} px)",
+        try:
+            alt = self(image, bbox=det.bbox, hand_side=other, K=K, detection=det, refine=refine, previous=before)
+        except ValueError as e:  # the other side cannot be reconstructed: the detected side's stays
+            alt, why_not = None, first_line(e)
+        mine = pred.extras["landmark_fit"]
+        theirs = alt.extras["landmark_fit"] if alt is not None else {"used": False, "reason": why_not}
+        residual = {
+            pred.hand_side: mine["residual_2d_px"] if mine["used"] else None,
+            other: theirs["residual_2d_px"] if theirs["used"] else None,
         }
-        return pred
+        take = theirs["used"] and (not mine["used"] or residual[other] < residual[pred.hand_side])
+        if take:
+            reason = (
+                f"the {pred.hand_side} side's fit was not used ({mine['reason']})"
+                if not mine["used"]
+                else f"the {other} side's fit ends nearer the keypoints ({residual[other]:.2f} px against "
+                f"{residual[pred.hand_side]:.2f} px)"
+            )
+        else:
+            reason = (
+                f"the {other} side's fit was not used ({theirs['reason']})"
+                if not theirs["used"]
+                else f"the {pred.hand_side} side's fit ends nearer the keypoints ({residual[pred.hand_side]:.2f} px "
+                f"against {residual[other]:.2f} px)"
+            )
+        chosen = alt if take else pred
+        chosen.extras["side_check"] = {
+            "side": chosen.hand_side,
+            "from": "landmark_fit" if take else "detector",
+            "detected": pred.hand_side,
+            "side_score": float(getattr(det, "side_score", 1.0)),
+            "residual_2d_px": residual,
+            "reason": reason,
+        }
+        return chosen
 
     def track_video(
         self,
@@ -385,8 +412,13 @@ class HandReconstructor:
                     voted = dataclasses.replace(  # the detection fed back to the tracker keeps its own side
                         det, hand_side="right" if mean >= 0.5 else "left", side_score=max(mean, 1.0 - mean)
                     )
-                    got = self.reconstruct_all(
-                        scaled, hand_side=hand_side, detections=[voted], errors=errors, previous=[last.get(tid)]
+                    got = self.reconstruct_all(  # the track's vote decides the side: no side check
+                        scaled,
+                        hand_side=hand_side,
+                        detections=[voted],
+                        errors=errors,
+                        previous=[last.get(tid)],
+                        side_check=False,
                     )
                     hands += got
                     ids += [tid] * len(got)
@@ -499,6 +531,8 @@ class HandReconstructor:
 
         dev = resolve_device(device)
         dtype = resolve_precision(precision, dev, cpu_has_bf16())
+        if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
+            log.warning("precision bfloat16: this CPU has no native bf16 arithmetic; it is emulated (slower)")
         model = inference_copy(load_model(path, hand_model).to(dev), dtype)
         runner = TorchRunner(model, dev)
         return cls(runner, model.hand.faces, model.config.input_size, device=dev, hand_model=runner.hand_model)

@@ -49,7 +49,7 @@ class PredictSummary:
                 self.network_meshes.append((name, fit["reason"]))
             side = pred.extras.get("side_check") or {}
             if side.get("from") == "landmark_fit":
-                what = f"the hand detected as {side['detected']} is a {pred.hand_side} hand (only that side fits its landmarks)"
+                what = f"the hand detected as {side['detected']} is given as a {pred.hand_side} hand: {side['reason']}"
                 self.sides_from_fit.append((name, what))
 
     def add(self, files: list[Path]) -> None:

@@ -256,9 +256,11 @@ def test_the_kernel_refuses_betas_of_another_count(hands):
 
 def test_numpys_blas_runs_on_one_thread_during_the_fit_only(hands, monkeypatch):
     """Left spinning after the fit's small products, BLAS worker threads slowed the network run next."""
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from handssca.fit import solver
+
+    limits = threadpool_limits(2, user_api="blas")  # so that one thread inside the fit is the fit's doing
 
     def blas_threads():
         return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
@@ -270,5 +272,9 @@ def test_numpys_blas_runs_on_one_thread_during_the_fit_only(hands, monkeypatch):
     hand = hands["default"]
     joints, *_ = _truth(hand, 2, seed=7)
     res = solver.fit_hand(FitModel.from_hand(hand, _own_keypoints()), project(joints, K), K, joints)
+    after = blas_threads()
+    limits.restore_original_limits()
     assert res.converged.all()
-    assert seen and seen[0] and all(n == 1 for n in seen[0]) and blas_threads() == before
+    assert before and all(n == 2 for n in before)  # what the fit found
+    assert seen and len(seen[0]) == len(before) and all(n == 1 for n in seen[0])  # inside it
+    assert after == before  # and left as it found it

@@ -32,7 +32,10 @@ def test_float32_copy_equals_the_network(backbone):
     x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         ref = model(x)
-        out = inference_copy(model, torch.float32)(x)
+        net = inference_copy(model, torch.float32)
+        out = net(x)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in net.network.backbone.modules())  # folded
+    assert net.network.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     for key in ("joints_img", "pose_aa", "betas", "joints", "vertices", "heatmaps"):
         scale = ref[key].abs().max().item()
         assert out[key].dtype == torch.float32

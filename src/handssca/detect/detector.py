@@ -169,9 +169,11 @@ class HandDetector:
 
     def __call__(self, image: np.ndarray) -> list[HandDetection]:
         """Every hand in an (H, W[, C]) image (uint8 RGB, or anything ``to_rgb_uint8`` converts), best first."""
-        image = to_rgb_uint8(image)
+        return self._find(to_rgb_uint8(image), self.second_look)
+
+    def _find(self, image: np.ndarray, second_look: bool) -> list[HandDetection]:
         hands = self._look(image)
-        for picture in second_looks(image) if self.second_look and not hands else ():
+        for picture in second_looks(image) if second_look and not hands else ():
             hands = self._look(picture)
             if hands:
                 break
@@ -195,6 +197,6 @@ class HandDetector:
         tracked = [h for h in self.landmarks(image, [rect_from_landmarks(p.keypoints_2d) for p in previous]) if h]
         if previous and len(tracked) == len(previous) and not redetect:
             return self._unique(tracked)
-        found = self(image)
+        found = self._find(image, self.second_look and not tracked)  # a second look only when nothing is followed
         fresh = [h for h in found if all(box_iou_xywh(h.bbox, t.bbox) <= self.duplicate_iou for t in tracked)]
         return self._unique(tracked + fresh)

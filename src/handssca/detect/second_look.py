@@ -1,7 +1,8 @@
 """Pictures the detector looks at again when it finds no hand in the picture itself: the same pixels with
 the contrast stretched, then brightened. Dim, flat pictures (a dark skin tone in a dim room) lose the edges
-the palm detector needs; measured on the package's photo-like synthetic renders (``docs/fitting.md``), 21 of
-the 86 hands missed in 400 are found on one of these, and none of 600 hand-free pictures gives a hand."""
+the palm detector needs; measured on the package's photo-like synthetic renders (``docs/fitting.md``), 20 of
+the 86 hands missed in 400 are found on one of these (314 -> 334), and none of 600 hand-free pictures gives a
+hand."""
 
 from __future__ import annotations
 

@@ -27,7 +27,9 @@ squares through K), then a few batched Levenberg-Marquardt steps on the exact Ja
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -481,21 +483,31 @@ def _kabsch_from(A: np.ndarray) -> np.ndarray:
     return U @ D @ Vt
 
 
-_blas_pools = None
+#: One fit at a time changes the process-wide BLAS thread count (and puts it back).
+_BLAS_LOCK = threading.Lock()
 
 
-def one_blas_thread():
-    """A context in which numpy's BLAS runs on the calling thread only (threadpoolctl). The fit's matrices
-    are small: BLAS worker threads gain nothing there, and left spinning after a call they slowed the
-    detector and the network that ran next by ~24 ms on 2 cores (``benchmarks/README.md``)."""
-    global _blas_pools
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries (None without threadpoolctl)."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - a declared dependency
-        return contextlib.nullcontext()
-    if _blas_pools is None:
-        _blas_pools = ThreadpoolController()
-    return _blas_pools.limit(limits=1, user_api="blas")
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on the calling thread only (threadpoolctl), one such context at
+    a time. The fit's matrices are small: BLAS worker threads gain nothing there, and left spinning after a
+    call they slowed the detector and the network that ran next by ~24 ms on 2 cores (``benchmarks/README.md``)."""
+    controller = _blas_controller()
+    if controller is None:  # pragma: no cover
+        yield
+        return
+    with _BLAS_LOCK, controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 def fit_hand(
